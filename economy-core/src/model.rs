@@ -1,0 +1,133 @@
+//! Plain data the rules decide on: mirrors of the WIT types, free of bindings.
+
+/// What kind of thing a catalog item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemType {
+    Consumable,
+    Durable,
+    Bundle,
+}
+
+/// An amount of one currency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Price {
+    pub currency_code: String,
+    pub amount: i64,
+}
+
+/// One entry of a bundle's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    Item { item_key: String, quantity: u64 },
+    Currency(Price),
+}
+
+/// A catalog item, as far as the rules care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub id: String,
+    pub key: String,
+    pub item_type: ItemType,
+    pub prices: Vec<Price>,
+    pub contents: Vec<Content>,
+    pub duration_seconds: Option<u64>,
+}
+
+/// An item's listing in a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub override_prices: Vec<Price>,
+    pub max_purchases_per_user: Option<u64>,
+    pub purchasable: bool,
+}
+
+/// A grant of an item, as the inventory import takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub item_id: String,
+    pub quantity: u64,
+    pub duration_seconds: Option<u64>,
+}
+
+/// Why a rules operation failed; one case per API error code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleError {
+    NotFound(String),
+    NoPrice,
+    NotPurchasable,
+    MaxPurchasesReached,
+    InsufficientBalance,
+    MaxBalanceExceeded(String),
+    NotConsumable,
+    InsufficientQuantity,
+    Invalid(String),
+}
+
+/// Why the wallet refused a balance change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalletError {
+    UnknownCurrency,
+    InvalidAmount,
+    InsufficientBalance,
+    MaxBalanceExceeded,
+}
+
+/// Why the inventory refused a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InventoryError {
+    UnknownItem,
+    InvalidQuantity,
+    InsufficientQuantity,
+}
+
+impl WalletError {
+    /// The rule a wallet refusal breaks, for a change in `currency_code`.
+    pub fn into_rule_error(self, currency_code: &str) -> RuleError {
+        match self {
+            Self::UnknownCurrency => RuleError::NotFound(format!("currency {currency_code}")),
+            Self::InvalidAmount => RuleError::Invalid("amount out of range".into()),
+            Self::InsufficientBalance => RuleError::InsufficientBalance,
+            Self::MaxBalanceExceeded => RuleError::MaxBalanceExceeded(currency_code.into()),
+        }
+    }
+}
+
+impl From<InventoryError> for RuleError {
+    fn from(error: InventoryError) -> Self {
+        match error {
+            InventoryError::UnknownItem => RuleError::NotFound("item".into()),
+            InventoryError::InvalidQuantity => RuleError::Invalid("quantity out of range".into()),
+            InventoryError::InsufficientQuantity => RuleError::InsufficientQuantity,
+        }
+    }
+}
+
+/// The storage a rules operation runs against: the WIT imports in the
+/// component, an in-memory fake in the unit tests.
+pub trait Env {
+    fn item_by_id(&mut self, id: &str) -> Option<Item>;
+    fn item_by_key(&mut self, key: &str) -> Option<Item>;
+    fn listing(&mut self, store_id: &str, item_id: &str) -> Option<Listing>;
+    fn balance(&mut self, currency_code: &str) -> Option<i64>;
+    fn debit(
+        &mut self,
+        currency_code: &str,
+        amount: i64,
+        reference: &str,
+    ) -> Result<i64, WalletError>;
+    fn credit(
+        &mut self,
+        currency_code: &str,
+        amount: i64,
+        reference: &str,
+    ) -> Result<i64, WalletError>;
+    fn grant_items(&mut self, grants: &[Grant]) -> Result<(), InventoryError>;
+    fn consume(&mut self, item_id: &str, quantity: u64) -> Result<u64, InventoryError>;
+    fn claim_listing(
+        &mut self,
+        store_id: &str,
+        item_id: &str,
+        quantity: u64,
+        cap: u64,
+    ) -> Option<u64>;
+}

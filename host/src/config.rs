@@ -1,0 +1,78 @@
+//! Settings, read from the environment (or flags). Every limit is named
+//! here with its default.
+
+use crate::runtime::RuntimeLimits;
+use crate::storage::PgSettings;
+use clap::Parser;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Parser)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "ECONOMY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// The database: `postgres://user@host:port/database`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+
+    /// The operator key (`Authorization: Bearer …` on `/operator/*`). Without
+    /// it the operator routes answer 401.
+    #[arg(long, env = "ECONOMY_OPERATOR_KEY", hide_env_values = true)]
+    pub operator_key: Option<String>,
+
+    /// Default session lifetime.
+    #[arg(long, env = "ECONOMY_SESSION_TTL_SECONDS", default_value_t = 24 * 3600)]
+    pub session_ttl_seconds: u64,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "ECONOMY_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a connection, a lock or a statement.
+    #[arg(long, env = "ECONOMY_DB_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_timeout_ms: u64,
+
+    /// Fuel (about one per wasm instruction) per rules call.
+    #[arg(long, env = "ECONOMY_MODULE_FUEL", default_value_t = RuntimeLimits::default().fuel)]
+    pub module_fuel: u64,
+
+    /// Wall-clock limit per rules call, storage waits included.
+    #[arg(long, env = "ECONOMY_MODULE_DEADLINE_MS", default_value_t = RuntimeLimits::default().deadline.as_millis() as u64)]
+    pub module_deadline_ms: u64,
+
+    /// Linear memory per rules instance.
+    #[arg(long, env = "ECONOMY_MODULE_MEMORY_BYTES", default_value_t = RuntimeLimits::default().memory_bytes)]
+    pub module_memory_bytes: usize,
+
+    /// Rules instances alive at once.
+    #[arg(long, env = "ECONOMY_MODULE_INSTANCES", default_value_t = RuntimeLimits::default().max_instances)]
+    pub module_instances: u32,
+}
+
+impl Settings {
+    /// Settings with every default, for `database_url`.
+    pub fn for_database(database_url: &str) -> Self {
+        Self::parse_from(["economy-host", "--database-url", database_url])
+    }
+
+    pub fn runtime_limits(&self) -> RuntimeLimits {
+        RuntimeLimits {
+            fuel: self.module_fuel,
+            deadline: Duration::from_millis(self.module_deadline_ms),
+            memory_bytes: self.module_memory_bytes,
+            max_instances: self.module_instances,
+            ..RuntimeLimits::default()
+        }
+    }
+
+    pub fn postgres(&self) -> PgSettings {
+        let timeout = Duration::from_millis(self.db_timeout_ms);
+        PgSettings {
+            url: self.database_url.clone(),
+            max_connections: self.db_pool_size,
+            acquire_timeout: timeout,
+            statement_timeout: timeout,
+        }
+    }
+}

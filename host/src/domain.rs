@@ -1,0 +1,151 @@
+//! Validated input types, parsed at the HTTP boundary so handlers and
+//! storage never see an invalid value. Each names its limits.
+
+use crate::http::error::ApiError;
+
+/// The most of one item a single request may buy, consume or grant.
+pub const MAX_QUANTITY: u64 = 1_000_000;
+/// The largest amount of a currency a price, balance or grant may name
+/// (10^15): far from i64 overflow even after multiplying by a quantity cap.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+
+/// Defines a string newtype checked by `$valid` with `TryFrom<String>`.
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max_chars:expr, $valid:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const MAX_CHARS: usize = $max_chars;
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ApiError;
+
+            fn try_from(value: String) -> Result<Self, ApiError> {
+                let length = value.chars().count();
+                let valid: fn(char) -> bool = $valid;
+                if length == 0 || length > Self::MAX_CHARS || !value.chars().all(valid) {
+                    return Err(ApiError::Validation(format!(
+                        "{} must be 1 to {} characters ({})",
+                        $what,
+                        Self::MAX_CHARS,
+                        stringify!($valid)
+                    )));
+                }
+                Ok(Self(value))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')
+}
+
+fn is_printable(c: char) -> bool {
+    !c.is_control()
+}
+
+checked_string!(
+    /// A currency code such as `gems` or `GD`: letters, digits, `_ - . :`.
+    CurrencyCode, "currency_code", 32, is_key_char
+);
+checked_string!(
+    /// A catalog item or store key: letters, digits, `_ - . :`.
+    CatalogKey, "key", 128, is_key_char
+);
+checked_string!(
+    /// A user's tenant-scoped identity (custom id, entity id).
+    Identity, "identity", 128, is_printable
+);
+checked_string!(
+    /// A display name.
+    Name, "name", 200, is_printable
+);
+checked_string!(
+    /// A client-chosen idempotency key.
+    IdempotencyKey, "idempotency_key", 128, is_printable
+);
+checked_string!(
+    /// A tenant slug: lowercase letters, digits and dashes.
+    Slug, "slug", 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+);
+
+/// A quantity of items: 1 to [`MAX_QUANTITY`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantity(u64);
+
+impl Quantity {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Quantity {
+    type Error = ApiError;
+
+    fn try_from(value: i64) -> Result<Self, ApiError> {
+        match u64::try_from(value) {
+            Ok(q) if (1..=MAX_QUANTITY).contains(&q) => Ok(Self(q)),
+            _ => Err(ApiError::Validation(format!(
+                "quantity must be between 1 and {MAX_QUANTITY}"
+            ))),
+        }
+    }
+}
+
+/// Checks an amount is within 0..=[`MAX_AMOUNT`].
+pub fn amount(field: &str, value: i64) -> Result<i64, ApiError> {
+    if (0..=MAX_AMOUNT).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::Validation(format!(
+            "{field} must be between 0 and {MAX_AMOUNT}"
+        )))
+    }
+}
+
+/// Parses a UUID in canonical text form.
+pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::try_parse(value)
+        .map_err(|_| ApiError::Validation(format!("{field} must be a UUID")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_keys_refuse_empty_long_and_odd_characters() {
+        assert!(CurrencyCode::try_from("gems".to_owned()).is_ok());
+        assert!(CurrencyCode::try_from(String::new()).is_err());
+        assert!(CurrencyCode::try_from("a b".to_owned()).is_err());
+        assert!(CatalogKey::try_from("x".repeat(129)).is_err());
+        assert!(Slug::try_from("My-Game".to_owned()).is_err());
+        assert!(Identity::try_from("player\n".to_owned()).is_err());
+    }
+
+    #[test]
+    fn quantities_are_between_one_and_the_cap() {
+        assert!(Quantity::try_from(0).is_err());
+        assert!(Quantity::try_from(-1).is_err());
+        assert_eq!(Quantity::try_from(3).unwrap().get(), 3);
+        assert!(Quantity::try_from(MAX_QUANTITY as i64 + 1).is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! `/admin/*`: a tenant's currencies, catalog and stores. Writes are
+//! upserts by key and are validated against the rest of the catalog:
+//! prices name existing currencies, bundles name existing items and never
+//! contain themselves, listings name existing items.
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{AdminKey, ApiJson, ApiPath, Data};
+use crate::domain::{self, CatalogKey, CurrencyCode, MAX_QUANTITY, Name};
+use crate::storage::{
+    CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store,
+};
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+/// The longest a granted stack may live: 100 years.
+const MAX_DURATION_SECONDS: i64 = 100 * 366 * 24 * 3600;
+/// The most listings one store may have.
+const MAX_LISTINGS: usize = 1_000;
+/// The most prices or contents one item may have.
+const MAX_ENTRIES: usize = 100;
+/// The longest free-text field (URL, category).
+const MAX_TEXT_CHARS: usize = 2_048;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrencyBody {
+    name: String,
+    #[serde(default)]
+    initial_balance: i64,
+    max_balance: Option<i64>,
+    recharge: Option<Recharge>,
+}
+
+pub async fn put_currency(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(body): ApiJson<CurrencyBody>,
+) -> Result<Data<Currency>, ApiError> {
+    let code = CurrencyCode::try_from(code)?;
+    let initial_balance = domain::amount("initial_balance", body.initial_balance)?;
+    let max_balance = body
+        .max_balance
+        .map(|max| domain::amount("max_balance", max))
+        .transpose()?;
+    if max_balance.is_some_and(|max| initial_balance > max) {
+        return Err(ApiError::validation(
+            "initial_balance must not exceed max_balance",
+        ));
+    }
+    if let Some(recharge) = &body.recharge {
+        domain::amount("recharge.max", recharge.max)?;
+        if domain::amount("recharge.amount", recharge.amount)? == 0 || recharge.period_seconds < 1 {
+            return Err(ApiError::validation(
+                "recharge.amount and recharge.period_seconds must be at least 1",
+            ));
+        }
+    }
+    let currency = NewCurrency {
+        code: code.into_inner(),
+        name: Name::try_from(body.name)?.into_inner(),
+        initial_balance,
+        max_balance,
+        recharge: body.recharge,
+    };
+    Ok(Data(
+        state.storage.put_currency(tenant_id, &currency).await?,
+    ))
+}
+
+pub async fn list_currencies(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+) -> Result<Data<Vec<Currency>>, ApiError> {
+    Ok(Data(state.storage.currencies(tenant_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    name: String,
+    icon_url: Option<String>,
+    item_type: ItemType,
+    category: Option<String>,
+    display_properties: Option<Value>,
+    #[serde(default)]
+    prices: Vec<Price>,
+    #[serde(default)]
+    contents: Vec<Content>,
+    duration_seconds: Option<i64>,
+}
+
+pub async fn put_item(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<ItemBody>,
+) -> Result<Data<CatalogItem>, ApiError> {
+    let key = CatalogKey::try_from(key)?;
+    let currencies = currency_codes(&state, tenant_id).await?;
+    check_prices("prices", &body.prices, &currencies)?;
+    let items = state.storage.items(tenant_id).await?;
+    check_contents(
+        key.as_str(),
+        body.item_type,
+        &body.contents,
+        &items,
+        &currencies,
+    )?;
+    let display_properties = body
+        .display_properties
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    if !display_properties.is_object() {
+        return Err(ApiError::validation(
+            "display_properties must be a JSON object",
+        ));
+    }
+    if body
+        .duration_seconds
+        .is_some_and(|d| !(1..=MAX_DURATION_SECONDS).contains(&d))
+    {
+        return Err(ApiError::validation(format!(
+            "duration_seconds must be between 1 and {MAX_DURATION_SECONDS}"
+        )));
+    }
+    let item = NewItem {
+        key: key.into_inner(),
+        name: Name::try_from(body.name)?.into_inner(),
+        icon_url: text("icon_url", body.icon_url)?,
+        item_type: body.item_type,
+        category: text("category", body.category)?,
+        display_properties,
+        prices: body.prices,
+        contents: body.contents,
+        duration_seconds: body.duration_seconds,
+    };
+    Ok(Data(state.storage.put_item(tenant_id, &item).await?))
+}
+
+pub async fn list_items(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+) -> Result<Data<Vec<CatalogItem>>, ApiError> {
+    Ok(Data(state.storage.items(tenant_id).await?))
+}
+
+pub async fn get_item(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Data<CatalogItem>, ApiError> {
+    let item = state.storage.item_by_key(tenant_id, &key).await?;
+    Ok(Data(item.ok_or_else(|| ApiError::not_found("item"))?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreBody {
+    name: String,
+    #[serde(default)]
+    listings: Vec<Listing>,
+}
+
+pub async fn put_store(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<StoreBody>,
+) -> Result<Data<Store>, ApiError> {
+    let key = CatalogKey::try_from(key)?;
+    let name = Name::try_from(body.name)?;
+    if body.listings.len() > MAX_LISTINGS {
+        return Err(ApiError::validation(format!(
+            "a store has at most {MAX_LISTINGS} listings"
+        )));
+    }
+    let currencies = currency_codes(&state, tenant_id).await?;
+    let items: HashSet<String> = state
+        .storage
+        .items(tenant_id)
+        .await?
+        .into_iter()
+        .map(|item| item.key)
+        .collect();
+    let mut listed = HashSet::new();
+    for listing in &body.listings {
+        if !items.contains(&listing.item_key) {
+            return Err(ApiError::validation(format!(
+                "listing names unknown item {:?}",
+                listing.item_key
+            )));
+        }
+        if !listed.insert(&listing.item_key) {
+            return Err(ApiError::validation(format!(
+                "item {:?} is listed twice",
+                listing.item_key
+            )));
+        }
+        if let Some(prices) = &listing.override_prices {
+            check_prices("override_prices", prices, &currencies)?;
+        }
+        if listing.max_purchases_per_user == Some(0) {
+            return Err(ApiError::validation(
+                "max_purchases_per_user must be at least 1",
+            ));
+        }
+    }
+    Ok(Data(
+        state
+            .storage
+            .put_store(tenant_id, key.as_str(), name.as_str(), &body.listings)
+            .await?,
+    ))
+}
+
+pub async fn get_store(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Data<Store>, ApiError> {
+    let store = state.storage.store_by_key(tenant_id, &key).await?;
+    Ok(Data(store.ok_or_else(|| ApiError::not_found("store"))?))
+}
+
+async fn currency_codes(
+    state: &AppState,
+    tenant_id: uuid::Uuid,
+) -> Result<HashSet<String>, ApiError> {
+    Ok(state
+        .storage
+        .currencies(tenant_id)
+        .await?
+        .into_iter()
+        .map(|c| c.code)
+        .collect())
+}
+
+fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(text) if text.chars().count() > MAX_TEXT_CHARS => Err(ApiError::validation(format!(
+            "{field} is longer than {MAX_TEXT_CHARS} characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// Prices name known currencies, at most once each, with amounts in range.
+fn check_prices(
+    field: &str,
+    prices: &[Price],
+    currencies: &HashSet<String>,
+) -> Result<(), ApiError> {
+    if prices.len() > MAX_ENTRIES {
+        return Err(ApiError::validation(format!(
+            "{field} has more than {MAX_ENTRIES} entries"
+        )));
+    }
+    let mut seen = HashSet::new();
+    for price in prices {
+        if !currencies.contains(&price.currency_code) {
+            return Err(ApiError::validation(format!(
+                "{field} names unknown currency {:?}",
+                price.currency_code
+            )));
+        }
+        if !seen.insert(&price.currency_code) {
+            return Err(ApiError::validation(format!(
+                "{field} names currency {:?} twice",
+                price.currency_code
+            )));
+        }
+        domain::amount(field, price.amount)?;
+    }
+    Ok(())
+}
+
+/// Only bundles have contents; they name known items and currencies, and
+/// no bundle may (transitively) contain itself.
+fn check_contents(
+    key: &str,
+    item_type: ItemType,
+    contents: &[Content],
+    items: &[CatalogItem],
+    currencies: &HashSet<String>,
+) -> Result<(), ApiError> {
+    if item_type != ItemType::Bundle {
+        return if contents.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation("only bundles have contents"))
+        };
+    }
+    if contents.is_empty() || contents.len() > MAX_ENTRIES {
+        return Err(ApiError::validation(format!(
+            "a bundle has 1 to {MAX_ENTRIES} contents"
+        )));
+    }
+    let mut graph: HashMap<&str, Vec<&str>> = items
+        .iter()
+        .map(|item| (item.key.as_str(), content_keys(&item.contents)))
+        .collect();
+    graph.insert(key, content_keys(contents));
+    for content in contents {
+        match content {
+            Content::Item { item_key, quantity } => {
+                if !graph.contains_key(item_key.as_str()) {
+                    return Err(ApiError::validation(format!(
+                        "contents name unknown item {item_key:?}"
+                    )));
+                }
+                if !(1..=MAX_QUANTITY).contains(quantity) {
+                    return Err(ApiError::validation(format!(
+                        "content quantities must be between 1 and {MAX_QUANTITY}"
+                    )));
+                }
+            }
+            Content::Currency {
+                currency_code,
+                amount,
+            } => {
+                if !currencies.contains(currency_code) {
+                    return Err(ApiError::validation(format!(
+                        "contents name unknown currency {currency_code:?}"
+                    )));
+                }
+                if domain::amount("contents amount", *amount)? == 0 {
+                    return Err(ApiError::validation("content amounts must be at least 1"));
+                }
+            }
+        }
+    }
+    if reaches(&graph, key, key, &mut HashSet::new()) {
+        return Err(ApiError::validation(format!(
+            "bundle {key:?} would contain itself"
+        )));
+    }
+    Ok(())
+}
+
+fn content_keys(contents: &[Content]) -> Vec<&str> {
+    contents
+        .iter()
+        .filter_map(|content| match content {
+            Content::Item { item_key, .. } => Some(item_key.as_str()),
+            Content::Currency { .. } => None,
+        })
+        .collect()
+}
+
+/// Whether `target` is reachable from `from`'s contents.
+fn reaches<'a>(
+    graph: &HashMap<&'a str, Vec<&'a str>>,
+    from: &'a str,
+    target: &str,
+    seen: &mut HashSet<&'a str>,
+) -> bool {
+    graph
+        .get(from)
+        .into_iter()
+        .flatten()
+        .any(|&next| next == target || (seen.insert(next) && reaches(graph, next, target, seen)))
+}

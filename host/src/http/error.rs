@@ -1,0 +1,197 @@
+//! The one API error type. Each variant has a stable code and an HTTP
+//! status (SPEC §4-§6); server-side failures answer with an opaque body and
+//! log their cause inside the request's span.
+
+use crate::runtime::RuleError;
+use crate::storage::StorageError;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `VALIDATION_FAILED`: the request is malformed or out of range.
+    #[error("{0}")]
+    Validation(String),
+    /// 401 `UNAUTHORIZED`: missing or unknown key, or missing, unknown or
+    /// expired session.
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    /// 403 `FORBIDDEN`: a valid key of the wrong kind for the route.
+    #[error("this key may not call this route")]
+    Forbidden,
+    /// 404 `NOT_FOUND`: the thing named does not exist for this tenant.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// 405 `METHOD_NOT_ALLOWED`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409 `CONFLICT`: a unique name is taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// 413 `PAYLOAD_TOO_LARGE`.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// 400 `NO_PRICE`: no price for the item in that currency.
+    #[error("the item has no price in this currency")]
+    NoPrice,
+    /// 400 `NOT_PURCHASABLE`: the listing is shown but not for sale.
+    #[error("this listing is not for sale")]
+    NotPurchasable,
+    /// 400 `MAX_PURCHASES_REACHED`: the listing's per-user cap.
+    #[error("the per-user purchase limit of this listing is reached")]
+    MaxPurchasesReached,
+    /// 400 `INSUFFICIENT_BALANCE`.
+    #[error("insufficient balance")]
+    InsufficientBalance,
+    /// 400 `MAX_BALANCE_EXCEEDED`: a credit would pass the currency's cap.
+    #[error("the balance of {0} would exceed its maximum")]
+    MaxBalanceExceeded(String),
+    /// 400 `NOT_CONSUMABLE`.
+    #[error("the item is not consumable")]
+    NotConsumable,
+    /// 400 `INSUFFICIENT_QUANTITY`.
+    #[error("the user does not hold enough of the item")]
+    InsufficientQuantity,
+    /// 422 `IDEMPOTENCY_KEY_REUSED`: the key was used with another body.
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// 500 `MODULE_FAILED`: the rules module trapped or ran out of a limit.
+    #[error("the rules module failed")]
+    ModuleFailed,
+    /// 503 `TENANT_UNAVAILABLE`: the tenant's database cannot be reached.
+    #[error("the tenant's database is unavailable")]
+    TenantUnavailable(#[source] sqlx::Error),
+    /// 500 `INTERNAL`: a bug or an unexpected failure; the cause is logged.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_)
+            | Self::NoPrice
+            | Self::NotPurchasable
+            | Self::MaxPurchasesReached
+            | Self::InsufficientBalance
+            | Self::MaxBalanceExceeded(_)
+            | Self::NotConsumable
+            | Self::InsufficientQuantity => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ModuleFailed | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "VALIDATION_FAILED",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict(_) => "CONFLICT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::NoPrice => "NO_PRICE",
+            Self::NotPurchasable => "NOT_PURCHASABLE",
+            Self::MaxPurchasesReached => "MAX_PURCHASES_REACHED",
+            Self::InsufficientBalance => "INSUFFICIENT_BALANCE",
+            Self::MaxBalanceExceeded(_) => "MAX_BALANCE_EXCEEDED",
+            Self::NotConsumable => "NOT_CONSUMABLE",
+            Self::InsufficientQuantity => "INSUFFICIENT_QUANTITY",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::ModuleFailed => "MODULE_FAILED",
+            Self::TenantUnavailable(_) => "TENANT_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound(what.into())
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::Validation(message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause, debug = ?cause, "request failed")
+            }
+            Self::TenantUnavailable(cause) => {
+                tracing::warn!(error = %cause, "tenant database unavailable")
+            }
+            _ => {}
+        }
+        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Conflict(what) => Self::Conflict(what.into()),
+            StorageError::Database(
+                e @ (sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)),
+            ) => Self::TenantUnavailable(e),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<RuleError> for ApiError {
+    fn from(error: RuleError) -> Self {
+        match error {
+            RuleError::NotFound(what) => Self::NotFound(what),
+            RuleError::NoPrice => Self::NoPrice,
+            RuleError::NotPurchasable => Self::NotPurchasable,
+            RuleError::MaxPurchasesReached => Self::MaxPurchasesReached,
+            RuleError::InsufficientBalance => Self::InsufficientBalance,
+            RuleError::MaxBalanceExceeded(code) => Self::MaxBalanceExceeded(code),
+            RuleError::NotConsumable => Self::NotConsumable,
+            RuleError::InsufficientQuantity => Self::InsufficientQuantity,
+            RuleError::Invalid(message) => Self::Validation(message),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge;
+        }
+        Self::Validation(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::Validation(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::Validation(rejection.body_text())
+    }
+}

@@ -1,0 +1,154 @@
+//! Extractors: JSON, path and query parsing that fails with
+//! `VALIDATION_FAILED`, the `{"data": ...}` envelope, and authentication.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::secrets;
+use crate::storage::{KeyKind, User};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+/// `axum::Json`, with rejections as [`ApiError`].
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Path`, with rejections as [`ApiError`].
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query`, with rejections as [`ApiError`].
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// A 200 response with body `{"data": ...}`.
+pub struct Data<T>(pub T);
+
+/// A 201 response with body `{"data": ...}`.
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Data<T> {
+    fn into_response(self) -> Response {
+        axum::Json(json!({ "data": self.0 })).into_response()
+    }
+}
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, axum::Json(json!({ "data": self.0 }))).into_response()
+    }
+}
+
+/// The tenant an admin key belongs to.
+pub struct AdminKey(pub Uuid);
+/// The tenant a server (or admin) key belongs to.
+pub struct ServerKey(pub Uuid);
+/// The tenant a client (or admin) key belongs to.
+pub struct ClientKey(pub Uuid);
+/// A client (or admin) key together with a live session of its tenant.
+pub struct ClientSession(pub User);
+/// The operator of the whole service.
+pub struct Operator;
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    header(parts, "authorization")
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The key's tenant, if the key is one of `allowed` kinds: 401 for a
+/// missing or unknown key, 403 for another kind.
+async fn tenant_key(
+    parts: &Parts,
+    state: &AppState,
+    allowed: &[KeyKind],
+) -> Result<Uuid, ApiError> {
+    let key = header(parts, "x-api-key").ok_or(ApiError::Unauthorized)?;
+    let record = state.api_key(key).await?.ok_or(ApiError::Unauthorized)?;
+    if !allowed.contains(&record.kind) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(record.tenant_id)
+}
+
+impl FromRequestParts<AppState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        tenant_key(parts, state, &[KeyKind::Admin]).await.map(Self)
+    }
+}
+
+impl FromRequestParts<AppState> for ServerKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        tenant_key(parts, state, &[KeyKind::Server, KeyKind::Admin])
+            .await
+            .map(Self)
+    }
+}
+
+impl FromRequestParts<AppState> for ClientKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        tenant_key(parts, state, &[KeyKind::Client, KeyKind::Admin])
+            .await
+            .map(Self)
+    }
+}
+
+impl FromRequestParts<AppState> for ClientSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tenant_id = tenant_key(parts, state, &[KeyKind::Client, KeyKind::Admin]).await?;
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let session = state
+            .storage
+            .find_session(&secrets::hash(token))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        // A session of another tenant is as good as no session.
+        if session.user.tenant_id != tenant_id || session.expires_at <= Utc::now() {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(Self(session.user))
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match (bearer(parts), &state.operator_key_hash) {
+            (Some(given), Some(expected)) if secrets::matches(given, expected) => Ok(Self),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// Parses an optional JSON body: empty means `T::default()`.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::validation(format!("invalid JSON body: {error}")))
+}

@@ -1,0 +1,130 @@
+//! The HTTP API (SPEC §3-§6): one module per route family, one error type.
+
+mod admin;
+mod client;
+pub mod error;
+mod extract;
+mod health;
+mod operator;
+mod server;
+
+use crate::runtime::Runtime;
+use crate::secrets;
+use crate::storage::{ApiKeyRecord, Storage, Tx};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use error::ApiError;
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tower_http::trace::TraceLayer;
+
+/// The largest JSON body any route accepts.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything a handler needs, shared by all requests.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub storage: Arc<dyn Storage>,
+    pub runtime: Runtime,
+    pub session_ttl: Duration,
+    pub operator_key_hash: Option<[u8; 32]>,
+    /// Keys never change once issued, so a found key is cached for good.
+    api_keys: RwLock<HashMap<[u8; 32], ApiKeyRecord>>,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        runtime: Runtime,
+        session_ttl: Duration,
+        operator_key: Option<&str>,
+    ) -> Self {
+        Self(Arc::new(AppInner {
+            storage,
+            runtime,
+            session_ttl,
+            operator_key_hash: operator_key.map(secrets::hash),
+            api_keys: RwLock::default(),
+        }))
+    }
+
+    /// Looks an API key up, from memory when it was seen before.
+    pub async fn api_key(&self, key: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
+        let hash = secrets::hash(key);
+        if let Some(record) = self.api_keys.read().expect("key cache lock").get(&hash) {
+            return Ok(Some(*record));
+        }
+        let record = self.storage.find_api_key(&hash).await?;
+        if let Some(record) = record {
+            self.api_keys
+                .write()
+                .expect("key cache lock")
+                .insert(hash, record);
+        }
+        Ok(record)
+    }
+}
+
+/// Ends a request's transaction: commits on success, rolls back (explicitly:
+/// a dropped transaction rolls back late) on failure.
+pub(crate) async fn finish<T>(tx: Box<dyn Tx>, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rollback failed; the connection is discarded");
+            }
+            Err(error)
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/operator/tenants", post(operator::create_tenant))
+        .route("/admin/currencies", get(admin::list_currencies))
+        .route("/admin/currencies/{code}", put(admin::put_currency))
+        .route("/admin/catalog/items", get(admin::list_items))
+        .route(
+            "/admin/catalog/items/{key}",
+            put(admin::put_item).get(admin::get_item),
+        )
+        .route(
+            "/admin/stores/{key}",
+            put(admin::put_store).get(admin::get_store),
+        )
+        .route(
+            "/server/users/{identity}/sessions",
+            post(server::create_session),
+        )
+        .route("/server/users/{identity}/grants", post(server::grant))
+        .route("/server/users/{identity}/ledger", get(server::ledger))
+        .route("/client/auth/custom", post(client::login_custom))
+        .route("/client/wallet", get(client::wallet))
+        .route("/client/inventory", get(client::inventory))
+        .route("/client/inventory/purchase", post(client::purchase))
+        .route("/client/inventory/{item_id}/consume", post(client::consume))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

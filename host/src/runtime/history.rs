@@ -1,0 +1,53 @@
+//! Host side of `economy:plugin/history`: the user's purchase counts.
+
+use super::bindings::economy::plugin::history::Host;
+use super::state::RequestState;
+use uuid::Uuid;
+
+impl Host for RequestState {
+    async fn item_purchases(&mut self, item_id: String) -> wasmtime::Result<u64> {
+        self.charge_import()?;
+        let Ok(item_id) = Uuid::parse_str(&item_id) else {
+            return Ok(0);
+        };
+        Ok(u64::try_from(self.tx.item_purchases(item_id).await?).unwrap_or(0))
+    }
+
+    async fn listing_purchases(
+        &mut self,
+        store_id: String,
+        item_id: String,
+    ) -> wasmtime::Result<u64> {
+        self.charge_import()?;
+        let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id))
+        else {
+            return Ok(0);
+        };
+        Ok(u64::try_from(self.tx.listing_purchases(store_id, item_id).await?).unwrap_or(0))
+    }
+
+    async fn claim_listing(
+        &mut self,
+        store_id: String,
+        item_id: String,
+        quantity: u64,
+        cap: u64,
+    ) -> wasmtime::Result<Option<u64>> {
+        self.charge_import()?;
+        let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id))
+        else {
+            wasmtime::bail!("claim-listing with an id that is not a UUID");
+        };
+        let (Ok(quantity), Ok(cap)) = (i64::try_from(quantity), i64::try_from(cap)) else {
+            return Ok(None);
+        };
+        if quantity < 1 {
+            wasmtime::bail!("claim-listing with quantity 0");
+        }
+        Ok(self
+            .tx
+            .claim_listing(store_id, item_id, quantity, cap)
+            .await?
+            .map(|total| total as u64))
+    }
+}

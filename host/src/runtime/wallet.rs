@@ -1,0 +1,80 @@
+//! Host side of `economy:plugin/wallet`: the user's balances.
+
+use super::bindings::economy::plugin::wallet::{Host, WalletError};
+use super::bindings::types::LedgerReason as WitReason;
+use super::state::RequestState;
+use crate::storage::{LedgerReason, WalletRefusal};
+
+/// The longest ledger reference a guest may write.
+const MAX_REFERENCE_CHARS: usize = 128;
+
+impl Host for RequestState {
+    async fn balance(&mut self, currency_code: String) -> wasmtime::Result<Option<i64>> {
+        self.charge_import()?;
+        Ok(self.tx.balance(&currency_code).await?)
+    }
+
+    async fn debit(
+        &mut self,
+        code: String,
+        amount: i64,
+        reason: WitReason,
+        reference: String,
+    ) -> wasmtime::Result<Result<i64, WalletError>> {
+        self.change(code, amount, true, reason, reference).await
+    }
+
+    async fn credit(
+        &mut self,
+        code: String,
+        amount: i64,
+        reason: WitReason,
+        reference: String,
+    ) -> wasmtime::Result<Result<i64, WalletError>> {
+        self.change(code, amount, false, reason, reference).await
+    }
+}
+
+impl RequestState {
+    async fn change(
+        &mut self,
+        code: String,
+        amount: i64,
+        debit: bool,
+        reason: WitReason,
+        reference: String,
+    ) -> wasmtime::Result<Result<i64, WalletError>> {
+        self.charge_import()?;
+        if amount <= 0 {
+            return Ok(Err(WalletError::InvalidAmount));
+        }
+        if reference.chars().count() > MAX_REFERENCE_CHARS {
+            wasmtime::bail!("ledger reference longer than {MAX_REFERENCE_CHARS} characters");
+        }
+        let delta = if debit { -amount } else { amount };
+        let refusal = match self
+            .tx
+            .change_balance(&code, delta, to_reason(reason), Some(&reference))
+            .await?
+        {
+            Ok(balance_after) => return Ok(Ok(balance_after)),
+            Err(refusal) => refusal,
+        };
+        Ok(Err(match refusal {
+            WalletRefusal::UnknownCurrency => WalletError::UnknownCurrency,
+            WalletRefusal::InsufficientBalance => WalletError::InsufficientBalance,
+            WalletRefusal::MaxBalanceExceeded => WalletError::MaxBalanceExceeded,
+        }))
+    }
+}
+
+fn to_reason(reason: WitReason) -> LedgerReason {
+    match reason {
+        WitReason::Purchase => LedgerReason::Purchase,
+        WitReason::Grant => LedgerReason::Grant,
+        WitReason::Consume => LedgerReason::Consume,
+        WitReason::Recharge => LedgerReason::Recharge,
+        WitReason::Refund => LedgerReason::Refund,
+        WitReason::Admin => LedgerReason::Admin,
+    }
+}

@@ -1,0 +1,94 @@
+//! Builds the application: storage (migrated), the wasm runtime, the router,
+//! and a bound listener (port 0 picks a free port, for tests).
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::runtime::Runtime;
+use crate::storage::PgStorage;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    storage: PgStorage,
+}
+
+impl Application {
+    /// Connects, migrates, compiles the built-in rules, and binds.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let runtime = Runtime::new(settings.runtime_limits())
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .context("starting the wasm runtime")?;
+        Self::build_with_runtime(settings, runtime).await
+    }
+
+    /// As [`Application::build`], sharing an existing runtime (tests start
+    /// many applications in one process).
+    pub async fn build_with_runtime(settings: &Settings, runtime: Runtime) -> anyhow::Result<Self> {
+        let storage = PgStorage::connect(&settings.postgres())
+            .await
+            .context("connecting to the database")?;
+        let state = AppState::new(
+            Arc::new(storage.clone()),
+            runtime,
+            Duration::from_secs(settings.session_ttl_seconds),
+            settings.operator_key.as_deref(),
+        );
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        Ok(Self {
+            listener,
+            router: http::router(state),
+            storage,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.storage.pool()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down; finishing in-flight requests");
+}

@@ -1,0 +1,479 @@
+//! Storage: every SQL statement of the product lives behind the [`Storage`]
+//! (pool-level) and [`Tx`] (one request's transaction) traits, so the
+//! embedded backend and per-tenant databases can slot in beside PostgreSQL.
+//! Nothing here knows about HTTP or wasm; rule checks (caps, balances,
+//! quantities) are enforced atomically by the statements themselves.
+
+mod postgres;
+
+pub use postgres::{MIGRATOR, PgSettings, PgStorage};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A storage failure that is nobody's fault but the database's, or a
+/// uniqueness conflict the caller turns into a client error.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A unique constraint refused the write; the payload names the thing.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// What an API key allows (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Client,
+    Server,
+    Admin,
+}
+
+impl KeyKind {
+    pub const ALL: [KeyKind; 3] = [KeyKind::Client, KeyKind::Server, KeyKind::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Server => "server",
+            Self::Admin => "admin",
+        }
+    }
+
+    fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ApiKeyRecord {
+    pub tenant_id: Uuid,
+    pub kind: KeyKind,
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub identity: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user: User,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A regenerating currency: `amount` every `period_seconds`, up to `max`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recharge {
+    pub amount: i64,
+    pub period_seconds: i64,
+    pub max: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Currency {
+    pub code: String,
+    pub name: String,
+    pub initial_balance: i64,
+    pub max_balance: Option<i64>,
+    pub recharge: Option<Recharge>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewCurrency {
+    pub code: String,
+    pub name: String,
+    pub initial_balance: i64,
+    pub max_balance: Option<i64>,
+    pub recharge: Option<Recharge>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemType {
+    Consumable,
+    Durable,
+    Bundle,
+}
+
+impl ItemType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Consumable => "consumable",
+            Self::Durable => "durable",
+            Self::Bundle => "bundle",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "consumable" => Self::Consumable,
+            "bundle" => Self::Bundle,
+            _ => Self::Durable,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub currency_code: String,
+    pub amount: i64,
+}
+
+/// One entry of a bundle's contents: an item or a currency amount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Content {
+    Item { item_key: String, quantity: u64 },
+    Currency { currency_code: String, amount: i64 },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CatalogItem {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub icon_url: Option<String>,
+    pub item_type: ItemType,
+    pub category: Option<String>,
+    pub display_properties: Value,
+    pub prices: Vec<Price>,
+    pub contents: Vec<Content>,
+    pub duration_seconds: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewItem {
+    pub key: String,
+    pub name: String,
+    pub icon_url: Option<String>,
+    pub item_type: ItemType,
+    pub category: Option<String>,
+    pub display_properties: Value,
+    pub prices: Vec<Price>,
+    pub contents: Vec<Content>,
+    pub duration_seconds: Option<i64>,
+}
+
+fn purchasable_by_default() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listing {
+    pub item_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_prices: Option<Vec<Price>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_purchases_per_user: Option<u64>,
+    #[serde(default = "purchasable_by_default")]
+    pub purchasable: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Store {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub listings: Vec<Listing>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A listing found for a purchase, with the store it belongs to.
+#[derive(Clone, Debug)]
+pub struct StoreListing {
+    pub store_id: Uuid,
+    pub store_key: String,
+    pub listing: Listing,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WalletEntry {
+    pub currency_code: String,
+    pub balance: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recharge: Option<Recharge>,
+}
+
+/// The catalog fields shown with an inventory stack (Amba's `catalog_items`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemSummary {
+    pub key: String,
+    pub name: String,
+    pub icon_url: Option<String>,
+    pub item_type: ItemType,
+    pub category: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InventoryEntry {
+    pub app_user_id: Uuid,
+    pub catalog_item_id: Uuid,
+    pub collection_id: String,
+    pub stack_id: String,
+    pub quantity: i64,
+    pub acquired_via: String,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub catalog_items: ItemSummary,
+}
+
+/// Why a balance changed; stored in the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerReason {
+    Purchase,
+    Grant,
+    Consume,
+    Recharge,
+    Refund,
+    Admin,
+}
+
+impl LedgerReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purchase => "purchase",
+            Self::Grant => "grant",
+            Self::Consume => "consume",
+            Self::Recharge => "recharge",
+            Self::Refund => "refund",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LedgerEntry {
+    pub id: Uuid,
+    pub currency_code: String,
+    pub delta: i64,
+    pub balance_after: i64,
+    pub reason: String,
+    pub reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which ledger entries to list: newest first, before `cursor` if given.
+#[derive(Clone, Debug)]
+pub struct LedgerQuery {
+    pub currency_code: Option<String>,
+    pub limit: i64,
+    pub cursor: Option<Uuid>,
+}
+
+/// Why a balance change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalletRefusal {
+    UnknownCurrency,
+    InsufficientBalance,
+    MaxBalanceExceeded,
+}
+
+/// Why an inventory change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InventoryRefusal {
+    UnknownItem,
+    InsufficientQuantity,
+}
+
+/// A grant of an item into the user's default stack.
+#[derive(Clone, Debug)]
+pub struct NewGrant {
+    pub item_id: Uuid,
+    pub quantity: i64,
+    pub acquired_via: String,
+    pub duration_seconds: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Stack {
+    pub catalog_item_id: Uuid,
+    pub collection_id: String,
+    pub stack_id: String,
+    pub quantity: i64,
+    pub acquired_via: String,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A response stored with its idempotency key.
+#[derive(Clone, Debug)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// The outcome of claiming an idempotency key inside a transaction.
+#[derive(Clone, Debug)]
+pub enum IdempotencyClaim {
+    /// The key is new; this transaction owns it until it ends.
+    Claimed,
+    /// An earlier, committed request used the key.
+    Existing {
+        request_hash: Vec<u8>,
+        response: StoredResponse,
+    },
+}
+
+/// A completed purchase, recorded with the response it returned.
+#[derive(Clone, Debug)]
+pub struct PurchaseRecord {
+    pub id: Uuid,
+    pub item_id: Uuid,
+    pub store_id: Option<Uuid>,
+    pub quantity: i64,
+    pub currency_code: String,
+    pub unit_price: i64,
+    pub total: i64,
+    pub idempotency_key: Option<String>,
+}
+
+/// Pool-level storage: tenants, keys, sessions, the catalog, and reads.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// Whether the database answers.
+    async fn ping(&self) -> StorageResult<()>;
+
+    /// Creates a tenant with its three keys (given as hashes).
+    async fn create_tenant(
+        &self,
+        slug: &str,
+        name: &str,
+        keys: &[(KeyKind, [u8; 32])],
+    ) -> StorageResult<Tenant>;
+    async fn find_api_key(&self, key_hash: &[u8; 32]) -> StorageResult<Option<ApiKeyRecord>>;
+
+    async fn put_currency(
+        &self,
+        tenant_id: Uuid,
+        currency: &NewCurrency,
+    ) -> StorageResult<Currency>;
+    async fn currencies(&self, tenant_id: Uuid) -> StorageResult<Vec<Currency>>;
+    async fn put_item(&self, tenant_id: Uuid, item: &NewItem) -> StorageResult<CatalogItem>;
+    async fn items(&self, tenant_id: Uuid) -> StorageResult<Vec<CatalogItem>>;
+    async fn item_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<CatalogItem>>;
+    async fn put_store(
+        &self,
+        tenant_id: Uuid,
+        key: &str,
+        name: &str,
+        listings: &[Listing],
+    ) -> StorageResult<Store>;
+    async fn store_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<Store>>;
+
+    /// Finds the user, creating it (with its initial balances) if new.
+    async fn find_or_create_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<User>;
+    async fn find_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<Option<User>>;
+    async fn create_session(
+        &self,
+        user: &User,
+        token_hash: &[u8; 32],
+        expires_at: DateTime<Utc>,
+    ) -> StorageResult<()>;
+    async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>>;
+
+    async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>>;
+    async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
+    async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
+
+    /// Opens a transaction scoped to one tenant and one user.
+    async fn begin(&self, tenant_id: Uuid, user_id: Uuid) -> StorageResult<Box<dyn Tx>>;
+}
+
+/// One request's transaction, scoped to one tenant and one user. Dropping it
+/// without `commit` rolls it back, but callers roll back explicitly.
+#[async_trait]
+pub trait Tx: Send {
+    async fn item_by_id(&mut self, id: Uuid) -> StorageResult<Option<CatalogItem>>;
+    async fn item_by_key(&mut self, key: &str) -> StorageResult<Option<CatalogItem>>;
+    async fn store_listing(
+        &mut self,
+        store_id: Uuid,
+        item_id: Uuid,
+    ) -> StorageResult<Option<StoreListing>>;
+    async fn currency(&mut self, code: &str) -> StorageResult<Option<Currency>>;
+
+    /// The user's balance (the initial balance if never touched), or none
+    /// for an unknown currency.
+    async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>>;
+    /// Adds `delta` (positive or negative, not zero) to the balance under a
+    /// row lock and appends a ledger entry; returns the balance after.
+    async fn change_balance(
+        &mut self,
+        code: &str,
+        delta: i64,
+        reason: LedgerReason,
+        reference: Option<&str>,
+    ) -> StorageResult<Result<i64, WalletRefusal>>;
+
+    /// Quantity held in unexpired default stacks.
+    async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64>;
+    /// Applies all grants (item ids distinct, quantities ≥ 1) or none.
+    async fn grant_items(
+        &mut self,
+        grants: &[NewGrant],
+    ) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>>;
+    /// Takes `quantity` from the default stack under a row lock.
+    async fn consume(
+        &mut self,
+        item_id: Uuid,
+        quantity: i64,
+    ) -> StorageResult<Result<i64, InventoryRefusal>>;
+
+    async fn item_purchases(&mut self, item_id: Uuid) -> StorageResult<i64>;
+    async fn listing_purchases(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<i64>;
+    /// Adds `quantity` to the listing's count if it stays within `cap`.
+    async fn claim_listing(
+        &mut self,
+        store_id: Uuid,
+        item_id: Uuid,
+        quantity: i64,
+        cap: i64,
+    ) -> StorageResult<Option<i64>>;
+
+    /// Claims `key` for this transaction, or reports the earlier request
+    /// that used it. A concurrent claim of the same key waits for this
+    /// transaction to end.
+    async fn claim_idempotency_key(
+        &mut self,
+        key: &str,
+        request_hash: &[u8],
+    ) -> StorageResult<IdempotencyClaim>;
+    /// Records the purchase and, with a claimed key, the response to replay.
+    async fn record_purchase(
+        &mut self,
+        purchase: &PurchaseRecord,
+        response: &StoredResponse,
+    ) -> StorageResult<()>;
+
+    async fn commit(self: Box<Self>) -> StorageResult<()>;
+    async fn rollback(self: Box<Self>) -> StorageResult<()>;
+}

@@ -1,0 +1,880 @@
+//! The PostgreSQL backend. Statements are static (so sqlx prepares and
+//! caches them per connection) and coarse: a balance change is one
+//! statement that locks, checks, updates and appends the ledger entry.
+
+use super::*;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Migrations shipped with the host, run on start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Pool and session settings for a PostgreSQL store.
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// `lock_timeout` and `statement_timeout` for every statement: a request
+    /// never waits on a lock or a query longer than this.
+    pub statement_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct PgStorage {
+    pool: PgPool,
+}
+
+impl PgStorage {
+    /// Connects (lazily: the pool fills on demand) and runs the migrations.
+    pub async fn connect(settings: &PgSettings) -> StorageResult<Self> {
+        let timeout_ms = settings.statement_timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(&settings.url)?
+            .application_name("economy-host")
+            .options([
+                ("lock_timeout", timeout_ms.as_str()),
+                ("statement_timeout", timeout_ms.as_str()),
+                // A connection left inside a transaction by a lost client is reclaimed.
+                ("idle_in_transaction_session_timeout", "60000"),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            // Every checkout would cost a round trip; a broken connection
+            // fails its statement instead and is dropped.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Turns a unique violation into [`StorageError::Conflict`].
+fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
+    move |error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(what),
+        _ => StorageError::Database(error),
+    }
+}
+
+/// The currency columns every currency query selects.
+macro_rules! currency_columns {
+    () => {
+        "c.code, c.name, c.initial_balance, c.max_balance, c.recharge_amount, c.recharge_period_seconds, c.recharge_max, c.created_at, c.updated_at"
+    };
+}
+
+fn currency_from_row(row: &PgRow) -> Result<Currency, sqlx::Error> {
+    let recharge = match (
+        row.try_get::<Option<i64>, _>("recharge_amount")?,
+        row.try_get::<Option<i64>, _>("recharge_period_seconds")?,
+        row.try_get::<Option<i64>, _>("recharge_max")?,
+    ) {
+        (Some(amount), Some(period_seconds), Some(max)) => Some(Recharge {
+            amount,
+            period_seconds,
+            max,
+        }),
+        _ => None,
+    };
+    Ok(Currency {
+        code: row.try_get("code")?,
+        name: row.try_get("name")?,
+        initial_balance: row.try_get("initial_balance")?,
+        max_balance: row.try_get("max_balance")?,
+        recharge,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn item_from_row(row: &PgRow) -> Result<CatalogItem, sqlx::Error> {
+    Ok(CatalogItem {
+        id: row.try_get("id")?,
+        key: row.try_get("key")?,
+        name: row.try_get("name")?,
+        icon_url: row.try_get("icon_url")?,
+        item_type: ItemType::parse(row.try_get("item_type")?),
+        category: row.try_get("category")?,
+        display_properties: row.try_get("display_properties")?,
+        prices: row.try_get::<Json<Vec<Price>>, _>("prices")?.0,
+        contents: row.try_get::<Json<Vec<Content>>, _>("contents")?.0,
+        duration_seconds: row.try_get("duration_seconds")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn store_from_row(row: &PgRow) -> Result<Store, sqlx::Error> {
+    Ok(Store {
+        id: row.try_get("id")?,
+        key: row.try_get("key")?,
+        name: row.try_get("name")?,
+        listings: row.try_get::<Json<Vec<Listing>>, _>("listings")?.0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn stack_from_row(row: &PgRow) -> Result<Stack, sqlx::Error> {
+    Ok(Stack {
+        catalog_item_id: row.try_get("item_id")?,
+        collection_id: row.try_get("collection_id")?,
+        stack_id: row.try_get("stack_id")?,
+        quantity: row.try_get("quantity")?,
+        acquired_via: row.try_get("acquired_via")?,
+        acquired_at: row.try_get("acquired_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+/// The catalog item columns every item query selects.
+macro_rules! item_columns {
+    () => {
+        "i.id, i.key, i.name, i.icon_url, i.item_type, i.category, i.display_properties, i.prices, i.contents, i.duration_seconds, i.created_at, i.updated_at"
+    };
+}
+
+#[async_trait]
+impl Storage for PgStorage {
+    async fn ping(&self) -> StorageResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_tenant(
+        &self,
+        slug: &str,
+        name: &str,
+        keys: &[(KeyKind, [u8; 32])],
+    ) -> StorageResult<Tenant> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3) RETURNING id, slug, name, created_at")
+            .bind(Uuid::now_v7())
+            .bind(slug)
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(conflict("tenant slug"))?;
+        let tenant = Tenant {
+            id: row.try_get("id")?,
+            slug: row.try_get("slug")?,
+            name: row.try_get("name")?,
+            created_at: row.try_get("created_at")?,
+        };
+        for (kind, hash) in keys {
+            sqlx::query("INSERT INTO api_keys (key_hash, tenant_id, kind) VALUES ($1, $2, $3)")
+                .bind(hash.as_slice())
+                .bind(tenant.id)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn find_api_key(&self, key_hash: &[u8; 32]) -> StorageResult<Option<ApiKeyRecord>> {
+        let row = sqlx::query("SELECT tenant_id, kind FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => KeyKind::parse(row.try_get("kind")?).map(|kind| ApiKeyRecord {
+                tenant_id: row.get("tenant_id"),
+                kind,
+            }),
+            None => None,
+        })
+    }
+
+    async fn put_currency(&self, tenant_id: Uuid, c: &NewCurrency) -> StorageResult<Currency> {
+        let recharge = c.recharge.as_ref();
+        let row = sqlx::query(concat!("INSERT INTO currencies AS c (tenant_id, code, name, initial_balance, max_balance, recharge_amount, recharge_period_seconds, recharge_max)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (tenant_id, code) DO UPDATE SET name = excluded.name, initial_balance = excluded.initial_balance,
+               max_balance = excluded.max_balance, recharge_amount = excluded.recharge_amount,
+               recharge_period_seconds = excluded.recharge_period_seconds, recharge_max = excluded.recharge_max, updated_at = now()
+             RETURNING ", currency_columns!()))
+        .bind(tenant_id)
+        .bind(&c.code)
+        .bind(&c.name)
+        .bind(c.initial_balance)
+        .bind(c.max_balance)
+        .bind(recharge.map(|r| r.amount))
+        .bind(recharge.map(|r| r.period_seconds))
+        .bind(recharge.map(|r| r.max))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(currency_from_row(&row)?)
+    }
+
+    async fn currencies(&self, tenant_id: Uuid) -> StorageResult<Vec<Currency>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            currency_columns!(),
+            " FROM currencies c WHERE tenant_id = $1 ORDER BY code"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(currency_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn put_item(&self, tenant_id: Uuid, item: &NewItem) -> StorageResult<CatalogItem> {
+        let row = sqlx::query(concat!("INSERT INTO catalog_items AS i (id, tenant_id, key, name, icon_url, item_type, category, display_properties, prices, contents, duration_seconds)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, icon_url = excluded.icon_url,
+               item_type = excluded.item_type, category = excluded.category, display_properties = excluded.display_properties,
+               prices = excluded.prices, contents = excluded.contents, duration_seconds = excluded.duration_seconds, updated_at = now()
+             RETURNING ", item_columns!()))
+        .bind(Uuid::now_v7())
+        .bind(tenant_id)
+        .bind(&item.key)
+        .bind(&item.name)
+        .bind(&item.icon_url)
+        .bind(item.item_type.as_str())
+        .bind(&item.category)
+        .bind(&item.display_properties)
+        .bind(Json(&item.prices))
+        .bind(Json(&item.contents))
+        .bind(item.duration_seconds)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(item_from_row(&row)?)
+    }
+
+    async fn items(&self, tenant_id: Uuid) -> StorageResult<Vec<CatalogItem>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM catalog_items i WHERE tenant_id = $1 ORDER BY key"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(item_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn item_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<CatalogItem>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM catalog_items i WHERE tenant_id = $1 AND key = $2"
+        ))
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(item_from_row).transpose()?)
+    }
+
+    async fn put_store(
+        &self,
+        tenant_id: Uuid,
+        key: &str,
+        name: &str,
+        listings: &[Listing],
+    ) -> StorageResult<Store> {
+        let row = sqlx::query(
+            "INSERT INTO stores AS s (id, tenant_id, key, name, listings) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, listings = excluded.listings, updated_at = now()
+             RETURNING id, key, name, listings, created_at, updated_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant_id)
+        .bind(key)
+        .bind(name)
+        .bind(Json(listings))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(store_from_row(&row)?)
+    }
+
+    async fn store_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<Store>> {
+        let row = sqlx::query("SELECT id, key, name, listings, created_at, updated_at FROM stores WHERE tenant_id = $1 AND key = $2")
+            .bind(tenant_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(store_from_row).transpose()?)
+    }
+
+    async fn find_or_create_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<User> {
+        if let Some(user) = self.find_user(tenant_id, identity).await? {
+            return Ok(user);
+        }
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, tenant_id, identity) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, identity) DO NOTHING RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant_id)
+        .bind(identity)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            // A concurrent request created the user first.
+            tx.rollback().await?;
+            return self
+                .find_user(tenant_id, identity)
+                .await?
+                .ok_or(StorageError::Database(sqlx::Error::RowNotFound));
+        };
+        let user = User {
+            id: row.try_get("id")?,
+            tenant_id,
+            identity: identity.to_owned(),
+        };
+        // The initial balances, each with its ledger entry.
+        let codes: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM currencies c WHERE tenant_id = $1 AND initial_balance > 0",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for code in codes {
+            open_balance(&mut tx, tenant_id, user.id, &code).await?;
+        }
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn find_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<Option<User>> {
+        let row = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND identity = $2")
+            .bind(tenant_id)
+            .bind(identity)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| User {
+            id: row.get("id"),
+            tenant_id,
+            identity: identity.to_owned(),
+        }))
+    }
+
+    async fn create_session(
+        &self,
+        user: &User,
+        token_hash: &[u8; 32],
+        expires_at: DateTime<Utc>,
+    ) -> StorageResult<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, tenant_id, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash.as_slice())
+            .bind(user.tenant_id)
+            .bind(user.id)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.tenant_id, u.identity, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+        )
+        .bind(token_hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user = User {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            identity: row.try_get("identity")?,
+        };
+        Ok(Some(Session {
+            user,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            currency_columns!(),
+            ", COALESCE(b.balance, c.initial_balance) AS balance
+             FROM currencies c LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
+             WHERE c.tenant_id = $1 ORDER BY c.code"
+        ))
+        .bind(user.tenant_id)
+        .bind(user.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let currency = currency_from_row(row)?;
+                Ok(WalletEntry {
+                    currency_code: currency.code,
+                    balance: row.try_get("balance")?,
+                    recharge: currency.recharge,
+                })
+            })
+            .collect()
+    }
+
+    async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
+                    i.key, i.name, i.icon_url, i.item_type, i.category
+             FROM inventory s JOIN catalog_items i ON i.id = s.item_id AND i.tenant_id = $1
+             WHERE s.user_id = $2 AND s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > now())
+             ORDER BY s.acquired_at, s.item_id",
+        )
+        .bind(user.tenant_id)
+        .bind(user.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let stack = stack_from_row(row)?;
+                Ok(InventoryEntry {
+                    app_user_id: user.id,
+                    catalog_item_id: stack.catalog_item_id,
+                    collection_id: stack.collection_id,
+                    stack_id: stack.stack_id,
+                    quantity: stack.quantity,
+                    acquired_via: stack.acquired_via,
+                    acquired_at: stack.acquired_at,
+                    expires_at: stack.expires_at,
+                    catalog_items: ItemSummary {
+                        key: row.try_get("key")?,
+                        name: row.try_get("name")?,
+                        icon_url: row.try_get("icon_url")?,
+                        item_type: ItemType::parse(row.try_get("item_type")?),
+                        category: row.try_get("category")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
+             WHERE user_id = $1 AND ($2::text IS NULL OR currency_code = $2) AND ($3::uuid IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(user.id)
+        .bind(&query.currency_code)
+        .bind(query.cursor)
+        .bind(query.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LedgerEntry {
+                    id: row.try_get("id")?,
+                    currency_code: row.try_get("currency_code")?,
+                    delta: row.try_get("delta")?,
+                    balance_after: row.try_get("balance_after")?,
+                    reason: row.try_get("reason")?,
+                    reference: row.try_get("reference")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn begin(&self, tenant_id: Uuid, user_id: Uuid) -> StorageResult<Box<dyn Tx>> {
+        let tx = self.pool.begin().await?;
+        Ok(Box::new(PgTx {
+            tx,
+            tenant_id,
+            user_id,
+        }))
+    }
+}
+
+/// Creates the user's balance row for `code` at the currency's initial
+/// balance, with its ledger entry. Does nothing if the row exists or the
+/// currency does not.
+async fn open_balance(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    code: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH opened AS (
+            INSERT INTO balances (user_id, currency_code, balance)
+            SELECT $2, code, initial_balance FROM currencies c WHERE tenant_id = $1 AND code = $3
+            ON CONFLICT DO NOTHING
+            RETURNING balance
+         )
+         INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference)
+         SELECT $2, $4, $3, balance, balance, 'grant', 'initial_balance' FROM opened WHERE balance > 0",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(code)
+    .bind(Uuid::now_v7())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// How often a balance change retries after its row appeared or changed
+/// between the fast path and the check of why it did not apply.
+const BALANCE_ATTEMPTS: usize = 3;
+
+struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    tenant_id: Uuid,
+    user_id: Uuid,
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn item_by_id(&mut self, id: Uuid) -> StorageResult<Option<CatalogItem>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM catalog_items i WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(self.tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.as_ref().map(item_from_row).transpose()?)
+    }
+
+    async fn item_by_key(&mut self, key: &str) -> StorageResult<Option<CatalogItem>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM catalog_items i WHERE tenant_id = $1 AND key = $2"
+        ))
+        .bind(self.tenant_id)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.as_ref().map(item_from_row).transpose()?)
+    }
+
+    async fn store_listing(
+        &mut self,
+        store_id: Uuid,
+        item_id: Uuid,
+    ) -> StorageResult<Option<StoreListing>> {
+        let row = sqlx::query(
+            "SELECT s.id, s.key, l.value AS listing
+             FROM stores s JOIN catalog_items i ON i.tenant_id = s.tenant_id AND i.id = $3,
+                  jsonb_array_elements(s.listings) l
+             WHERE s.tenant_id = $1 AND s.id = $2 AND l.value->>'item_key' = i.key
+             LIMIT 1",
+        )
+        .bind(self.tenant_id)
+        .bind(store_id)
+        .bind(item_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(StoreListing {
+            store_id: row.try_get("id")?,
+            store_key: row.try_get("key")?,
+            listing: row.try_get::<Json<Listing>, _>("listing")?.0,
+        }))
+    }
+
+    async fn currency(&mut self, code: &str) -> StorageResult<Option<Currency>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            currency_columns!(),
+            " FROM currencies c WHERE tenant_id = $1 AND code = $2"
+        ))
+        .bind(self.tenant_id)
+        .bind(code)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.as_ref().map(currency_from_row).transpose()?)
+    }
+
+    async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>> {
+        let balance = sqlx::query_scalar(
+            "SELECT COALESCE(b.balance, c.initial_balance) FROM currencies c
+             LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
+             WHERE c.tenant_id = $1 AND c.code = $3",
+        )
+        .bind(self.tenant_id)
+        .bind(self.user_id)
+        .bind(code)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(balance)
+    }
+
+    async fn change_balance(
+        &mut self,
+        code: &str,
+        delta: i64,
+        reason: LedgerReason,
+        reference: Option<&str>,
+    ) -> StorageResult<Result<i64, WalletRefusal>> {
+        // Fast path: one statement locks the row, checks both bounds (the
+        // WHERE clause is re-checked on the latest row version after a lock
+        // wait), updates it and appends the ledger entry.
+        for _ in 0..BALANCE_ATTEMPTS {
+            let after: Option<i64> = sqlx::query_scalar(
+                "WITH changed AS (
+                    UPDATE balances b SET balance = b.balance + $3, updated_at = now()
+                    FROM currencies c
+                    WHERE b.user_id = $2 AND b.currency_code = $4 AND c.tenant_id = $1 AND c.code = $4
+                      AND CASE WHEN $3 < 0 THEN b.balance >= -$3
+                               ELSE b.balance <= 9223372036854775807 - $3 AND (c.max_balance IS NULL OR b.balance <= c.max_balance - $3) END
+                    RETURNING b.balance
+                 ), entry AS (
+                    INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference)
+                    SELECT $2, $5, $4, $3, balance, $6, $7 FROM changed
+                 )
+                 SELECT balance FROM changed",
+            )
+            .bind(self.tenant_id)
+            .bind(self.user_id)
+            .bind(delta)
+            .bind(code)
+            .bind(Uuid::now_v7())
+            .bind(reason.as_str())
+            .bind(reference)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if let Some(after) = after {
+                return Ok(Ok(after));
+            }
+            // Slow path: find out why, opening the balance row on first use.
+            let row = sqlx::query(
+                "SELECT c.max_balance, b.balance FROM currencies c
+                 LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
+                 WHERE c.tenant_id = $1 AND c.code = $3",
+            )
+            .bind(self.tenant_id)
+            .bind(self.user_id)
+            .bind(code)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(Err(WalletRefusal::UnknownCurrency));
+            };
+            let max_balance: Option<i64> = row.try_get("max_balance")?;
+            let Some(balance) = row.try_get::<Option<i64>, _>("balance")? else {
+                open_balance(&mut self.tx, self.tenant_id, self.user_id, code).await?;
+                continue;
+            };
+            let after = balance.checked_add(delta);
+            if delta < 0 && after.is_none_or(|after| after < 0) {
+                return Ok(Err(WalletRefusal::InsufficientBalance));
+            }
+            if delta > 0 && after.is_none_or(|after| max_balance.is_some_and(|max| after > max)) {
+                return Ok(Err(WalletRefusal::MaxBalanceExceeded));
+            }
+            // Otherwise a concurrent change made room in between: try again.
+        }
+        Err(StorageError::Database(sqlx::Error::Protocol(
+            "balance row kept changing".into(),
+        )))
+    }
+
+    async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64> {
+        let quantity = sqlx::query_scalar(
+            "SELECT COALESCE(sum(quantity), 0)::bigint FROM inventory
+             WHERE user_id = $1 AND item_id = $2 AND (expires_at IS NULL OR expires_at > now())",
+        )
+        .bind(self.user_id)
+        .bind(item_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(quantity)
+    }
+
+    async fn grant_items(
+        &mut self,
+        grants: &[NewGrant],
+    ) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>> {
+        let ids: Vec<Uuid> = grants.iter().map(|g| g.item_id).collect();
+        let quantities: Vec<i64> = grants.iter().map(|g| g.quantity).collect();
+        let vias: Vec<&str> = grants.iter().map(|g| g.acquired_via.as_str()).collect();
+        let durations: Vec<Option<i64>> = grants.iter().map(|g| g.duration_seconds).collect();
+        // Only items of this tenant's catalog are granted; a short count
+        // means an unknown item, and the caller rolls the transaction back.
+        let rows = sqlx::query(
+            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
+             SELECT $2, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
+             FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[]) AS g(item_id, quantity, via, duration)
+             JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id
+             ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
+               quantity = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
+               acquired_at = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN now() ELSE s.acquired_at END,
+               expires_at = CASE
+                 WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.expires_at
+                 WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
+                 ELSE greatest(s.expires_at, excluded.expires_at) END
+             RETURNING item_id, collection_id, stack_id, quantity, acquired_via, acquired_at, expires_at",
+        )
+        .bind(self.tenant_id)
+        .bind(self.user_id)
+        .bind(&ids)
+        .bind(&quantities)
+        .bind(&vias)
+        .bind(&durations)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        if rows.len() != grants.len() {
+            return Ok(Err(InventoryRefusal::UnknownItem));
+        }
+        Ok(Ok(rows
+            .iter()
+            .map(stack_from_row)
+            .collect::<Result<_, _>>()?))
+    }
+
+    async fn consume(
+        &mut self,
+        item_id: Uuid,
+        quantity: i64,
+    ) -> StorageResult<Result<i64, InventoryRefusal>> {
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE inventory SET quantity = quantity - $3
+             WHERE user_id = $1 AND item_id = $2 AND collection_id = 'default' AND stack_id = 'default'
+               AND quantity >= $3 AND (expires_at IS NULL OR expires_at > now())
+             RETURNING quantity",
+        )
+        .bind(self.user_id)
+        .bind(item_id)
+        .bind(quantity)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(left.ok_or(InventoryRefusal::InsufficientQuantity))
+    }
+
+    async fn item_purchases(&mut self, item_id: Uuid) -> StorageResult<i64> {
+        let count = sqlx::query_scalar("SELECT COALESCE(sum(quantity), 0)::bigint FROM purchases WHERE user_id = $1 AND item_id = $2")
+            .bind(self.user_id)
+            .bind(item_id)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(count)
+    }
+
+    async fn listing_purchases(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<i64> {
+        let count: Option<i64> =
+            sqlx::query_scalar("SELECT purchased FROM listing_purchases WHERE user_id = $1 AND store_id = $2 AND item_id = $3")
+                .bind(self.user_id)
+                .bind(store_id)
+                .bind(item_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        Ok(count.unwrap_or(0))
+    }
+
+    async fn claim_listing(
+        &mut self,
+        store_id: Uuid,
+        item_id: Uuid,
+        quantity: i64,
+        cap: i64,
+    ) -> StorageResult<Option<i64>> {
+        if quantity > cap {
+            return Ok(None);
+        }
+        // On conflict the WHERE clause is evaluated on the locked, latest
+        // row, so concurrent claims never pass the cap together.
+        let total = sqlx::query_scalar(
+            "INSERT INTO listing_purchases AS l (user_id, store_id, item_id, purchased) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, store_id, item_id) DO UPDATE SET purchased = l.purchased + excluded.purchased
+             WHERE l.purchased + excluded.purchased <= $5
+             RETURNING purchased",
+        )
+        .bind(self.user_id)
+        .bind(store_id)
+        .bind(item_id)
+        .bind(quantity)
+        .bind(cap)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(total)
+    }
+
+    async fn claim_idempotency_key(
+        &mut self,
+        key: &str,
+        request_hash: &[u8],
+    ) -> StorageResult<IdempotencyClaim> {
+        // ON CONFLICT waits for a concurrent claimer of the same key to end:
+        // if it commits, this sees its row; if it rolls back, this claims.
+        let claimed = sqlx::query("INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(self.user_id)
+            .bind(key)
+            .bind(request_hash)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if claimed {
+            return Ok(IdempotencyClaim::Claimed);
+        }
+        let row = sqlx::query("SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+            .bind(self.user_id)
+            .bind(key)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let status: Option<i16> = row.try_get("response_status")?;
+        Ok(IdempotencyClaim::Existing {
+            request_hash: row.try_get("request_hash")?,
+            response: StoredResponse {
+                status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
+                body: row
+                    .try_get::<Option<Value>, _>("response_body")?
+                    .unwrap_or(Value::Null),
+            },
+        })
+    }
+
+    async fn record_purchase(
+        &mut self,
+        p: &PurchaseRecord,
+        response: &StoredResponse,
+    ) -> StorageResult<()> {
+        sqlx::query(
+            "WITH recorded AS (
+                INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total, idempotency_key)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             )
+             UPDATE idempotency_keys SET response_status = $10, response_body = $11
+             WHERE $9::text IS NOT NULL AND user_id = $1 AND key = $9",
+        )
+        .bind(self.user_id)
+        .bind(p.id)
+        .bind(p.item_id)
+        .bind(p.store_id)
+        .bind(p.quantity)
+        .bind(&p.currency_code)
+        .bind(p.unit_price)
+        .bind(p.total)
+        .bind(&p.idempotency_key)
+        .bind(i16::try_from(response.status).unwrap_or(200))
+        .bind(&response.body)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StorageResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rollback(self: Box<Self>) -> StorageResult<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
