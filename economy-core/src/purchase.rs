@@ -43,17 +43,14 @@ pub fn purchase(
     let total = pricing::total(unit_price, request.quantity)?;
     let grants = bundle::expand(&item, request.quantity, &mut |key| env.item_by_key(key))?;
 
-    if let (Some(store_id), Some(cap)) = (
-        &request.store_id,
-        listing.as_ref().and_then(|l| l.max_purchases_per_user),
-    ) {
-        if request.quantity > cap
+    let cap = listing.as_ref().and_then(|l| l.max_purchases_per_user);
+    if let (Some(store_id), Some(cap)) = (&request.store_id, cap)
+        && (request.quantity > cap
             || env
                 .claim_listing(store_id, &item.id, request.quantity, cap)
-                .is_none()
-        {
-            return Err(RuleError::MaxPurchasesReached);
-        }
+                .is_none())
+    {
+        return Err(RuleError::MaxPurchasesReached);
     }
 
     let code = &request.currency_code;

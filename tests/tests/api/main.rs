@@ -1,0 +1,9 @@
+mod admin;
+mod auth;
+mod bundles;
+mod concurrency;
+mod consume;
+mod helpers;
+mod idempotency;
+mod ledger;
+mod purchase;
