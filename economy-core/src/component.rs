@@ -2,72 +2,90 @@
 //! types of this crate, and implements [`Env`] with the storage imports.
 //! No decision is made here.
 
-#![expect(
-    unsafe_code,
-    reason = "wit-bindgen generates the unsafe canonical-ABI glue"
-)]
-
-wit_bindgen::generate!({ world: "economy", path: "../wit" });
+wit_bindgen::generate!({
+    world: "economy",
+    path: "../wit",
+    pub_export_macro: true,
+    default_bindings_module: "economy_core::component",
+});
 
 use crate::{
-    Content, Env, Grant, InventoryError, Item, ItemType, Listing, Price, RuleError, WalletError,
+    Content, Context, Env, Grant, InventoryError, Item, ItemType, Listing, Price, PricePolicy, RuleError, WalletError,
     purchase,
 };
 use economy::plugin::{catalog, history, inventory, types, wallet};
-use exports::economy::plugin::rules::{Guest, PriceQuote, PurchaseOutcome, PurchaseRequest};
+use exports::economy::plugin::rules::{PriceQuote, PurchaseOutcome, PurchaseRequest};
 
-struct Rules;
+/// Exports the economy world with `purchase`, `quote` and `consume` as this
+/// crate implements them, priced by the given [`PricePolicy`]:
+/// `economy_core::export_rules!(MyPricing);` is a whole rules module.
+#[macro_export]
+macro_rules! export_rules {
+    ($policy:ty) => {
+        // The generated export glue is unsafe canonical-ABI code; it is
+        // wit-bindgen's, not the module author's.
+        #[allow(unsafe_code, reason = "wit-bindgen's export glue")]
+        mod economy_rules_export {
+            use super::*;
+            use $crate::component::economy::plugin::types::{RequestContext, RuleError};
+            use $crate::component::exports::economy::plugin::rules::{Guest, PriceQuote, PurchaseOutcome, PurchaseRequest};
 
-impl Guest for Rules {
-    fn purchase(
-        ctx: types::RequestContext,
-        request: PurchaseRequest,
-    ) -> Result<PurchaseOutcome, types::RuleError> {
-        let outcome =
-            purchase::purchase(&mut Imports, &request.into(), &ctx.request_id).map_err(to_wit)?;
-        Ok(PurchaseOutcome {
-            unit_price: outcome.unit_price,
-            total: outcome.total,
-            balance_after: outcome.balance_after,
-        })
-    }
+            struct EconomyRules;
 
-    fn quote(
-        _ctx: types::RequestContext,
-        request: PurchaseRequest,
-    ) -> Result<PriceQuote, types::RuleError> {
-        let quote = purchase::quote(&mut Imports, &request.into()).map_err(to_wit)?;
-        Ok(PriceQuote {
-            unit_price: quote.unit_price,
-            total: quote.total,
-            purchasable: quote.purchasable,
-        })
-    }
+            impl Guest for EconomyRules {
+                fn purchase(ctx: RequestContext, request: PurchaseRequest) -> Result<PurchaseOutcome, RuleError> {
+                    $crate::component::purchase::<$policy>(ctx, request)
+                }
 
-    fn consume(
-        _ctx: types::RequestContext,
-        item_id: String,
-        quantity: u64,
-    ) -> Result<u64, types::RuleError> {
-        crate::consume::consume(&mut Imports, &item_id, quantity).map_err(to_wit)
-    }
+                fn quote(ctx: RequestContext, request: PurchaseRequest) -> Result<PriceQuote, RuleError> {
+                    $crate::component::quote::<$policy>(ctx, request)
+                }
+
+                fn consume(ctx: RequestContext, item_id: String, quantity: u64) -> Result<u64, RuleError> {
+                    $crate::component::consume(ctx, item_id, quantity)
+                }
+            }
+
+            $crate::component::export!(EconomyRules with_types_in $crate::component);
+        }
+    };
 }
 
-export!(Rules);
+/// The `purchase` export, priced by `P`.
+pub fn purchase<P: PricePolicy>(
+    ctx: types::RequestContext,
+    request: PurchaseRequest,
+) -> Result<PurchaseOutcome, types::RuleError> {
+    let outcome = purchase::purchase::<P>(&mut Imports, &context(ctx), &request.into()).map_err(to_wit)?;
+    Ok(PurchaseOutcome { unit_price: outcome.unit_price, total: outcome.total, balance_after: outcome.balance_after })
+}
+
+/// The `quote` export, priced by `P`.
+pub fn quote<P: PricePolicy>(
+    ctx: types::RequestContext,
+    request: PurchaseRequest,
+) -> Result<PriceQuote, types::RuleError> {
+    let quote = purchase::quote::<P>(&mut Imports, &context(ctx), &request.into()).map_err(to_wit)?;
+    Ok(PriceQuote { unit_price: quote.unit_price, total: quote.total, purchasable: quote.purchasable })
+}
+
+/// The `consume` export.
+pub fn consume(_ctx: types::RequestContext, item_id: String, quantity: u64) -> Result<u64, types::RuleError> {
+    crate::consume::consume(&mut Imports, &item_id, quantity).map_err(to_wit)
+}
+
+fn context(ctx: types::RequestContext) -> Context {
+    Context { user_id: ctx.user_id, request_id: ctx.request_id, now_ms: ctx.now_ms }
+}
 
 impl From<PurchaseRequest> for purchase::Request {
     fn from(r: PurchaseRequest) -> Self {
-        Self {
-            item_id: r.item_id,
-            currency_code: r.currency_code,
-            store_id: r.store_id,
-            quantity: r.quantity,
-        }
+        Self { item_id: r.item_id, currency_code: r.currency_code, store_id: r.store_id, quantity: r.quantity }
     }
 }
 
 /// [`Env`] over the storage imports.
-struct Imports;
+pub struct Imports;
 
 impl Env for Imports {
     fn item_by_id(&mut self, id: &str) -> Option<Item> {
@@ -90,34 +108,12 @@ impl Env for Imports {
         wallet::balance(currency_code)
     }
 
-    fn debit(
-        &mut self,
-        currency_code: &str,
-        amount: i64,
-        reference: &str,
-    ) -> Result<i64, WalletError> {
-        wallet::debit(
-            currency_code,
-            amount,
-            types::LedgerReason::Purchase,
-            reference,
-        )
-        .map_err(from_wallet_error)
+    fn debit(&mut self, currency_code: &str, amount: i64, reference: &str) -> Result<i64, WalletError> {
+        wallet::debit(currency_code, amount, types::LedgerReason::Purchase, reference).map_err(from_wallet_error)
     }
 
-    fn credit(
-        &mut self,
-        currency_code: &str,
-        amount: i64,
-        reference: &str,
-    ) -> Result<i64, WalletError> {
-        wallet::credit(
-            currency_code,
-            amount,
-            types::LedgerReason::Purchase,
-            reference,
-        )
-        .map_err(from_wallet_error)
+    fn credit(&mut self, currency_code: &str, amount: i64, reference: &str) -> Result<i64, WalletError> {
+        wallet::credit(currency_code, amount, types::LedgerReason::Purchase, reference).map_err(from_wallet_error)
     }
 
     fn grant_items(&mut self, grants: &[Grant]) -> Result<(), InventoryError> {
@@ -137,22 +133,17 @@ impl Env for Imports {
         inventory::consume(item_id, quantity).map_err(from_inventory_error)
     }
 
-    fn claim_listing(
-        &mut self,
-        store_id: &str,
-        item_id: &str,
-        quantity: u64,
-        cap: u64,
-    ) -> Option<u64> {
+    fn item_purchases(&mut self, item_id: &str) -> u64 {
+        history::item_purchases(item_id)
+    }
+
+    fn claim_listing(&mut self, store_id: &str, item_id: &str, quantity: u64, cap: u64) -> Option<u64> {
         history::claim_listing(store_id, item_id, quantity, cap)
     }
 }
 
 fn from_wit_price(p: types::Price) -> Price {
-    Price {
-        currency_code: p.currency_code,
-        amount: p.amount,
-    }
+    Price { currency_code: p.currency_code, amount: p.amount }
 }
 
 fn from_wit_item(item: types::Item) -> Item {
@@ -169,14 +160,12 @@ fn from_wit_item(item: types::Item) -> Item {
             .contents
             .into_iter()
             .map(|content| match content {
-                types::Content::Item(q) => Content::Item {
-                    item_key: q.item_key,
-                    quantity: q.quantity,
-                },
+                types::Content::Item(q) => Content::Item { item_key: q.item_key, quantity: q.quantity },
                 types::Content::Currency(p) => Content::Currency(from_wit_price(p)),
             })
             .collect(),
         duration_seconds: item.duration_seconds,
+        display_properties: item.display_properties,
     }
 }
 

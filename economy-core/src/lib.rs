@@ -16,6 +16,12 @@ pub mod purchase;
 mod testing;
 
 #[cfg(target_arch = "wasm32")]
-mod component;
+pub mod component;
 
 pub use model::*;
+
+// Lets the bindings name this crate as dependents do.
+extern crate self as economy_core;
+
+#[cfg(all(target_arch = "wasm32", feature = "default-rules"))]
+export_rules!(CatalogPrice);

@@ -31,6 +31,9 @@ pub struct Item {
     pub prices: Vec<Price>,
     pub contents: Vec<Content>,
     pub duration_seconds: Option<u64>,
+    /// The item's `display_properties` JSON object, as text: where custom
+    /// rules keep per-item settings (sale windows, price tiers).
+    pub display_properties: String,
 }
 
 /// An item's listing in a store.
@@ -102,6 +105,45 @@ impl From<InventoryError> for RuleError {
     }
 }
 
+/// What the host tells the rules about the request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    pub user_id: String,
+    /// The request id, written as the reference of every ledger entry.
+    pub request_id: String,
+    /// The request's time, milliseconds since the Unix epoch.
+    pub now_ms: i64,
+}
+
+/// The price decision: the one rule custom modules usually replace. The
+/// rest of a purchase (caps, debit, bundle grants) stays as `purchase` does it.
+pub trait PricePolicy {
+    /// The price of one `item` in `currency_code`, bought through `listing`
+    /// if there is one. Must refuse a listing that is not `purchasable`.
+    fn unit_price(
+        env: &mut impl Env,
+        ctx: &Context,
+        item: &Item,
+        listing: Option<&Listing>,
+        currency_code: &str,
+    ) -> Result<i64, RuleError>;
+}
+
+/// The default policy: the store's override price, else the catalog price.
+pub struct CatalogPrice;
+
+impl PricePolicy for CatalogPrice {
+    fn unit_price(
+        _env: &mut impl Env,
+        _ctx: &Context,
+        item: &Item,
+        listing: Option<&Listing>,
+        currency_code: &str,
+    ) -> Result<i64, RuleError> {
+        crate::pricing::unit_price(item, listing, currency_code)
+    }
+}
+
 /// The storage a rules operation runs against: the WIT imports in the
 /// component, an in-memory fake in the unit tests.
 pub trait Env {
@@ -109,25 +151,10 @@ pub trait Env {
     fn item_by_key(&mut self, key: &str) -> Option<Item>;
     fn listing(&mut self, store_id: &str, item_id: &str) -> Option<Listing>;
     fn balance(&mut self, currency_code: &str) -> Option<i64>;
-    fn debit(
-        &mut self,
-        currency_code: &str,
-        amount: i64,
-        reference: &str,
-    ) -> Result<i64, WalletError>;
-    fn credit(
-        &mut self,
-        currency_code: &str,
-        amount: i64,
-        reference: &str,
-    ) -> Result<i64, WalletError>;
+    fn debit(&mut self, currency_code: &str, amount: i64, reference: &str) -> Result<i64, WalletError>;
+    fn credit(&mut self, currency_code: &str, amount: i64, reference: &str) -> Result<i64, WalletError>;
     fn grant_items(&mut self, grants: &[Grant]) -> Result<(), InventoryError>;
     fn consume(&mut self, item_id: &str, quantity: u64) -> Result<u64, InventoryError>;
-    fn claim_listing(
-        &mut self,
-        store_id: &str,
-        item_id: &str,
-        quantity: u64,
-        cap: u64,
-    ) -> Option<u64>;
+    fn item_purchases(&mut self, item_id: &str) -> u64;
+    fn claim_listing(&mut self, store_id: &str, item_id: &str, quantity: u64, cap: u64) -> Option<u64>;
 }

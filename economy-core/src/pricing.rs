@@ -6,11 +6,7 @@ use crate::{Item, Listing, Price, RuleError};
 /// there is one: the listing's override price for that currency, else the
 /// catalog price. A listing that is not for sale is `NotPurchasable`; no
 /// price in that currency is `NoPrice`.
-pub fn unit_price(
-    item: &Item,
-    listing: Option<&Listing>,
-    currency_code: &str,
-) -> Result<i64, RuleError> {
+pub fn unit_price(item: &Item, listing: Option<&Listing>, currency_code: &str) -> Result<i64, RuleError> {
     if let Some(listing) = listing {
         if !listing.purchasable {
             return Err(RuleError::NotPurchasable);
@@ -31,10 +27,7 @@ pub fn total(unit_price: i64, quantity: u64) -> Result<i64, RuleError> {
 }
 
 fn find(prices: &[Price], currency_code: &str) -> Option<i64> {
-    prices
-        .iter()
-        .find(|price| price.currency_code == currency_code)
-        .map(|price| price.amount)
+    prices.iter().find(|price| price.currency_code == currency_code).map(|price| price.amount)
 }
 
 #[cfg(test)]
@@ -43,10 +36,7 @@ mod tests {
     use crate::ItemType;
 
     fn price(code: &str, amount: i64) -> Price {
-        Price {
-            currency_code: code.into(),
-            amount,
-        }
+        Price { currency_code: code.into(), amount }
     }
 
     fn sword() -> Item {
@@ -57,6 +47,7 @@ mod tests {
             prices: vec![price("gems", 100), price("gold", 5000)],
             contents: vec![],
             duration_seconds: None,
+            display_properties: "{}".into(),
         }
     }
 
@@ -68,11 +59,7 @@ mod tests {
 
     #[test]
     fn store_override_beats_the_catalog_price_for_its_currency_only() {
-        let listing = Listing {
-            override_prices: vec![price("gems", 80)],
-            purchasable: true,
-            ..Listing::default()
-        };
+        let listing = Listing { override_prices: vec![price("gems", 80)], purchasable: true, ..Listing::default() };
         assert_eq!(unit_price(&sword(), Some(&listing), "gems"), Ok(80));
         assert_eq!(unit_price(&sword(), Some(&listing), "gold"), Ok(5000));
     }
@@ -80,27 +67,14 @@ mod tests {
     #[test]
     fn a_currency_without_any_price_is_no_price() {
         assert_eq!(unit_price(&sword(), None, "coins"), Err(RuleError::NoPrice));
-        let listing = Listing {
-            purchasable: true,
-            ..Listing::default()
-        };
-        assert_eq!(
-            unit_price(&sword(), Some(&listing), "coins"),
-            Err(RuleError::NoPrice)
-        );
+        let listing = Listing { purchasable: true, ..Listing::default() };
+        assert_eq!(unit_price(&sword(), Some(&listing), "coins"), Err(RuleError::NoPrice));
     }
 
     #[test]
     fn a_listing_not_for_sale_is_not_purchasable() {
-        let listing = Listing {
-            override_prices: vec![price("gems", 1)],
-            purchasable: false,
-            ..Listing::default()
-        };
-        assert_eq!(
-            unit_price(&sword(), Some(&listing), "gems"),
-            Err(RuleError::NotPurchasable)
-        );
+        let listing = Listing { override_prices: vec![price("gems", 1)], purchasable: false, ..Listing::default() };
+        assert_eq!(unit_price(&sword(), Some(&listing), "gems"), Err(RuleError::NotPurchasable));
     }
 
     #[test]

@@ -32,8 +32,7 @@ impl FakeEnv {
     }
 
     pub fn add_listing(&mut self, store_id: &str, item_id: &str, listing: Listing) {
-        self.listings
-            .insert((store_id.into(), item_id.into()), listing);
+        self.listings.insert((store_id.into(), item_id.into()), listing);
     }
 
     pub fn hold(&mut self, item_id: &str, quantity: u64) {
@@ -45,10 +44,7 @@ impl FakeEnv {
     }
 
     fn insert(&mut self, key: &str, item_type: ItemType, gems: i64, contents: Vec<Content>) {
-        let prices = vec![Price {
-            currency_code: "gems".into(),
-            amount: gems,
-        }];
+        let prices = vec![Price { currency_code: "gems".into(), amount: gems }];
         let item = Item {
             id: format!("id-{key}"),
             key: key.into(),
@@ -56,6 +52,7 @@ impl FakeEnv {
             prices,
             contents,
             duration_seconds: None,
+            display_properties: "{}".into(),
         };
         self.items.insert(item.id.clone(), item);
     }
@@ -71,9 +68,7 @@ impl Env for FakeEnv {
     }
 
     fn listing(&mut self, store_id: &str, item_id: &str) -> Option<Listing> {
-        self.listings
-            .get(&(store_id.into(), item_id.into()))
-            .cloned()
+        self.listings.get(&(store_id.into(), item_id.into())).cloned()
     }
 
     fn balance(&mut self, code: &str) -> Option<i64> {
@@ -81,10 +76,7 @@ impl Env for FakeEnv {
     }
 
     fn debit(&mut self, code: &str, amount: i64, _reference: &str) -> Result<i64, WalletError> {
-        let balance = self
-            .balances
-            .get_mut(code)
-            .ok_or(WalletError::UnknownCurrency)?;
+        let balance = self.balances.get_mut(code).ok_or(WalletError::UnknownCurrency)?;
         if *balance < amount {
             return Err(WalletError::InsufficientBalance);
         }
@@ -93,10 +85,7 @@ impl Env for FakeEnv {
     }
 
     fn credit(&mut self, code: &str, amount: i64, _reference: &str) -> Result<i64, WalletError> {
-        let balance = self
-            .balances
-            .get_mut(code)
-            .ok_or(WalletError::UnknownCurrency)?;
+        let balance = self.balances.get_mut(code).ok_or(WalletError::UnknownCurrency)?;
         *balance += amount;
         Ok(*balance)
     }
@@ -117,17 +106,12 @@ impl Env for FakeEnv {
         Ok(*held)
     }
 
-    fn claim_listing(
-        &mut self,
-        store_id: &str,
-        item_id: &str,
-        quantity: u64,
-        cap: u64,
-    ) -> Option<u64> {
-        let claimed = self
-            .claimed
-            .entry((store_id.into(), item_id.into()))
-            .or_default();
+    fn item_purchases(&mut self, _item_id: &str) -> u64 {
+        0
+    }
+
+    fn claim_listing(&mut self, store_id: &str, item_id: &str, quantity: u64, cap: u64) -> Option<u64> {
+        let claimed = self.claimed.entry((store_id.into(), item_id.into())).or_default();
         (*claimed + quantity <= cap).then(|| {
             *claimed += quantity;
             *claimed

@@ -103,9 +103,7 @@ impl TryFrom<i64> for Quantity {
     fn try_from(value: i64) -> Result<Self, ApiError> {
         match u64::try_from(value) {
             Ok(q) if (1..=MAX_QUANTITY).contains(&q) => Ok(Self(q)),
-            _ => Err(ApiError::Validation(format!(
-                "quantity must be between 1 and {MAX_QUANTITY}"
-            ))),
+            _ => Err(ApiError::Validation(format!("quantity must be between 1 and {MAX_QUANTITY}"))),
         }
     }
 }
@@ -115,16 +113,13 @@ pub fn amount(field: &str, value: i64) -> Result<i64, ApiError> {
     if (0..=MAX_AMOUNT).contains(&value) {
         Ok(value)
     } else {
-        Err(ApiError::Validation(format!(
-            "{field} must be between 0 and {MAX_AMOUNT}"
-        )))
+        Err(ApiError::Validation(format!("{field} must be between 0 and {MAX_AMOUNT}")))
     }
 }
 
 /// Parses a UUID in canonical text form.
 pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::try_parse(value)
-        .map_err(|_| ApiError::Validation(format!("{field} must be a UUID")))
+    uuid::Uuid::try_parse(value).map_err(|_| ApiError::Validation(format!("{field} must be a UUID")))
 }
 
 #[cfg(test)]

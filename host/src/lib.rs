@@ -6,6 +6,7 @@
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod rules;
 pub mod runtime;
 pub mod secrets;
 pub mod startup;

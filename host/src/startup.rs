@@ -3,6 +3,7 @@
 
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::rules::Rules;
 use crate::runtime::Runtime;
 use crate::storage::PgStorage;
 use anyhow::Context;
@@ -30,29 +31,21 @@ impl Application {
     /// As [`Application::build`], sharing an existing runtime (tests start
     /// many applications in one process).
     pub async fn build_with_runtime(settings: &Settings, runtime: Runtime) -> anyhow::Result<Self> {
-        let storage = PgStorage::connect(&settings.postgres())
-            .await
-            .context("connecting to the database")?;
+        let storage = PgStorage::connect(&settings.postgres()).await.context("connecting to the database")?;
+        let storage_handle: Arc<dyn crate::storage::Storage> = Arc::new(storage.clone());
         let state = AppState::new(
-            Arc::new(storage.clone()),
-            runtime,
+            storage_handle.clone(),
+            Rules::new(runtime, storage_handle),
             Duration::from_secs(settings.session_ttl_seconds),
             settings.operator_key.as_deref(),
         );
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        Ok(Self {
-            listener,
-            router: http::router(state),
-            storage,
-        })
+        let listener =
+            TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        Ok(Self { listener, router: http::router(state), storage })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn pool(&self) -> &sqlx::PgPool {
@@ -60,13 +53,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
     }
 }
 

@@ -7,9 +7,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminKey, ApiJson, ApiPath, Data};
 use crate::domain::{self, CatalogKey, CurrencyCode, MAX_QUANTITY, Name};
-use crate::storage::{
-    CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store,
-};
+use crate::storage::{CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store};
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::Value;
@@ -42,21 +40,14 @@ pub async fn put_currency(
 ) -> Result<Data<Currency>, ApiError> {
     let code = CurrencyCode::try_from(code)?;
     let initial_balance = domain::amount("initial_balance", body.initial_balance)?;
-    let max_balance = body
-        .max_balance
-        .map(|max| domain::amount("max_balance", max))
-        .transpose()?;
+    let max_balance = body.max_balance.map(|max| domain::amount("max_balance", max)).transpose()?;
     if max_balance.is_some_and(|max| initial_balance > max) {
-        return Err(ApiError::validation(
-            "initial_balance must not exceed max_balance",
-        ));
+        return Err(ApiError::validation("initial_balance must not exceed max_balance"));
     }
     if let Some(recharge) = &body.recharge {
         domain::amount("recharge.max", recharge.max)?;
         if domain::amount("recharge.amount", recharge.amount)? == 0 || recharge.period_seconds < 1 {
-            return Err(ApiError::validation(
-                "recharge.amount and recharge.period_seconds must be at least 1",
-            ));
+            return Err(ApiError::validation("recharge.amount and recharge.period_seconds must be at least 1"));
         }
     }
     let currency = NewCurrency {
@@ -66,9 +57,7 @@ pub async fn put_currency(
         max_balance,
         recharge: body.recharge,
     };
-    Ok(Data(
-        state.storage.put_currency(tenant_id, &currency).await?,
-    ))
+    Ok(Data(state.storage.put_currency(tenant_id, &currency).await?))
 }
 
 pub async fn list_currencies(
@@ -103,28 +92,13 @@ pub async fn put_item(
     let currencies = currency_codes(&state, tenant_id).await?;
     check_prices("prices", &body.prices, &currencies)?;
     let items = state.storage.items(tenant_id).await?;
-    check_contents(
-        key.as_str(),
-        body.item_type,
-        &body.contents,
-        &items,
-        &currencies,
-    )?;
-    let display_properties = body
-        .display_properties
-        .unwrap_or_else(|| Value::Object(Default::default()));
+    check_contents(key.as_str(), body.item_type, &body.contents, &items, &currencies)?;
+    let display_properties = body.display_properties.unwrap_or_else(|| Value::Object(Default::default()));
     if !display_properties.is_object() {
-        return Err(ApiError::validation(
-            "display_properties must be a JSON object",
-        ));
+        return Err(ApiError::validation("display_properties must be a JSON object"));
     }
-    if body
-        .duration_seconds
-        .is_some_and(|d| !(1..=MAX_DURATION_SECONDS).contains(&d))
-    {
-        return Err(ApiError::validation(format!(
-            "duration_seconds must be between 1 and {MAX_DURATION_SECONDS}"
-        )));
+    if body.duration_seconds.is_some_and(|d| !(1..=MAX_DURATION_SECONDS).contains(&d)) {
+        return Err(ApiError::validation(format!("duration_seconds must be between 1 and {MAX_DURATION_SECONDS}")));
     }
     let item = NewItem {
         key: key.into_inner(),
@@ -173,47 +147,26 @@ pub async fn put_store(
     let key = CatalogKey::try_from(key)?;
     let name = Name::try_from(body.name)?;
     if body.listings.len() > MAX_LISTINGS {
-        return Err(ApiError::validation(format!(
-            "a store has at most {MAX_LISTINGS} listings"
-        )));
+        return Err(ApiError::validation(format!("a store has at most {MAX_LISTINGS} listings")));
     }
     let currencies = currency_codes(&state, tenant_id).await?;
-    let items: HashSet<String> = state
-        .storage
-        .items(tenant_id)
-        .await?
-        .into_iter()
-        .map(|item| item.key)
-        .collect();
+    let items: HashSet<String> = state.storage.items(tenant_id).await?.into_iter().map(|item| item.key).collect();
     let mut listed = HashSet::new();
     for listing in &body.listings {
         if !items.contains(&listing.item_key) {
-            return Err(ApiError::validation(format!(
-                "listing names unknown item {:?}",
-                listing.item_key
-            )));
+            return Err(ApiError::validation(format!("listing names unknown item {:?}", listing.item_key)));
         }
         if !listed.insert(&listing.item_key) {
-            return Err(ApiError::validation(format!(
-                "item {:?} is listed twice",
-                listing.item_key
-            )));
+            return Err(ApiError::validation(format!("item {:?} is listed twice", listing.item_key)));
         }
         if let Some(prices) = &listing.override_prices {
             check_prices("override_prices", prices, &currencies)?;
         }
         if listing.max_purchases_per_user == Some(0) {
-            return Err(ApiError::validation(
-                "max_purchases_per_user must be at least 1",
-            ));
+            return Err(ApiError::validation("max_purchases_per_user must be at least 1"));
         }
     }
-    Ok(Data(
-        state
-            .storage
-            .put_store(tenant_id, key.as_str(), name.as_str(), &body.listings)
-            .await?,
-    ))
+    Ok(Data(state.storage.put_store(tenant_id, key.as_str(), name.as_str(), &body.listings).await?))
 }
 
 pub async fn get_store(
@@ -225,52 +178,31 @@ pub async fn get_store(
     Ok(Data(store.ok_or_else(|| ApiError::not_found("store"))?))
 }
 
-async fn currency_codes(
-    state: &AppState,
-    tenant_id: uuid::Uuid,
-) -> Result<HashSet<String>, ApiError> {
-    Ok(state
-        .storage
-        .currencies(tenant_id)
-        .await?
-        .into_iter()
-        .map(|c| c.code)
-        .collect())
+async fn currency_codes(state: &AppState, tenant_id: uuid::Uuid) -> Result<HashSet<String>, ApiError> {
+    Ok(state.storage.currencies(tenant_id).await?.into_iter().map(|c| c.code).collect())
 }
 
 fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        Some(text) if text.chars().count() > MAX_TEXT_CHARS => Err(ApiError::validation(format!(
-            "{field} is longer than {MAX_TEXT_CHARS} characters"
-        ))),
+        Some(text) if text.chars().count() > MAX_TEXT_CHARS => {
+            Err(ApiError::validation(format!("{field} is longer than {MAX_TEXT_CHARS} characters")))
+        }
         other => Ok(other),
     }
 }
 
 /// Prices name known currencies, at most once each, with amounts in range.
-fn check_prices(
-    field: &str,
-    prices: &[Price],
-    currencies: &HashSet<String>,
-) -> Result<(), ApiError> {
+fn check_prices(field: &str, prices: &[Price], currencies: &HashSet<String>) -> Result<(), ApiError> {
     if prices.len() > MAX_ENTRIES {
-        return Err(ApiError::validation(format!(
-            "{field} has more than {MAX_ENTRIES} entries"
-        )));
+        return Err(ApiError::validation(format!("{field} has more than {MAX_ENTRIES} entries")));
     }
     let mut seen = HashSet::new();
     for price in prices {
         if !currencies.contains(&price.currency_code) {
-            return Err(ApiError::validation(format!(
-                "{field} names unknown currency {:?}",
-                price.currency_code
-            )));
+            return Err(ApiError::validation(format!("{field} names unknown currency {:?}", price.currency_code)));
         }
         if !seen.insert(&price.currency_code) {
-            return Err(ApiError::validation(format!(
-                "{field} names currency {:?} twice",
-                price.currency_code
-            )));
+            return Err(ApiError::validation(format!("{field} names currency {:?} twice", price.currency_code)));
         }
         domain::amount(field, price.amount)?;
     }
@@ -287,29 +219,19 @@ fn check_contents(
     currencies: &HashSet<String>,
 ) -> Result<(), ApiError> {
     if item_type != ItemType::Bundle {
-        return if contents.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation("only bundles have contents"))
-        };
+        return if contents.is_empty() { Ok(()) } else { Err(ApiError::validation("only bundles have contents")) };
     }
     if contents.is_empty() || contents.len() > MAX_ENTRIES {
-        return Err(ApiError::validation(format!(
-            "a bundle has 1 to {MAX_ENTRIES} contents"
-        )));
+        return Err(ApiError::validation(format!("a bundle has 1 to {MAX_ENTRIES} contents")));
     }
-    let mut graph: HashMap<&str, Vec<&str>> = items
-        .iter()
-        .map(|item| (item.key.as_str(), content_keys(&item.contents)))
-        .collect();
+    let mut graph: HashMap<&str, Vec<&str>> =
+        items.iter().map(|item| (item.key.as_str(), content_keys(&item.contents))).collect();
     graph.insert(key, content_keys(contents));
     for content in contents {
         match content {
             Content::Item { item_key, quantity } => {
                 if !graph.contains_key(item_key.as_str()) {
-                    return Err(ApiError::validation(format!(
-                        "contents name unknown item {item_key:?}"
-                    )));
+                    return Err(ApiError::validation(format!("contents name unknown item {item_key:?}")));
                 }
                 if !(1..=MAX_QUANTITY).contains(quantity) {
                     return Err(ApiError::validation(format!(
@@ -317,14 +239,9 @@ fn check_contents(
                     )));
                 }
             }
-            Content::Currency {
-                currency_code,
-                amount,
-            } => {
+            Content::Currency { currency_code, amount } => {
                 if !currencies.contains(currency_code) {
-                    return Err(ApiError::validation(format!(
-                        "contents name unknown currency {currency_code:?}"
-                    )));
+                    return Err(ApiError::validation(format!("contents name unknown currency {currency_code:?}")));
                 }
                 if domain::amount("contents amount", *amount)? == 0 {
                     return Err(ApiError::validation("content amounts must be at least 1"));
@@ -333,9 +250,7 @@ fn check_contents(
         }
     }
     if reaches(&graph, key, key, &mut HashSet::new()) {
-        return Err(ApiError::validation(format!(
-            "bundle {key:?} would contain itself"
-        )));
+        return Err(ApiError::validation(format!("bundle {key:?} would contain itself")));
     }
     Ok(())
 }

@@ -4,12 +4,13 @@
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ClientKey, ClientSession, Created, Data, optional_json};
 use super::server::open_session;
-use super::{AppState, finish};
+use super::{AppState, finish, rollback};
 use crate::domain::{self, CurrencyCode, IdempotencyKey, Identity, Quantity};
-use crate::runtime::{Invocation, PurchaseOutcome, PurchaseRequest, RequestContext};
-use crate::storage::{
-    IdempotencyClaim, InventoryEntry, PurchaseRecord, StoredResponse, Tx, User, WalletEntry,
+use crate::runtime::{
+    Call, Invocation, ModuleFailure, PurchaseCheck, PurchaseOutcome, PurchaseRequest, RequestContext, RuleError,
 };
+use crate::storage::CatalogItem;
+use crate::storage::{IdempotencyClaim, InventoryEntry, PurchaseRecord, StoredResponse, Tx, User, WalletEntry};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -18,6 +19,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The header that marks a replayed idempotent response.
@@ -36,13 +38,8 @@ pub async fn login_custom(
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Created<Value>, ApiError> {
     let identity = Identity::try_from(body.custom_id)?;
-    let user = state
-        .storage
-        .find_or_create_user(tenant_id, identity.as_str())
-        .await?;
-    Ok(Created(
-        open_session(&state, &user, state.session_ttl).await?,
-    ))
+    let user = state.storage.find_or_create_user(tenant_id, identity.as_str()).await?;
+    Ok(Created(open_session(&state, &user, state.session_ttl).await?))
 }
 
 pub async fn wallet(
@@ -80,33 +77,33 @@ struct ValidPurchase {
 impl ValidPurchase {
     fn parse(body: PurchaseBody, headers: &HeaderMap) -> Result<Self, ApiError> {
         let header_key = match headers.get("idempotency-key") {
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| ApiError::validation("Idempotency-Key must be text"))?
-                    .to_owned(),
-            ),
+            Some(value) => {
+                Some(value.to_str().map_err(|_| ApiError::validation("Idempotency-Key must be text"))?.to_owned())
+            }
             None => None,
         };
         let idempotency_key = match (header_key, body.idempotency_key) {
             (Some(header), Some(body)) if header != body => {
-                return Err(ApiError::validation(
-                    "the Idempotency-Key header and idempotency_key differ",
-                ));
+                return Err(ApiError::validation("the Idempotency-Key header and idempotency_key differ"));
             }
             (header, body) => header.or(body).map(IdempotencyKey::try_from).transpose()?,
         };
         Ok(Self {
             item_id: domain::uuid("catalog_item_id", &body.catalog_item_id)?,
             currency_code: CurrencyCode::try_from(body.currency_code)?,
-            store_id: body
-                .store_id
-                .as_deref()
-                .map(|id| domain::uuid("store_id", id))
-                .transpose()?,
+            store_id: body.store_id.as_deref().map(|id| domain::uuid("store_id", id)).transpose()?,
             quantity: Quantity::try_from(body.quantity.unwrap_or(1))?,
             idempotency_key,
         })
+    }
+
+    /// What the host re-checks the guest's effects against.
+    fn check(&self) -> PurchaseCheck<'_> {
+        PurchaseCheck {
+            item_id: self.item_id,
+            currency_code: self.currency_code.as_str(),
+            quantity: self.quantity.get(),
+        }
     }
 
     /// What a retry must repeat to be the same request: every field but the
@@ -131,17 +128,14 @@ pub async fn purchase(
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
     let purchase = ValidPurchase::parse(body, &headers)?;
-    let mut tx = state.storage.begin(user.tenant_id, user.id).await?;
+    let rules = state.rules.for_tenant(user.tenant_id).await?;
+    let mut tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
     if let Some(key) = &purchase.idempotency_key {
-        let replay = match tx
-            .claim_idempotency_key(key.as_str(), &purchase.request_hash())
-            .await
-        {
+        let replay = match tx.claim_idempotency_key(key.as_str(), &purchase.request_hash()).await {
             Ok(IdempotencyClaim::Claimed) => None,
-            Ok(IdempotencyClaim::Existing {
-                request_hash,
-                response,
-            }) if request_hash == purchase.request_hash() => Some(Ok(replayed(response))),
+            Ok(IdempotencyClaim::Existing { request_hash, response }) if request_hash == purchase.request_hash() => {
+                Some(Ok(replayed(response)))
+            }
             Ok(IdempotencyClaim::Existing { .. }) => Some(Err(ApiError::IdempotencyKeyReused)),
             Err(error) => Some(Err(error.into())),
         };
@@ -150,7 +144,6 @@ pub async fn purchase(
         }
     }
 
-    let module = state.runtime.default_module();
     let ctx = context(&user);
     let purchase_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;
     let request = PurchaseRequest {
@@ -159,40 +152,29 @@ pub async fn purchase(
         store_id: purchase.store_id.map(|id| id.to_string()),
         quantity: purchase.quantity.get(),
     };
-    let Invocation { mut tx, result } = state.runtime.purchase(&module, tx, ctx, request).await;
-    let result = match result {
-        Ok(Ok(outcome)) => record(tx.as_mut(), &purchase, purchase_id, outcome).await,
-        Ok(Err(rule)) => Err(rule.into()),
-        Err(failure) => {
-            tracing::error!(module = %failure.sha256, error = %failure.message, "rules module failed a purchase");
-            Err(ApiError::ModuleFailed)
+    let call = Call { module: &rules.module, limits: &rules.limits, ctx };
+    let Invocation { mut tx, journal, result } = state.rules.runtime().purchase(call, tx, request).await;
+    let result = match module_answer(&rules.module.sha256, result) {
+        Ok(outcome) => {
+            match journal.check_purchase(&purchase.check(), outcome.unit_price, outcome.total, outcome.balance_after) {
+                Ok(()) => record(tx.as_mut(), &purchase, purchase_id, outcome).await,
+                Err(reason) => Err(module_misbehaved(&rules.module.sha256, &reason)),
+            }
         }
+        Err(error) => Err(error),
     };
     let body = finish(tx, result).await?;
     Ok(axum::Json(body).into_response())
 }
 
-/// Checks the guest's outcome, then records the purchase and the response
-/// (for replays) in the purchase's transaction.
+/// Records the purchase and the response (for replays) in the purchase's
+/// transaction.
 async fn record(
     tx: &mut dyn Tx,
     purchase: &ValidPurchase,
     purchase_id: Uuid,
     outcome: PurchaseOutcome,
 ) -> Result<Value, ApiError> {
-    let consistent = outcome.unit_price >= 0
-        && outcome.balance_after >= 0
-        && outcome
-            .unit_price
-            .checked_mul(purchase.quantity.get() as i64)
-            == Some(outcome.total);
-    if !consistent {
-        tracing::error!(
-            ?outcome,
-            "rules module returned an inconsistent purchase outcome"
-        );
-        return Err(ApiError::ModuleFailed);
-    }
     let body = json!({ "data": {
         "purchased": true,
         "purchase_id": purchase_id,
@@ -210,23 +192,14 @@ async fn record(
         total: outcome.total,
         idempotency_key: purchase.idempotency_key.as_ref().map(|key| key.to_string()),
     };
-    tx.record_purchase(
-        &record,
-        &StoredResponse {
-            status: 200,
-            body: body.clone(),
-        },
-    )
-    .await?;
+    tx.record_purchase(&record, &StoredResponse { status: 200, body: body.clone() }).await?;
     Ok(body)
 }
 
 fn replayed(response: StoredResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
     let mut reply = (status, axum::Json(response.body)).into_response();
-    reply
-        .headers_mut()
-        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    reply.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     reply
 }
 
@@ -246,30 +219,117 @@ pub async fn consume(
     let item_id = domain::uuid("itemId", &item_id)?;
     let body: ConsumeBody = optional_json(&body)?;
     let quantity = Quantity::try_from(body.quantity.unwrap_or(1))?;
-    let tx = state.storage.begin(user.tenant_id, user.id).await?;
-    let module = state.runtime.default_module();
-    let Invocation { tx, result } = state
-        .runtime
-        .consume(
-            &module,
-            tx,
-            context(&user),
-            item_id.to_string(),
-            quantity.get(),
-        )
-        .await;
-    let result = match result {
-        Ok(Ok(left)) => Ok(left),
-        Ok(Err(rule)) => Err(rule.into()),
-        Err(failure) => {
-            tracing::error!(module = %failure.sha256, error = %failure.message, "rules module failed a consume");
-            Err(ApiError::ModuleFailed)
-        }
+    let rules = state.rules.for_tenant(user.tenant_id).await?;
+    let tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
+    let ctx = context(&user);
+    let consume_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;
+    let call = Call { module: &rules.module, limits: &rules.limits, ctx };
+    let Invocation { mut tx, journal, result } =
+        state.rules.runtime().consume(call, tx, item_id.to_string(), quantity.get()).await;
+    let result = match module_answer(&rules.module.sha256, result) {
+        Ok(left) => match journal.check_consume() {
+            Ok(()) => {
+                let left = i64::try_from(left).map_err(ApiError::internal)?;
+                tx.record_consume(consume_id, item_id, quantity.get() as i64, left)
+                    .await
+                    .map(|()| left)
+                    .map_err(Into::into)
+            }
+            Err(reason) => Err(module_misbehaved(&rules.module.sha256, &reason)),
+        },
+        Err(error) => Err(error),
     };
     let left = finish(tx, result).await?;
-    Ok(Data(
-        json!({ "app_user_id": user.id, "catalog_item_id": item_id, "quantity": left }),
-    ))
+    Ok(Data(json!({ "app_user_id": user.id, "catalog_item_id": item_id, "quantity": left })))
+}
+
+/// A store as the player sees it: each listing with the prices the tenant's
+/// rules module quotes now (not the catalog's).
+pub async fn store(
+    ClientSession(user): ClientSession,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Data<Value>, ApiError> {
+    let store = state.storage.store_by_key(user.tenant_id, &key).await?.ok_or_else(|| ApiError::not_found("store"))?;
+    let items: HashMap<String, CatalogItem> =
+        state.storage.items(user.tenant_id).await?.into_iter().map(|item| (item.key.clone(), item)).collect();
+    let rules = state.rules.for_tenant(user.tenant_id).await?;
+    let mut tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
+    let mut listings = Vec::with_capacity(store.listings.len());
+    let mut failure = None;
+    'listings: for listing in &store.listings {
+        let Some(item) = items.get(&listing.item_key) else { continue };
+        let mut currencies: Vec<&str> = item.prices.iter().map(|price| price.currency_code.as_str()).collect();
+        for price in listing.override_prices.iter().flatten() {
+            if !currencies.contains(&price.currency_code.as_str()) {
+                currencies.push(&price.currency_code);
+            }
+        }
+        let mut prices = Vec::new();
+        let mut purchasable = listing.purchasable;
+        for currency_code in currencies {
+            let request = PurchaseRequest {
+                item_id: item.id.to_string(),
+                currency_code: currency_code.to_owned(),
+                store_id: Some(store.id.to_string()),
+                quantity: 1,
+            };
+            let call = Call { module: &rules.module, limits: &rules.limits, ctx: context(&user) };
+            let invocation = state.rules.runtime().quote(call, tx, request).await;
+            tx = invocation.tx;
+            match module_answer(&rules.module.sha256, invocation.result) {
+                Ok(quote) if quote.unit_price >= 0 => {
+                    purchasable &= quote.purchasable;
+                    prices.push(json!({ "currency_code": currency_code, "amount": quote.unit_price }));
+                }
+                Ok(quote) => {
+                    failure = Some(module_misbehaved(&rules.module.sha256, &format!("quoted {}", quote.unit_price)));
+                    break 'listings;
+                }
+                // A currency the rules do not price is left out.
+                Err(ApiError::NoPrice | ApiError::NotPurchasable) => {}
+                Err(error) => {
+                    failure = Some(error);
+                    break 'listings;
+                }
+            }
+        }
+        listings.push(json!({
+            "item_id": item.id,
+            "item_key": item.key,
+            "name": item.name,
+            "icon_url": item.icon_url,
+            "item_type": item.item_type,
+            "category": item.category,
+            "prices": prices,
+            "purchasable": purchasable,
+            "max_purchases_per_user": listing.max_purchases_per_user,
+        }));
+    }
+    // Quotes change nothing: the transaction only gave them a consistent view.
+    rollback(tx).await;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    Ok(Data(json!({ "id": store.id, "key": store.key, "name": store.name, "listings": listings })))
+}
+
+/// The guest's answer as an API result: its rule errors become their codes;
+/// a trap or an exhausted limit becomes `MODULE_FAILED`, logged.
+fn module_answer<T>(sha256: &str, result: Result<Result<T, RuleError>, ModuleFailure>) -> Result<T, ApiError> {
+    match result {
+        Ok(answer) => answer.map_err(ApiError::from),
+        Err(failure) => {
+            tracing::error!(module = %sha256, error = %failure.message, "rules module failed");
+            Err(ApiError::ModuleFailed)
+        }
+    }
+}
+
+/// A module that answered but broke the host's re-check.
+fn module_misbehaved(sha256: &str, reason: &str) -> ApiError {
+    tracing::error!(module = %sha256, reason, "rules module returned an outcome the host refused");
+    ApiError::ModuleFailed
 }
 
 /// The request context a rules module sees.

@@ -2,6 +2,7 @@
 //! status (SPEC §4-§6); server-side failures answer with an opaque body and
 //! log their cause inside the request's span.
 
+use crate::rules::ModuleError;
 use crate::runtime::RuleError;
 use crate::storage::StorageError;
 use axum::Json;
@@ -58,6 +59,10 @@ pub enum ApiError {
     /// 422 `IDEMPOTENCY_KEY_REUSED`: the key was used with another body.
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    /// 400 `INVALID_MODULE`: an upload that is not a component implementing
+    /// the economy world; the message says what is missing or mistyped.
+    #[error("{0}")]
+    InvalidModule(String),
     /// 500 `MODULE_FAILED`: the rules module trapped or ran out of a limit.
     #[error("the rules module failed")]
     ModuleFailed,
@@ -79,7 +84,8 @@ impl ApiError {
             | Self::InsufficientBalance
             | Self::MaxBalanceExceeded(_)
             | Self::NotConsumable
-            | Self::InsufficientQuantity => StatusCode::BAD_REQUEST,
+            | Self::InsufficientQuantity
+            | Self::InvalidModule(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -109,6 +115,7 @@ impl ApiError {
             Self::NotConsumable => "NOT_CONSUMABLE",
             Self::InsufficientQuantity => "INSUFFICIENT_QUANTITY",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::InvalidModule(_) => "INVALID_MODULE",
             Self::ModuleFailed => "MODULE_FAILED",
             Self::TenantUnavailable(_) => "TENANT_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
@@ -149,12 +156,19 @@ impl From<StorageError> for ApiError {
         match error {
             StorageError::Conflict(what) => Self::Conflict(what.into()),
             StorageError::Database(
-                e @ (sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)),
+                e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)),
             ) => Self::TenantUnavailable(e),
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<ModuleError> for ApiError {
+    fn from(error: ModuleError) -> Self {
+        match error {
+            ModuleError::Invalid(reason) => Self::InvalidModule(reason),
+            ModuleError::Unknown(_) => Self::not_found("module"),
+            ModuleError::Storage(error) => error.into(),
         }
     }
 }

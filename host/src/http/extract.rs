@@ -59,25 +59,16 @@ pub struct ClientSession(pub User);
 pub struct Operator;
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
+    parts.headers.get(name).and_then(|value| value.to_str().ok())
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    header(parts, "authorization")
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
+    header(parts, "authorization").and_then(|value| value.strip_prefix("Bearer ")).map(str::trim)
 }
 
 /// The key's tenant, if the key is one of `allowed` kinds: 401 for a
 /// missing or unknown key, 403 for another kind.
-async fn tenant_key(
-    parts: &Parts,
-    state: &AppState,
-    allowed: &[KeyKind],
-) -> Result<Uuid, ApiError> {
+async fn tenant_key(parts: &Parts, state: &AppState, allowed: &[KeyKind]) -> Result<Uuid, ApiError> {
     let key = header(parts, "x-api-key").ok_or(ApiError::Unauthorized)?;
     let record = state.api_key(key).await?.ok_or(ApiError::Unauthorized)?;
     if !allowed.contains(&record.kind) {
@@ -98,9 +89,7 @@ impl FromRequestParts<AppState> for ServerKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        tenant_key(parts, state, &[KeyKind::Server, KeyKind::Admin])
-            .await
-            .map(Self)
+        tenant_key(parts, state, &[KeyKind::Server, KeyKind::Admin]).await.map(Self)
     }
 }
 
@@ -108,9 +97,7 @@ impl FromRequestParts<AppState> for ClientKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        tenant_key(parts, state, &[KeyKind::Client, KeyKind::Admin])
-            .await
-            .map(Self)
+        tenant_key(parts, state, &[KeyKind::Client, KeyKind::Admin]).await.map(Self)
     }
 }
 
@@ -120,11 +107,7 @@ impl FromRequestParts<AppState> for ClientSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let tenant_id = tenant_key(parts, state, &[KeyKind::Client, KeyKind::Admin]).await?;
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let session = state
-            .storage
-            .find_session(&secrets::hash(token))
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let session = state.storage.find_session(&secrets::hash(token)).await?.ok_or(ApiError::Unauthorized)?;
         // A session of another tenant is as good as no session.
         if session.user.tenant_id != tenant_id || session.expires_at <= Utc::now() {
             return Err(ApiError::Unauthorized);
@@ -149,6 +132,5 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::validation(format!("invalid JSON body: {error}")))
+    serde_json::from_slice(body).map_err(|error| ApiError::validation(format!("invalid JSON body: {error}")))
 }

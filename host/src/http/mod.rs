@@ -5,10 +5,11 @@ mod client;
 pub mod error;
 mod extract;
 mod health;
+mod modules;
 mod operator;
 mod server;
 
-use crate::runtime::Runtime;
+use crate::rules::Rules;
 use crate::secrets;
 use crate::storage::{ApiKeyRecord, Storage, Tx};
 use axum::Router;
@@ -30,7 +31,7 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub storage: Arc<dyn Storage>,
-    pub runtime: Runtime,
+    pub rules: Arc<Rules>,
     pub session_ttl: Duration,
     pub operator_key_hash: Option<[u8; 32]>,
     /// Keys never change once issued, so a found key is cached for good.
@@ -48,13 +49,13 @@ impl Deref for AppState {
 impl AppState {
     pub fn new(
         storage: Arc<dyn Storage>,
-        runtime: Runtime,
+        rules: Arc<Rules>,
         session_ttl: Duration,
         operator_key: Option<&str>,
     ) -> Self {
         Self(Arc::new(AppInner {
             storage,
-            runtime,
+            rules,
             session_ttl,
             operator_key_hash: operator_key.map(secrets::hash),
             api_keys: RwLock::default(),
@@ -69,10 +70,7 @@ impl AppState {
         }
         let record = self.storage.find_api_key(&hash).await?;
         if let Some(record) = record {
-            self.api_keys
-                .write()
-                .expect("key cache lock")
-                .insert(hash, record);
+            self.api_keys.write().expect("key cache lock").insert(hash, record);
         }
         Ok(record)
     }
@@ -87,11 +85,16 @@ pub(crate) async fn finish<T>(tx: Box<dyn Tx>, result: Result<T, ApiError>) -> R
             Ok(value)
         }
         Err(error) => {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(error = %rollback, "rollback failed; the connection is discarded");
-            }
+            rollback(tx).await;
             Err(error)
         }
+    }
+}
+
+/// Rolls a transaction back now; a failure only costs the connection.
+pub(crate) async fn rollback(tx: Box<dyn Tx>) {
+    if let Err(error) = tx.rollback().await {
+        tracing::warn!(%error, "rollback failed; the connection is discarded");
     }
 }
 
@@ -100,26 +103,24 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/operator/tenants", post(operator::create_tenant))
+        .route("/operator/tenants/{id}/limits", put(operator::put_limits))
+        .route(
+            "/admin/modules",
+            post(modules::upload).get(modules::list).layer(DefaultBodyLimit::max(crate::rules::MAX_MODULE_BYTES)),
+        )
+        .route("/admin/modules/active", put(modules::activate).delete(modules::deactivate))
         .route("/admin/currencies", get(admin::list_currencies))
         .route("/admin/currencies/{code}", put(admin::put_currency))
         .route("/admin/catalog/items", get(admin::list_items))
-        .route(
-            "/admin/catalog/items/{key}",
-            put(admin::put_item).get(admin::get_item),
-        )
-        .route(
-            "/admin/stores/{key}",
-            put(admin::put_store).get(admin::get_store),
-        )
-        .route(
-            "/server/users/{identity}/sessions",
-            post(server::create_session),
-        )
+        .route("/admin/catalog/items/{key}", put(admin::put_item).get(admin::get_item))
+        .route("/admin/stores/{key}", put(admin::put_store).get(admin::get_store))
+        .route("/server/users/{identity}/sessions", post(server::create_session))
         .route("/server/users/{identity}/grants", post(server::grant))
         .route("/server/users/{identity}/ledger", get(server::ledger))
         .route("/client/auth/custom", post(client::login_custom))
         .route("/client/wallet", get(client::wallet))
         .route("/client/inventory", get(client::inventory))
+        .route("/client/stores/{key}", get(client::store))
         .route("/client/inventory/purchase", post(client::purchase))
         .route("/client/inventory/{item_id}/consume", post(client::consume))
         .fallback(|| async { ApiError::not_found("route") })

@@ -2,10 +2,10 @@
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiJson, Created, Operator};
-use crate::domain::{Name, Slug};
+use super::extract::{ApiJson, ApiPath, Created, Data, Operator};
+use crate::domain::{self, Name, Slug};
 use crate::secrets;
-use crate::storage::KeyKind;
+use crate::storage::{KeyKind, LimitOverrides};
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,17 +26,11 @@ pub async fn create_tenant(
     let slug = Slug::try_from(body.slug)?;
     let name = Name::try_from(body.name)?;
     if body.database_url.is_some() {
-        return Err(ApiError::validation(
-            "per-tenant databases are not available on this server yet",
-        ));
+        return Err(ApiError::validation("per-tenant databases are not available on this server yet"));
     }
-    let keys =
-        KeyKind::ALL.map(|kind| (kind, secrets::generate(&format!("ek_{}_", kind.as_str()))));
+    let keys = KeyKind::ALL.map(|kind| (kind, secrets::generate(&format!("ek_{}_", kind.as_str()))));
     let hashes = keys.clone().map(|(kind, key)| (kind, secrets::hash(&key)));
-    let tenant = state
-        .storage
-        .create_tenant(slug.as_str(), name.as_str(), &hashes)
-        .await?;
+    let tenant = state.storage.create_tenant(slug.as_str(), name.as_str(), &hashes).await?;
     let [(_, client_key), (_, server_key), (_, admin_key)] = keys;
     Ok(Created(json!({
         "id": tenant.id,
@@ -46,5 +40,31 @@ pub async fn create_tenant(
         "client_key": client_key,
         "server_key": server_key,
         "admin_key": admin_key,
+    })))
+}
+
+/// Sets a tenant's sandbox limits (`null` keeps the host's default) and
+/// returns the limits its calls now run under.
+pub async fn put_limits(
+    _: Operator,
+    State(state): State<AppState>,
+    ApiPath(tenant_id): ApiPath<String>,
+    ApiJson(limits): ApiJson<LimitOverrides>,
+) -> Result<Data<Value>, ApiError> {
+    let tenant_id = domain::uuid("id", &tenant_id)?;
+    let positive = [limits.fuel, limits.deadline_ms, limits.memory_bytes, limits.max_import_calls.map(i64::from)];
+    if positive.iter().flatten().any(|value| *value < 1) {
+        return Err(ApiError::validation("limits must be at least 1"));
+    }
+    if !state.storage.set_limits(tenant_id, &limits).await? {
+        return Err(ApiError::not_found("tenant"));
+    }
+    state.rules.refresh(&[tenant_id]).await?;
+    let effective = state.rules.for_tenant(tenant_id).await?.limits.clone();
+    Ok(Data(json!({
+        "fuel": effective.fuel,
+        "deadline_ms": effective.deadline.as_millis() as u64,
+        "memory_bytes": effective.memory_bytes,
+        "max_import_calls": effective.max_import_calls,
     })))
 }

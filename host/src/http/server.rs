@@ -5,9 +5,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Created, Data, ServerKey, optio
 use super::{AppState, finish};
 use crate::domain::{self, CatalogKey, CurrencyCode, Identity, MAX_AMOUNT, Quantity};
 use crate::secrets;
-use crate::storage::{
-    ItemType, LedgerEntry, LedgerQuery, LedgerReason, NewGrant, Stack, Tx, User, WalletRefusal,
-};
+use crate::storage::{ItemType, LedgerEntry, LedgerQuery, LedgerReason, NewGrant, Stack, Tx, User, WalletRefusal};
 use axum::body::Bytes;
 use axum::extract::State;
 use chrono::Utc;
@@ -38,20 +36,13 @@ pub async fn create_session(
     let identity = Identity::try_from(identity)?;
     let body: SessionBody = optional_json(&body)?;
     let ttl = match body.ttl_seconds {
-        Some(seconds) if (1..=MAX_SESSION_TTL_SECONDS).contains(&seconds) => {
-            Duration::from_secs(seconds)
-        }
+        Some(seconds) if (1..=MAX_SESSION_TTL_SECONDS).contains(&seconds) => Duration::from_secs(seconds),
         Some(_) => {
-            return Err(ApiError::validation(format!(
-                "ttl_seconds must be between 1 and {MAX_SESSION_TTL_SECONDS}"
-            )));
+            return Err(ApiError::validation(format!("ttl_seconds must be between 1 and {MAX_SESSION_TTL_SECONDS}")));
         }
         None => state.session_ttl,
     };
-    let user = state
-        .storage
-        .find_or_create_user(tenant_id, identity.as_str())
-        .await?;
+    let user = state.storage.find_or_create_user(tenant_id, identity.as_str()).await?;
     Ok(Created(open_session(&state, &user, ttl).await?))
 }
 
@@ -60,10 +51,7 @@ pub async fn open_session(state: &AppState, user: &User, ttl: Duration) -> Resul
     let token = secrets::generate("es_");
     let ttl = chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
     let expires_at = Utc::now() + ttl;
-    state
-        .storage
-        .create_session(user, &secrets::hash(&token), expires_at)
-        .await?;
+    state.storage.create_session(user, &secrets::hash(&token), expires_at).await?;
     Ok(json!({ "session_token": token, "expires_at": expires_at, "app_user_id": user.id }))
 }
 
@@ -71,15 +59,8 @@ pub async fn open_session(state: &AppState, user: &User, ttl: Duration) -> Resul
 #[derive(Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum GrantBody {
-    Currency {
-        currency_code: String,
-        amount: i64,
-        reason: Option<LedgerReason>,
-    },
-    Item {
-        item_key: String,
-        quantity: i64,
-    },
+    Currency { currency_code: String, amount: i64, reason: Option<LedgerReason> },
+    Item { item_key: String, quantity: i64 },
 }
 
 #[derive(Serialize)]
@@ -91,15 +72,8 @@ pub enum Granted {
 
 /// A grant after validation.
 enum ValidGrant {
-    Currency {
-        code: CurrencyCode,
-        amount: i64,
-        reason: LedgerReason,
-    },
-    Item {
-        key: CatalogKey,
-        quantity: Quantity,
-    },
+    Currency { code: CurrencyCode, amount: i64, reason: LedgerReason },
+    Item { key: CatalogKey, quantity: Quantity },
 }
 
 impl TryFrom<GrantBody> for ValidGrant {
@@ -107,35 +81,19 @@ impl TryFrom<GrantBody> for ValidGrant {
 
     fn try_from(body: GrantBody) -> Result<Self, ApiError> {
         match body {
-            GrantBody::Currency {
-                currency_code,
-                amount,
-                reason,
-            } => {
+            GrantBody::Currency { currency_code, amount, reason } => {
                 if amount == 0 || !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&amount) {
-                    return Err(ApiError::validation(format!(
-                        "amount must be non-zero and within ±{MAX_AMOUNT}"
-                    )));
+                    return Err(ApiError::validation(format!("amount must be non-zero and within ±{MAX_AMOUNT}")));
                 }
                 let reason = reason.unwrap_or(LedgerReason::Grant);
-                if !matches!(
-                    reason,
-                    LedgerReason::Grant | LedgerReason::Refund | LedgerReason::Admin
-                ) {
-                    return Err(ApiError::validation(
-                        "reason must be grant, refund or admin",
-                    ));
+                if !matches!(reason, LedgerReason::Grant | LedgerReason::Refund | LedgerReason::Admin) {
+                    return Err(ApiError::validation("reason must be grant, refund or admin"));
                 }
-                Ok(Self::Currency {
-                    code: CurrencyCode::try_from(currency_code)?,
-                    amount,
-                    reason,
-                })
+                Ok(Self::Currency { code: CurrencyCode::try_from(currency_code)?, amount, reason })
             }
-            GrantBody::Item { item_key, quantity } => Ok(Self::Item {
-                key: CatalogKey::try_from(item_key)?,
-                quantity: Quantity::try_from(quantity)?,
-            }),
+            GrantBody::Item { item_key, quantity } => {
+                Ok(Self::Item { key: CatalogKey::try_from(item_key)?, quantity: Quantity::try_from(quantity)? })
+            }
         }
     }
 }
@@ -150,37 +108,25 @@ pub async fn grant(
 ) -> Result<Data<Granted>, ApiError> {
     let grant = ValidGrant::try_from(body)?;
     let user = find_user(&state, tenant_id, identity).await?;
-    let mut tx = state.storage.begin(tenant_id, user.id).await?;
+    let mut tx = state.storage.begin(tenant_id, user.id, None).await?;
     let result = apply_grant(tx.as_mut(), grant).await;
     finish(tx, result).await.map(Data)
 }
 
 async fn apply_grant(tx: &mut dyn Tx, grant: ValidGrant) -> Result<Granted, ApiError> {
     match grant {
-        ValidGrant::Currency {
-            code,
-            amount,
-            reason,
-        } => match tx
-            .change_balance(code.as_str(), amount, reason, None)
-            .await?
-        {
-            Ok(balance_after) => Ok(Granted::Currency { balance_after }),
-            Err(WalletRefusal::UnknownCurrency) => Err(ApiError::not_found("currency")),
-            Err(WalletRefusal::InsufficientBalance) => Err(ApiError::InsufficientBalance),
-            Err(WalletRefusal::MaxBalanceExceeded) => {
-                Err(ApiError::MaxBalanceExceeded(code.into_inner()))
+        ValidGrant::Currency { code, amount, reason } => {
+            match tx.change_balance(code.as_str(), amount, reason, None).await? {
+                Ok(balance_after) => Ok(Granted::Currency { balance_after }),
+                Err(WalletRefusal::UnknownCurrency) => Err(ApiError::not_found("currency")),
+                Err(WalletRefusal::InsufficientBalance) => Err(ApiError::InsufficientBalance),
+                Err(WalletRefusal::MaxBalanceExceeded) => Err(ApiError::MaxBalanceExceeded(code.into_inner())),
             }
-        },
+        }
         ValidGrant::Item { key, quantity } => {
-            let item = tx
-                .item_by_key(key.as_str())
-                .await?
-                .ok_or_else(|| ApiError::not_found("item"))?;
+            let item = tx.item_by_key(key.as_str()).await?.ok_or_else(|| ApiError::not_found("item"))?;
             if item.item_type == ItemType::Bundle {
-                return Err(ApiError::validation(
-                    "a bundle is granted through a purchase, which expands it",
-                ));
+                return Err(ApiError::validation("a bundle is granted through a purchase, which expands it"));
             }
             let grant = NewGrant {
                 item_id: item.id,
@@ -188,13 +134,8 @@ async fn apply_grant(tx: &mut dyn Tx, grant: ValidGrant) -> Result<Granted, ApiE
                 acquired_via: "grant".into(),
                 duration_seconds: item.duration_seconds,
             };
-            let mut stacks = tx
-                .grant_items(&[grant])
-                .await?
-                .map_err(|_| ApiError::not_found("item"))?;
-            Ok(Granted::Item(stacks.pop().ok_or_else(|| {
-                ApiError::internal("grant returned no stack")
-            })?))
+            let mut stacks = tx.grant_items(&[grant]).await?.map_err(|_| ApiError::not_found("item"))?;
+            Ok(Granted::Item(stacks.pop().ok_or_else(|| ApiError::internal("grant returned no stack"))?))
         }
     }
 }
@@ -222,40 +163,19 @@ pub async fn ledger(
     let user = find_user(&state, tenant_id, identity).await?;
     let limit = params.limit.unwrap_or(DEFAULT_LEDGER_LIMIT);
     if !(1..=MAX_LEDGER_LIMIT).contains(&limit) {
-        return Err(ApiError::validation(format!(
-            "limit must be between 1 and {MAX_LEDGER_LIMIT}"
-        )));
+        return Err(ApiError::validation(format!("limit must be between 1 and {MAX_LEDGER_LIMIT}")));
     }
     let query = LedgerQuery {
-        currency_code: params
-            .currency_code
-            .map(CurrencyCode::try_from)
-            .transpose()?
-            .map(CurrencyCode::into_inner),
+        currency_code: params.currency_code.map(CurrencyCode::try_from).transpose()?.map(CurrencyCode::into_inner),
         limit,
-        cursor: params
-            .cursor
-            .as_deref()
-            .map(|cursor| domain::uuid("cursor", cursor))
-            .transpose()?,
+        cursor: params.cursor.as_deref().map(|cursor| domain::uuid("cursor", cursor)).transpose()?,
     };
     let entries = state.storage.ledger(&user, &query).await?;
-    let next_cursor = if entries.len() as i64 == limit {
-        entries.last().map(|entry| entry.id)
-    } else {
-        None
-    };
-    Ok(Data(LedgerPage {
-        entries,
-        next_cursor,
-    }))
+    let next_cursor = if entries.len() as i64 == limit { entries.last().map(|entry| entry.id) } else { None };
+    Ok(Data(LedgerPage { entries, next_cursor }))
 }
 
 async fn find_user(state: &AppState, tenant_id: Uuid, identity: String) -> Result<User, ApiError> {
     let identity = Identity::try_from(identity)?;
-    state
-        .storage
-        .find_user(tenant_id, identity.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))
+    state.storage.find_user(tenant_id, identity.as_str()).await?.ok_or_else(|| ApiError::not_found("user"))
 }

@@ -12,48 +12,32 @@ impl Host for RequestState {
         let Ok(id) = Uuid::parse_str(&id) else {
             return Ok(None);
         };
-        Ok(self.tx.item_by_id(id).await?.map(to_wit_item))
+        let item = self.tx.item_by_id(id).await?;
+        Ok(item.map(|item| self.serve(item)))
     }
 
     async fn item_by_key(&mut self, key: String) -> wasmtime::Result<Option<types::Item>> {
         self.charge_import()?;
-        Ok(self.tx.item_by_key(&key).await?.map(to_wit_item))
+        let item = self.tx.item_by_key(&key).await?;
+        Ok(item.map(|item| self.serve(item)))
     }
 
-    async fn store_listing(
-        &mut self,
-        store_id: String,
-        item_id: String,
-    ) -> wasmtime::Result<Option<types::Listing>> {
+    async fn store_listing(&mut self, store_id: String, item_id: String) -> wasmtime::Result<Option<types::Listing>> {
         self.charge_import()?;
-        let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id))
-        else {
+        let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id)) else {
             return Ok(None);
         };
-        Ok(self
-            .tx
-            .store_listing(store_id, item_id)
-            .await?
-            .map(|found| types::Listing {
-                store_id: found.store_id.to_string(),
-                store_key: found.store_key,
-                item_id: item_id.to_string(),
-                override_prices: found
-                    .listing
-                    .override_prices
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(to_wit_price)
-                    .collect(),
-                max_purchases_per_user: found.listing.max_purchases_per_user,
-                purchasable: found.listing.purchasable,
-            }))
+        Ok(self.tx.store_listing(store_id, item_id).await?.map(|found| types::Listing {
+            store_id: found.store_id.to_string(),
+            store_key: found.store_key,
+            item_id: item_id.to_string(),
+            override_prices: found.listing.override_prices.unwrap_or_default().into_iter().map(to_wit_price).collect(),
+            max_purchases_per_user: found.listing.max_purchases_per_user,
+            purchasable: found.listing.purchasable,
+        }))
     }
 
-    async fn currency_by_code(
-        &mut self,
-        code: String,
-    ) -> wasmtime::Result<Option<types::Currency>> {
+    async fn currency_by_code(&mut self, code: String) -> wasmtime::Result<Option<types::Currency>> {
         self.charge_import()?;
         Ok(self.tx.currency(&code).await?.map(|c| types::Currency {
             code: c.code,
@@ -64,11 +48,16 @@ impl Host for RequestState {
     }
 }
 
-fn to_wit_price(price: Price) -> types::Price {
-    types::Price {
-        currency_code: price.currency_code,
-        amount: price.amount,
+impl RequestState {
+    /// Hands an item to the guest, remembering it for the host's re-check.
+    fn serve(&mut self, item: CatalogItem) -> types::Item {
+        self.journal.items.insert(item.id, item.clone());
+        to_wit_item(item)
     }
+}
+
+fn to_wit_price(price: Price) -> types::Price {
+    types::Price { currency_code: price.currency_code, amount: price.amount }
 }
 
 fn to_wit_item(item: CatalogItem) -> types::Item {
@@ -90,13 +79,9 @@ fn to_wit_item(item: CatalogItem) -> types::Item {
                 Content::Item { item_key, quantity } => {
                     types::Content::Item(types::ItemQuantity { item_key, quantity })
                 }
-                Content::Currency {
-                    currency_code,
-                    amount,
-                } => types::Content::Currency(types::Price {
-                    currency_code,
-                    amount,
-                }),
+                Content::Currency { currency_code, amount } => {
+                    types::Content::Currency(types::Price { currency_code, amount })
+                }
             })
             .collect(),
         duration_seconds: item.duration_seconds.and_then(|d| u64::try_from(d).ok()),

@@ -13,14 +13,9 @@ impl Host for RequestState {
         Ok(u64::try_from(self.tx.item_purchases(item_id).await?).unwrap_or(0))
     }
 
-    async fn listing_purchases(
-        &mut self,
-        store_id: String,
-        item_id: String,
-    ) -> wasmtime::Result<u64> {
+    async fn listing_purchases(&mut self, store_id: String, item_id: String) -> wasmtime::Result<u64> {
         self.charge_import()?;
-        let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id))
-        else {
+        let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id)) else {
             return Ok(0);
         };
         Ok(u64::try_from(self.tx.listing_purchases(store_id, item_id).await?).unwrap_or(0))
@@ -34,8 +29,7 @@ impl Host for RequestState {
         cap: u64,
     ) -> wasmtime::Result<Option<u64>> {
         self.charge_import()?;
-        let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id))
-        else {
+        let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id)) else {
             wasmtime::bail!("claim-listing with an id that is not a UUID");
         };
         let (Ok(quantity), Ok(cap)) = (i64::try_from(quantity), i64::try_from(cap)) else {
@@ -44,10 +38,6 @@ impl Host for RequestState {
         if quantity < 1 {
             wasmtime::bail!("claim-listing with quantity 0");
         }
-        Ok(self
-            .tx
-            .claim_listing(store_id, item_id, quantity, cap)
-            .await?
-            .map(|total| total as u64))
+        Ok(self.tx.claim_listing(store_id, item_id, quantity, cap).await?.map(|total| total as u64))
     }
 }

@@ -23,10 +23,7 @@ impl Host for RequestState {
         Ok(u64::try_from(self.tx.quantity(item_id).await?).unwrap_or(0))
     }
 
-    async fn grant_items(
-        &mut self,
-        grants: Vec<Grant>,
-    ) -> wasmtime::Result<Result<(), InventoryError>> {
+    async fn grant_items(&mut self, grants: Vec<Grant>) -> wasmtime::Result<Result<(), InventoryError>> {
         self.charge_import()?;
         let merged = match merge(grants) {
             Ok(merged) => merged,
@@ -35,19 +32,14 @@ impl Host for RequestState {
         if merged.is_empty() {
             return Ok(Ok(()));
         }
-        Ok(self
-            .tx
-            .grant_items(&merged)
-            .await?
-            .map(|_| ())
-            .map_err(to_wit_error))
+        let granted = self.tx.grant_items(&merged).await?.map_err(to_wit_error);
+        if granted.is_ok() {
+            self.journal.grants.extend(merged.iter().map(|grant| (grant.item_id, grant.quantity)));
+        }
+        Ok(granted.map(|_| ()))
     }
 
-    async fn consume(
-        &mut self,
-        item_id: String,
-        quantity: u64,
-    ) -> wasmtime::Result<Result<u64, InventoryError>> {
+    async fn consume(&mut self, item_id: String, quantity: u64) -> wasmtime::Result<Result<u64, InventoryError>> {
         self.charge_import()?;
         let Ok(item_id) = Uuid::parse_str(&item_id) else {
             return Ok(Err(InventoryError::UnknownItem));
@@ -55,12 +47,7 @@ impl Host for RequestState {
         let Some(quantity) = i64::try_from(quantity).ok().filter(|q| *q >= 1) else {
             return Ok(Err(InventoryError::InvalidQuantity));
         };
-        Ok(self
-            .tx
-            .consume(item_id, quantity)
-            .await?
-            .map(|left| u64::try_from(left).unwrap_or(0))
-            .map_err(to_wit_error))
+        Ok(self.tx.consume(item_id, quantity).await?.map(|left| u64::try_from(left).unwrap_or(0)).map_err(to_wit_error))
     }
 }
 
@@ -68,10 +55,7 @@ fn merge(grants: Vec<Grant>) -> Result<Vec<NewGrant>, InventoryError> {
     let mut merged: Vec<NewGrant> = Vec::with_capacity(grants.len());
     for grant in grants {
         let item_id = Uuid::parse_str(&grant.item_id).map_err(|_| InventoryError::UnknownItem)?;
-        let quantity = i64::try_from(grant.quantity)
-            .ok()
-            .filter(|q| *q >= 1)
-            .ok_or(InventoryError::InvalidQuantity)?;
+        let quantity = i64::try_from(grant.quantity).ok().filter(|q| *q >= 1).ok_or(InventoryError::InvalidQuantity)?;
         let duration_seconds = match grant.duration_seconds {
             Some(d) if d == 0 || d > MAX_DURATION_SECONDS => {
                 return Err(InventoryError::InvalidQuantity);
@@ -79,25 +63,13 @@ fn merge(grants: Vec<Grant>) -> Result<Vec<NewGrant>, InventoryError> {
             Some(d) => Some(d as i64),
             None => None,
         };
-        let acquired_via: String = grant
-            .acquired_via
-            .chars()
-            .take(MAX_ACQUIRED_VIA_CHARS)
-            .collect();
+        let acquired_via: String = grant.acquired_via.chars().take(MAX_ACQUIRED_VIA_CHARS).collect();
         if let Some(existing) = merged.iter_mut().find(|g| g.item_id == item_id) {
-            existing.quantity = existing
-                .quantity
-                .checked_add(quantity)
-                .ok_or(InventoryError::InvalidQuantity)?;
+            existing.quantity = existing.quantity.checked_add(quantity).ok_or(InventoryError::InvalidQuantity)?;
         } else if merged.len() == MAX_GRANTS_PER_CALL {
             return Err(InventoryError::InvalidQuantity);
         } else {
-            merged.push(NewGrant {
-                item_id,
-                quantity,
-                acquired_via,
-                duration_seconds,
-            });
+            merged.push(NewGrant { item_id, quantity, acquired_via, duration_seconds });
         }
     }
     Ok(merged)

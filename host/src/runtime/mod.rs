@@ -1,26 +1,31 @@
 //! The wasmtime side: one engine with a pooling allocator, the compiled
 //! rules modules, and one fresh instance per request. A request's store
 //! owns its transaction while the guest runs and hands it back afterwards,
-//! so the caller decides to commit or roll back.
+//! with a journal of what the guest did, so the caller re-checks it and
+//! decides to commit or roll back.
 //!
-//! Limits per call (all in [`RuntimeLimits`]): fuel, a wall-clock epoch
-//! deadline, linear memory, wasm stack, and the number of storage calls.
+//! Limits per call ([`CallLimits`]): fuel, a wall-clock deadline, linear
+//! memory and the number of storage calls; the wasm stack is capped for the
+//! whole engine.
 
 mod bindings;
 mod catalog;
 mod history;
 mod inventory;
+mod journal;
 mod state;
 mod wallet;
 
 pub use bindings::types::{RequestContext, RuleError};
 pub use bindings::{PriceQuote, PurchaseOutcome, PurchaseRequest};
+pub use journal::{Journal, PurchaseCheck};
 pub use state::RequestState;
 
-use crate::storage::Tx;
+use crate::storage::{LimitOverrides, Tx};
 use bindings::{Economy, EconomyPre};
 use sha2::{Digest, Sha256};
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,17 +38,20 @@ pub static ECONOMY_CORE_WASM: &[u8] = include_bytes!(env!("ECONOMY_CORE_WASM"));
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How long past its deadline a call parked in a host import may run
+/// before it is abandoned.
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 
-/// Per-call limits for rules modules.
+/// The host's default limits for rules modules.
 #[derive(Clone, Debug)]
 pub struct RuntimeLimits {
     /// Fuel per call (roughly, wasm instructions).
     pub fuel: u64,
     /// Wall-clock time a call may take, storage waits included.
     pub deadline: Duration,
-    /// Linear memory a module may grow to.
+    /// Linear memory a module may grow to (also the pool's per-instance cap).
     pub memory_bytes: usize,
-    /// Wasm stack a module may use.
+    /// Wasm stack a module may use (engine-wide).
     pub stack_bytes: usize,
     /// Storage import calls per call.
     pub max_import_calls: u32,
@@ -64,6 +72,33 @@ impl Default for RuntimeLimits {
     }
 }
 
+impl RuntimeLimits {
+    /// The limits of one call, with a tenant's overrides applied. Memory
+    /// never exceeds what the pool reserved per instance.
+    pub fn for_call(&self, overrides: &LimitOverrides) -> CallLimits {
+        let positive = |value: Option<i64>| value.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0);
+        CallLimits {
+            fuel: positive(overrides.fuel).unwrap_or(self.fuel),
+            deadline: positive(overrides.deadline_ms).map_or(self.deadline, Duration::from_millis),
+            memory_bytes: positive(overrides.memory_bytes)
+                .map_or(self.memory_bytes, |m| usize::try_from(m).unwrap_or(usize::MAX).min(self.memory_bytes)),
+            max_import_calls: overrides
+                .max_import_calls
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(self.max_import_calls),
+        }
+    }
+}
+
+/// The limits one call runs under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallLimits {
+    pub fuel: u64,
+    pub deadline: Duration,
+    pub memory_bytes: usize,
+    pub max_import_calls: u32,
+}
+
 /// A compiled rules module, ready to instantiate.
 pub struct RulesModule {
     /// Hex SHA-256 of the component's bytes.
@@ -79,9 +114,18 @@ pub struct ModuleFailure {
     pub message: String,
 }
 
-/// What a call returns: the transaction back, and the guest's answer.
+/// Who runs a call: the module, its limits, and the request context.
+pub struct Call<'a> {
+    pub module: &'a RulesModule,
+    pub limits: &'a CallLimits,
+    pub ctx: RequestContext,
+}
+
+/// What a call returns: the transaction back, what the guest did, and its
+/// answer.
 pub struct Invocation<R> {
     pub tx: Box<dyn Tx>,
+    pub journal: Journal,
     pub result: Result<R, ModuleFailure>,
 }
 
@@ -127,17 +171,10 @@ impl Runtime {
         Economy::add_to_linker::<_, HasSelf<RequestState>>(&mut linker, |state| state)?;
 
         spawn_epoch_ticker(&engine);
-        let default_module = Arc::new(compile(&engine, &linker, ECONOMY_CORE_WASM)?);
+        let component = Component::new(&engine, ECONOMY_CORE_WASM)?;
+        let default_module = Arc::new(prepare(&linker, &component, hex::encode(Sha256::digest(ECONOMY_CORE_WASM)))?);
         let instances = Semaphore::new(limits.max_instances as usize);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                engine,
-                linker,
-                limits,
-                instances,
-                default_module,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { engine, linker, limits, instances, default_module }) })
     }
 
     /// The built-in rules.
@@ -145,62 +182,74 @@ impl Runtime {
         self.inner.default_module.clone()
     }
 
-    /// Compiles a component and checks it implements the economy world.
-    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<RulesModule> {
-        compile(&self.inner.engine, &self.inner.linker, bytes)
+    /// The host's default limits.
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.inner.limits
+    }
+
+    /// Identifies the engine's compilation settings: an artifact compiled by
+    /// one engine loads only into an engine with the same hash.
+    pub fn engine_hash(&self) -> String {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.inner.engine.precompile_compatibility_hash().hash(&mut hasher);
+        format!("{}-{:016x}", env!("CARGO_PKG_VERSION"), hasher.finish())
+    }
+
+    /// Compiles a component (slow: run it off the request path), checks it
+    /// implements the economy world, and returns it with its serialized
+    /// artifact. The error says what is wrong, for the uploader.
+    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(RulesModule, Vec<u8>)> {
+        let component = Component::new(&self.inner.engine, bytes)?;
+        let module = prepare(&self.inner.linker, &component, hex::encode(Sha256::digest(bytes)))?;
+        Ok((module, component.serialize()?))
+    }
+
+    /// Loads an artifact that [`Runtime::compile`] produced.
+    pub fn load_artifact(&self, sha256: &str, artifact: &[u8]) -> wasmtime::Result<RulesModule> {
+        #[expect(unsafe_code, reason = "artifacts come only from this host's own compile(), kept in its own database")]
+        // SAFETY: the bytes are a component serialized by `Component::serialize`
+        // on an engine with the same compatibility hash (the artifact table is
+        // keyed by it); wasmtime checks the header before use.
+        let component = unsafe { Component::deserialize(&self.inner.engine, artifact)? };
+        prepare(&self.inner.linker, &component, sha256.to_owned())
     }
 
     pub async fn purchase(
         &self,
-        module: &RulesModule,
+        call: Call<'_>,
         tx: Box<dyn Tx>,
-        ctx: RequestContext,
         request: PurchaseRequest,
     ) -> Invocation<Result<PurchaseOutcome, RuleError>> {
-        self.call(module, tx, move |instance, store| {
-            Box::pin(async move {
-                instance
-                    .economy_plugin_rules()
-                    .call_purchase(store, &ctx, &request)
-                    .await
-            })
+        let ctx = call.ctx.clone();
+        self.call(call, tx, move |instance, store| {
+            Box::pin(async move { instance.economy_plugin_rules().call_purchase(store, &ctx, &request).await })
         })
         .await
     }
 
     pub async fn quote(
         &self,
-        module: &RulesModule,
+        call: Call<'_>,
         tx: Box<dyn Tx>,
-        ctx: RequestContext,
         request: PurchaseRequest,
     ) -> Invocation<Result<PriceQuote, RuleError>> {
-        self.call(module, tx, move |instance, store| {
-            Box::pin(async move {
-                instance
-                    .economy_plugin_rules()
-                    .call_quote(store, &ctx, &request)
-                    .await
-            })
+        let ctx = call.ctx.clone();
+        self.call(call, tx, move |instance, store| {
+            Box::pin(async move { instance.economy_plugin_rules().call_quote(store, &ctx, &request).await })
         })
         .await
     }
 
     pub async fn consume(
         &self,
-        module: &RulesModule,
+        call: Call<'_>,
         tx: Box<dyn Tx>,
-        ctx: RequestContext,
         item_id: String,
         quantity: u64,
     ) -> Invocation<Result<u64, RuleError>> {
-        self.call(module, tx, move |instance, store| {
-            Box::pin(async move {
-                instance
-                    .economy_plugin_rules()
-                    .call_consume(store, &ctx, &item_id, quantity)
-                    .await
-            })
+        let ctx = call.ctx.clone();
+        self.call(call, tx, move |instance, store| {
+            Box::pin(async move { instance.economy_plugin_rules().call_consume(store, &ctx, &item_id, quantity).await })
         })
         .await
     }
@@ -208,27 +257,28 @@ impl Runtime {
     /// Runs one export in a fresh store holding `tx`, under the limits.
     async fn call<R>(
         &self,
-        module: &RulesModule,
+        call: Call<'_>,
         tx: Box<dyn Tx>,
         export: impl for<'a> FnOnce(&'a Economy, &'a mut Store<RequestState>) -> CallFuture<'a, R>,
     ) -> Invocation<R> {
-        let limits = &self.inner.limits;
-        let _permit = self
-            .inner
-            .instances
-            .acquire()
-            .await
-            .expect("the instance semaphore is never closed");
-        let mut store = Store::new(
-            &self.inner.engine,
-            RequestState::new(tx, limits.memory_bytes, limits.max_import_calls),
-        );
+        let Call { module, limits, ctx } = call;
+        let _permit = self.inner.instances.acquire().await.expect("the instance semaphore is never closed");
+        let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
+        let state = RequestState::new(tx, limits.memory_bytes, limits.max_import_calls, ctx.now_ms, seed);
+        let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(limits.deadline));
         let result = match store.set_fuel(limits.fuel) {
             Ok(()) => match module.pre.instantiate_async(&mut store).await {
-                Ok(instance) => export(&instance, &mut store).await,
+                // The epoch deadline stops running wasm; this stops a guest
+                // parked in a host call (a lock wait, a WASI pollable).
+                Ok(instance) => {
+                    match tokio::time::timeout(limits.deadline + DEADLINE_GRACE, export(&instance, &mut store)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(wasmtime::format_err!("the call passed its {:?} deadline", limits.deadline)),
+                    }
+                }
                 Err(error) => Err(error),
             },
             Err(error) => Err(error),
@@ -236,34 +286,19 @@ impl Runtime {
         let state = store.into_data();
         let result = result.map_err(|error| {
             let stderr = state.stderr();
-            let message = if stderr.is_empty() {
-                format!("{error:#}")
-            } else {
-                format!("{error:#}; stderr: {stderr}")
-            };
-            ModuleFailure {
-                sha256: module.sha256.clone(),
-                message,
-            }
+            // The root cause names the limit or the trap; the wasm backtrace
+            // before it is noise in a one-line log.
+            let cause = error.root_cause();
+            let message = if stderr.is_empty() { cause.to_string() } else { format!("{cause}; stderr: {stderr}") };
+            ModuleFailure { sha256: module.sha256.clone(), message }
         });
-        Invocation {
-            tx: state.tx,
-            result,
-        }
+        Invocation { tx: state.tx, journal: state.journal, result }
     }
 }
 
-fn compile(
-    engine: &Engine,
-    linker: &Linker<RequestState>,
-    bytes: &[u8],
-) -> wasmtime::Result<RulesModule> {
-    let component = Component::new(engine, bytes)?;
-    let pre = EconomyPre::new(linker.instantiate_pre(&component)?)?;
-    Ok(RulesModule {
-        sha256: hex::encode(Sha256::digest(bytes)),
-        pre,
-    })
+fn prepare(linker: &Linker<RequestState>, component: &Component, sha256: String) -> wasmtime::Result<RulesModule> {
+    let pre = EconomyPre::new(linker.instantiate_pre(component)?)?;
+    Ok(RulesModule { sha256, pre })
 }
 
 fn deadline_ticks(deadline: Duration) -> u64 {

@@ -1,12 +1,19 @@
-//! What one request's store holds: its transaction, its limits, and a WASI
-//! context that grants nothing (no environment, files, sockets or stdin;
-//! stderr is captured into a small buffer for the failure log).
+//! What one request's store holds: its transaction, its limits, what the
+//! guest did (for the host's re-check), and a WASI context that grants
+//! nothing beyond the request: no environment, files or sockets; the clocks
+//! read the request's `now` and randomness is seeded by the request id, so a
+//! module's decision depends only on its inputs. Stderr is captured into a
+//! small buffer for the failure log.
 
+use super::journal::Journal;
 use crate::storage::Tx;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 /// How much of a guest's stderr (its panic message) is kept for the log.
 const STDERR_CAPTURE_BYTES: usize = 4096;
@@ -14,6 +21,8 @@ const STDERR_CAPTURE_BYTES: usize = 4096;
 pub struct RequestState {
     /// The request's transaction; every storage import runs in it.
     pub(crate) tx: Box<dyn Tx>,
+    /// What the guest read and wrote, for the host's re-check.
+    pub(crate) journal: Journal,
     import_calls: u32,
     max_import_calls: u32,
     pub(crate) limits: StoreLimits,
@@ -23,15 +32,24 @@ pub struct RequestState {
 }
 
 impl RequestState {
-    pub fn new(tx: Box<dyn Tx>, memory_bytes: usize, max_import_calls: u32) -> Self {
+    pub fn new(tx: Box<dyn Tx>, memory_bytes: usize, max_import_calls: u32, now_ms: i64, seed: u64) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(memory_bytes)
-            .trap_on_grow_failure(true)
+        let now = Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .wall_clock(RequestClock(now))
+            .monotonic_clock(RequestClock(now))
+            .secure_random(SmallRng::seed_from_u64(seed))
+            .insecure_random(SmallRng::seed_from_u64(seed))
+            .insecure_random_seed(u128::from(seed))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .build();
+        let limits = StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build();
         Self {
             tx,
+            journal: Journal::default(),
             import_calls: 0,
             max_import_calls,
             limits,
@@ -46,19 +64,37 @@ impl RequestState {
     pub(crate) fn charge_import(&mut self) -> wasmtime::Result<()> {
         self.import_calls += 1;
         if self.import_calls > self.max_import_calls {
-            wasmtime::bail!(
-                "the module made more than {} storage calls",
-                self.max_import_calls
-            );
+            wasmtime::bail!("the module made more than {} storage calls", self.max_import_calls);
         }
         Ok(())
     }
 
     /// What the guest wrote to stderr, lossily decoded.
     pub(crate) fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents())
-            .trim_end()
-            .to_owned()
+        String::from_utf8_lossy(&self.stderr.contents()).split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Both WASI clocks, stopped at the request's time.
+struct RequestClock(Duration);
+
+impl HostWallClock for RequestClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+impl HostMonotonicClock for RequestClock {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.0.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -67,9 +103,6 @@ impl super::bindings::types::Host for RequestState {}
 
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }

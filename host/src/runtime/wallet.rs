@@ -3,6 +3,7 @@
 use super::bindings::economy::plugin::wallet::{Host, WalletError};
 use super::bindings::types::LedgerReason as WitReason;
 use super::state::RequestState;
+use crate::domain::MAX_AMOUNT;
 use crate::storage::{LedgerReason, WalletRefusal};
 
 /// The longest ledger reference a guest may write.
@@ -45,19 +46,19 @@ impl RequestState {
         reference: String,
     ) -> wasmtime::Result<Result<i64, WalletError>> {
         self.charge_import()?;
-        if amount <= 0 {
+        if amount <= 0 || amount > MAX_AMOUNT {
             return Ok(Err(WalletError::InvalidAmount));
         }
         if reference.chars().count() > MAX_REFERENCE_CHARS {
             wasmtime::bail!("ledger reference longer than {MAX_REFERENCE_CHARS} characters");
         }
         let delta = if debit { -amount } else { amount };
-        let refusal = match self
-            .tx
-            .change_balance(&code, delta, to_reason(reason), Some(&reference))
-            .await?
-        {
-            Ok(balance_after) => return Ok(Ok(balance_after)),
+        let refusal = match self.tx.change_balance(&code, delta, to_reason(reason), Some(&reference)).await? {
+            Ok(balance_after) => {
+                let entries = if debit { &mut self.journal.debits } else { &mut self.journal.credits };
+                entries.push((code, amount));
+                return Ok(Ok(balance_after));
+            }
             Err(refusal) => refusal,
         };
         Ok(Err(match refusal {

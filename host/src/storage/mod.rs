@@ -337,10 +337,7 @@ pub enum IdempotencyClaim {
     /// The key is new; this transaction owns it until it ends.
     Claimed,
     /// An earlier, committed request used the key.
-    Existing {
-        request_hash: Vec<u8>,
-        response: StoredResponse,
-    },
+    Existing { request_hash: Vec<u8>, response: StoredResponse },
 }
 
 /// A completed purchase, recorded with the response it returned.
@@ -356,6 +353,33 @@ pub struct PurchaseRecord {
     pub idempotency_key: Option<String>,
 }
 
+/// An uploaded rules module.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModuleInfo {
+    pub sha256: String,
+    pub size: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The operator's per-tenant overrides of the sandbox limits; `None` keeps
+/// the host's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    pub fuel: Option<i64>,
+    pub deadline_ms: Option<i64>,
+    pub memory_bytes: Option<i64>,
+    pub max_import_calls: Option<i32>,
+}
+
+/// Which rules a tenant runs, under which limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantRules {
+    /// `None`: the built-in `economy-core`.
+    pub active_sha256: Option<String>,
+    pub limits: LimitOverrides,
+}
+
 /// Pool-level storage: tenants, keys, sessions, the catalog, and reads.
 #[async_trait]
 pub trait Storage: Send + Sync {
@@ -363,49 +387,44 @@ pub trait Storage: Send + Sync {
     async fn ping(&self) -> StorageResult<()>;
 
     /// Creates a tenant with its three keys (given as hashes).
-    async fn create_tenant(
-        &self,
-        slug: &str,
-        name: &str,
-        keys: &[(KeyKind, [u8; 32])],
-    ) -> StorageResult<Tenant>;
+    async fn create_tenant(&self, slug: &str, name: &str, keys: &[(KeyKind, [u8; 32])]) -> StorageResult<Tenant>;
     async fn find_api_key(&self, key_hash: &[u8; 32]) -> StorageResult<Option<ApiKeyRecord>>;
 
-    async fn put_currency(
-        &self,
-        tenant_id: Uuid,
-        currency: &NewCurrency,
-    ) -> StorageResult<Currency>;
+    async fn put_currency(&self, tenant_id: Uuid, currency: &NewCurrency) -> StorageResult<Currency>;
     async fn currencies(&self, tenant_id: Uuid) -> StorageResult<Vec<Currency>>;
     async fn put_item(&self, tenant_id: Uuid, item: &NewItem) -> StorageResult<CatalogItem>;
     async fn items(&self, tenant_id: Uuid) -> StorageResult<Vec<CatalogItem>>;
     async fn item_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<CatalogItem>>;
-    async fn put_store(
-        &self,
-        tenant_id: Uuid,
-        key: &str,
-        name: &str,
-        listings: &[Listing],
-    ) -> StorageResult<Store>;
+    async fn put_store(&self, tenant_id: Uuid, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store>;
     async fn store_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<Store>>;
 
     /// Finds the user, creating it (with its initial balances) if new.
     async fn find_or_create_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<User>;
     async fn find_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<Option<User>>;
-    async fn create_session(
-        &self,
-        user: &User,
-        token_hash: &[u8; 32],
-        expires_at: DateTime<Utc>,
-    ) -> StorageResult<()>;
+    async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()>;
     async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>>;
 
     async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>>;
     async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
 
-    /// Opens a transaction scoped to one tenant and one user.
-    async fn begin(&self, tenant_id: Uuid, user_id: Uuid) -> StorageResult<Box<dyn Tx>>;
+    /// Stores a module's bytes (once per tenant and hash).
+    async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo>;
+    async fn modules(&self, tenant_id: Uuid) -> StorageResult<Vec<ModuleInfo>>;
+    async fn module_bytes(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<Vec<u8>>>;
+    /// Activates an uploaded module (`None`: back to the built-in rules).
+    async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<()>;
+    /// The rules of each tenant found among `tenant_ids`.
+    async fn tenant_rules(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantRules)>>;
+    /// Sets the tenant's limit overrides; false if there is no such tenant.
+    async fn set_limits(&self, tenant_id: Uuid, limits: &LimitOverrides) -> StorageResult<bool>;
+    /// A compiled artifact of a module for an engine.
+    async fn artifact(&self, sha256: &str, engine_hash: &str) -> StorageResult<Option<Vec<u8>>>;
+    async fn put_artifact(&self, sha256: &str, engine_hash: &str, artifact: &[u8]) -> StorageResult<()>;
+
+    /// Opens a transaction scoped to one tenant and one user; every ledger
+    /// entry, purchase and consume it records names `module_sha256`.
+    async fn begin(&self, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> StorageResult<Box<dyn Tx>>;
 }
 
 /// One request's transaction, scoped to one tenant and one user. Dropping it
@@ -414,11 +433,7 @@ pub trait Storage: Send + Sync {
 pub trait Tx: Send {
     async fn item_by_id(&mut self, id: Uuid) -> StorageResult<Option<CatalogItem>>;
     async fn item_by_key(&mut self, key: &str) -> StorageResult<Option<CatalogItem>>;
-    async fn store_listing(
-        &mut self,
-        store_id: Uuid,
-        item_id: Uuid,
-    ) -> StorageResult<Option<StoreListing>>;
+    async fn store_listing(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<Option<StoreListing>>;
     async fn currency(&mut self, code: &str) -> StorageResult<Option<Currency>>;
 
     /// The user's balance (the initial balance if never touched), or none
@@ -437,16 +452,9 @@ pub trait Tx: Send {
     /// Quantity held in unexpired default stacks.
     async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64>;
     /// Applies all grants (item ids distinct, quantities ≥ 1) or none.
-    async fn grant_items(
-        &mut self,
-        grants: &[NewGrant],
-    ) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>>;
+    async fn grant_items(&mut self, grants: &[NewGrant]) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>>;
     /// Takes `quantity` from the default stack under a row lock.
-    async fn consume(
-        &mut self,
-        item_id: Uuid,
-        quantity: i64,
-    ) -> StorageResult<Result<i64, InventoryRefusal>>;
+    async fn consume(&mut self, item_id: Uuid, quantity: i64) -> StorageResult<Result<i64, InventoryRefusal>>;
 
     async fn item_purchases(&mut self, item_id: Uuid) -> StorageResult<i64>;
     async fn listing_purchases(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<i64>;
@@ -462,17 +470,11 @@ pub trait Tx: Send {
     /// Claims `key` for this transaction, or reports the earlier request
     /// that used it. A concurrent claim of the same key waits for this
     /// transaction to end.
-    async fn claim_idempotency_key(
-        &mut self,
-        key: &str,
-        request_hash: &[u8],
-    ) -> StorageResult<IdempotencyClaim>;
+    async fn claim_idempotency_key(&mut self, key: &str, request_hash: &[u8]) -> StorageResult<IdempotencyClaim>;
     /// Records the purchase and, with a claimed key, the response to replay.
-    async fn record_purchase(
-        &mut self,
-        purchase: &PurchaseRecord,
-        response: &StoredResponse,
-    ) -> StorageResult<()>;
+    async fn record_purchase(&mut self, purchase: &PurchaseRecord, response: &StoredResponse) -> StorageResult<()>;
+    /// Records a consume and the quantity it left.
+    async fn record_consume(&mut self, id: Uuid, item_id: Uuid, quantity: i64, remaining: i64) -> StorageResult<()>;
 
     async fn commit(self: Box<Self>) -> StorageResult<()>;
     async fn rollback(self: Box<Self>) -> StorageResult<()>;

@@ -32,14 +32,12 @@ impl PgStorage {
     /// Connects (lazily: the pool fills on demand) and runs the migrations.
     pub async fn connect(settings: &PgSettings) -> StorageResult<Self> {
         let timeout_ms = settings.statement_timeout.as_millis().to_string();
-        let options = PgConnectOptions::from_str(&settings.url)?
-            .application_name("economy-host")
-            .options([
-                ("lock_timeout", timeout_ms.as_str()),
-                ("statement_timeout", timeout_ms.as_str()),
-                // A connection left inside a transaction by a lost client is reclaimed.
-                ("idle_in_transaction_session_timeout", "60000"),
-            ]);
+        let options = PgConnectOptions::from_str(&settings.url)?.application_name("economy-host").options([
+            ("lock_timeout", timeout_ms.as_str()),
+            ("statement_timeout", timeout_ms.as_str()),
+            // A connection left inside a transaction by a lost client is reclaimed.
+            ("idle_in_transaction_session_timeout", "60000"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -78,11 +76,7 @@ fn currency_from_row(row: &PgRow) -> Result<Currency, sqlx::Error> {
         row.try_get::<Option<i64>, _>("recharge_period_seconds")?,
         row.try_get::<Option<i64>, _>("recharge_max")?,
     ) {
-        (Some(amount), Some(period_seconds), Some(max)) => Some(Recharge {
-            amount,
-            period_seconds,
-            max,
-        }),
+        (Some(amount), Some(period_seconds), Some(max)) => Some(Recharge { amount, period_seconds, max }),
         _ => None,
     };
     Ok(Currency {
@@ -124,6 +118,14 @@ fn store_from_row(row: &PgRow) -> Result<Store, sqlx::Error> {
     })
 }
 
+fn module_from_row(row: &PgRow) -> Result<ModuleInfo, sqlx::Error> {
+    Ok(ModuleInfo {
+        sha256: row.try_get("sha256")?,
+        size: row.try_get("size")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
 fn stack_from_row(row: &PgRow) -> Result<Stack, sqlx::Error> {
     Ok(Stack {
         catalog_item_id: row.try_get("item_id")?,
@@ -150,20 +152,17 @@ impl Storage for PgStorage {
         Ok(())
     }
 
-    async fn create_tenant(
-        &self,
-        slug: &str,
-        name: &str,
-        keys: &[(KeyKind, [u8; 32])],
-    ) -> StorageResult<Tenant> {
+    async fn create_tenant(&self, slug: &str, name: &str, keys: &[(KeyKind, [u8; 32])]) -> StorageResult<Tenant> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3) RETURNING id, slug, name, created_at")
-            .bind(Uuid::now_v7())
-            .bind(slug)
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(conflict("tenant slug"))?;
+        let row = sqlx::query(
+            "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3) RETURNING id, slug, name, created_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(slug)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict("tenant slug"))?;
         let tenant = Tenant {
             id: row.try_get("id")?,
             slug: row.try_get("slug")?,
@@ -188,10 +187,9 @@ impl Storage for PgStorage {
             .fetch_optional(&self.pool)
             .await?;
         Ok(match row {
-            Some(row) => KeyKind::parse(row.try_get("kind")?).map(|kind| ApiKeyRecord {
-                tenant_id: row.get("tenant_id"),
-                kind,
-            }),
+            Some(row) => {
+                KeyKind::parse(row.try_get("kind")?).map(|kind| ApiKeyRecord { tenant_id: row.get("tenant_id"), kind })
+            }
             None => None,
         })
     }
@@ -226,10 +224,7 @@ impl Storage for PgStorage {
         .bind(tenant_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(currency_from_row)
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(currency_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn put_item(&self, tenant_id: Uuid, item: &NewItem) -> StorageResult<CatalogItem> {
@@ -256,37 +251,25 @@ impl Storage for PgStorage {
     }
 
     async fn items(&self, tenant_id: Uuid) -> StorageResult<Vec<CatalogItem>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            item_columns!(),
-            " FROM catalog_items i WHERE tenant_id = $1 ORDER BY key"
-        ))
-        .bind(tenant_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 ORDER BY key"))
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(item_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn item_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<CatalogItem>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            item_columns!(),
-            " FROM catalog_items i WHERE tenant_id = $1 AND key = $2"
-        ))
-        .bind(tenant_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 AND key = $2"))
+                .bind(tenant_id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.as_ref().map(item_from_row).transpose()?)
     }
 
-    async fn put_store(
-        &self,
-        tenant_id: Uuid,
-        key: &str,
-        name: &str,
-        listings: &[Listing],
-    ) -> StorageResult<Store> {
+    async fn put_store(&self, tenant_id: Uuid, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store> {
         let row = sqlx::query(
             "INSERT INTO stores AS s (id, tenant_id, key, name, listings) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, listings = excluded.listings, updated_at = now()
@@ -303,11 +286,13 @@ impl Storage for PgStorage {
     }
 
     async fn store_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<Store>> {
-        let row = sqlx::query("SELECT id, key, name, listings, created_at, updated_at FROM stores WHERE tenant_id = $1 AND key = $2")
-            .bind(tenant_id)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, key, name, listings, created_at, updated_at FROM stores WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(store_from_row).transpose()?)
     }
 
@@ -327,23 +312,15 @@ impl Storage for PgStorage {
         let Some(row) = inserted else {
             // A concurrent request created the user first.
             tx.rollback().await?;
-            return self
-                .find_user(tenant_id, identity)
-                .await?
-                .ok_or(StorageError::Database(sqlx::Error::RowNotFound));
+            return self.find_user(tenant_id, identity).await?.ok_or(StorageError::Database(sqlx::Error::RowNotFound));
         };
-        let user = User {
-            id: row.try_get("id")?,
-            tenant_id,
-            identity: identity.to_owned(),
-        };
+        let user = User { id: row.try_get("id")?, tenant_id, identity: identity.to_owned() };
         // The initial balances, each with its ledger entry.
-        let codes: Vec<String> = sqlx::query_scalar(
-            "SELECT code FROM currencies c WHERE tenant_id = $1 AND initial_balance > 0",
-        )
-        .bind(tenant_id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let codes: Vec<String> =
+            sqlx::query_scalar("SELECT code FROM currencies c WHERE tenant_id = $1 AND initial_balance > 0")
+                .bind(tenant_id)
+                .fetch_all(&mut *tx)
+                .await?;
         for code in codes {
             open_balance(&mut tx, tenant_id, user.id, &code).await?;
         }
@@ -357,19 +334,10 @@ impl Storage for PgStorage {
             .bind(identity)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| User {
-            id: row.get("id"),
-            tenant_id,
-            identity: identity.to_owned(),
-        }))
+        Ok(row.map(|row| User { id: row.get("id"), tenant_id, identity: identity.to_owned() }))
     }
 
-    async fn create_session(
-        &self,
-        user: &User,
-        token_hash: &[u8; 32],
-        expires_at: DateTime<Utc>,
-    ) -> StorageResult<()> {
+    async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()> {
         sqlx::query("INSERT INTO sessions (token_hash, tenant_id, user_id, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash.as_slice())
             .bind(user.tenant_id)
@@ -388,15 +356,9 @@ impl Storage for PgStorage {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let user = User {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            identity: row.try_get("identity")?,
-        };
-        Ok(Some(Session {
-            user,
-            expires_at: row.try_get("expires_at")?,
-        }))
+        let user =
+            User { id: row.try_get("id")?, tenant_id: row.try_get("tenant_id")?, identity: row.try_get("identity")? };
+        Ok(Some(Session { user, expires_at: row.try_get("expires_at")? }))
     }
 
     async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>> {
@@ -486,13 +448,117 @@ impl Storage for PgStorage {
             .collect()
     }
 
-    async fn begin(&self, tenant_id: Uuid, user_id: Uuid) -> StorageResult<Box<dyn Tx>> {
+    async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo> {
+        let row = sqlx::query(
+            "WITH stored AS (
+                INSERT INTO modules (tenant_id, sha256, bytes, size) VALUES ($1, $2, $3, $4)
+                ON CONFLICT DO NOTHING RETURNING sha256, size, created_at
+             )
+             SELECT sha256, size, created_at FROM stored
+             UNION ALL SELECT sha256, size, created_at FROM modules WHERE tenant_id = $1 AND sha256 = $2
+             LIMIT 1",
+        )
+        .bind(tenant_id)
+        .bind(sha256)
+        .bind(bytes)
+        .bind(i32::try_from(bytes.len()).unwrap_or(i32::MAX))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(module_from_row(&row)?)
+    }
+
+    async fn modules(&self, tenant_id: Uuid) -> StorageResult<Vec<ModuleInfo>> {
+        let rows = sqlx::query(
+            "SELECT sha256, size, created_at FROM modules WHERE tenant_id = $1 ORDER BY created_at, sha256",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(module_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn module_bytes(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<Vec<u8>>> {
+        let bytes = sqlx::query_scalar("SELECT bytes FROM modules WHERE tenant_id = $1 AND sha256 = $2")
+            .bind(tenant_id)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(bytes)
+    }
+
+    async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<()> {
+        sqlx::query("UPDATE tenants SET active_module_sha256 = $2 WHERE id = $1")
+            .bind(tenant_id)
+            .bind(sha256)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tenant_rules(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantRules)>> {
+        let rows = sqlx::query(
+            "SELECT id, active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes, module_max_import_calls
+             FROM tenants WHERE id = ANY($1)",
+        )
+        .bind(tenant_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let rules = TenantRules {
+                    active_sha256: row.try_get("active_module_sha256")?,
+                    limits: LimitOverrides {
+                        fuel: row.try_get("module_fuel")?,
+                        deadline_ms: row.try_get("module_deadline_ms")?,
+                        memory_bytes: row.try_get("module_memory_bytes")?,
+                        max_import_calls: row.try_get("module_max_import_calls")?,
+                    },
+                };
+                Ok((row.try_get("id")?, rules))
+            })
+            .collect()
+    }
+
+    async fn set_limits(&self, tenant_id: Uuid, limits: &LimitOverrides) -> StorageResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE tenants SET module_fuel = $2, module_deadline_ms = $3, module_memory_bytes = $4, module_max_import_calls = $5
+             WHERE id = $1",
+        )
+        .bind(tenant_id)
+        .bind(limits.fuel)
+        .bind(limits.deadline_ms)
+        .bind(limits.memory_bytes)
+        .bind(limits.max_import_calls)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn artifact(&self, sha256: &str, engine_hash: &str) -> StorageResult<Option<Vec<u8>>> {
+        let artifact =
+            sqlx::query_scalar("SELECT artifact FROM module_artifacts WHERE sha256 = $1 AND engine_hash = $2")
+                .bind(sha256)
+                .bind(engine_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(artifact)
+    }
+
+    async fn put_artifact(&self, sha256: &str, engine_hash: &str, artifact: &[u8]) -> StorageResult<()> {
+        sqlx::query(
+            "INSERT INTO module_artifacts (sha256, engine_hash, artifact) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(engine_hash)
+        .bind(artifact)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn begin(&self, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> StorageResult<Box<dyn Tx>> {
         let tx = self.pool.begin().await?;
-        Ok(Box::new(PgTx {
-            tx,
-            tenant_id,
-            user_id,
-        }))
+        Ok(Box::new(PgTx { tx, tenant_id, user_id, module_sha256: module_sha256.map(str::to_owned) }))
     }
 }
 
@@ -532,41 +598,32 @@ struct PgTx {
     tx: Transaction<'static, Postgres>,
     tenant_id: Uuid,
     user_id: Uuid,
+    module_sha256: Option<String>,
 }
 
 #[async_trait]
 impl Tx for PgTx {
     async fn item_by_id(&mut self, id: Uuid) -> StorageResult<Option<CatalogItem>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            item_columns!(),
-            " FROM catalog_items i WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(self.tenant_id)
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let row =
+            sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 AND id = $2"))
+                .bind(self.tenant_id)
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
         Ok(row.as_ref().map(item_from_row).transpose()?)
     }
 
     async fn item_by_key(&mut self, key: &str) -> StorageResult<Option<CatalogItem>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            item_columns!(),
-            " FROM catalog_items i WHERE tenant_id = $1 AND key = $2"
-        ))
-        .bind(self.tenant_id)
-        .bind(key)
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let row =
+            sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 AND key = $2"))
+                .bind(self.tenant_id)
+                .bind(key)
+                .fetch_optional(&mut *self.tx)
+                .await?;
         Ok(row.as_ref().map(item_from_row).transpose()?)
     }
 
-    async fn store_listing(
-        &mut self,
-        store_id: Uuid,
-        item_id: Uuid,
-    ) -> StorageResult<Option<StoreListing>> {
+    async fn store_listing(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<Option<StoreListing>> {
         let row = sqlx::query(
             "SELECT s.id, s.key, l.value AS listing
              FROM stores s JOIN catalog_items i ON i.tenant_id = s.tenant_id AND i.id = $3,
@@ -634,8 +691,8 @@ impl Tx for PgTx {
                                ELSE b.balance <= 9223372036854775807 - $3 AND (c.max_balance IS NULL OR b.balance <= c.max_balance - $3) END
                     RETURNING b.balance
                  ), entry AS (
-                    INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference)
-                    SELECT $2, $5, $4, $3, balance, $6, $7 FROM changed
+                    INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256)
+                    SELECT $2, $5, $4, $3, balance, $6, $7, $8 FROM changed
                  )
                  SELECT balance FROM changed",
             )
@@ -646,6 +703,7 @@ impl Tx for PgTx {
             .bind(Uuid::now_v7())
             .bind(reason.as_str())
             .bind(reference)
+            .bind(&self.module_sha256)
             .fetch_optional(&mut *self.tx)
             .await?;
             if let Some(after) = after {
@@ -679,9 +737,7 @@ impl Tx for PgTx {
             }
             // Otherwise a concurrent change made room in between: try again.
         }
-        Err(StorageError::Database(sqlx::Error::Protocol(
-            "balance row kept changing".into(),
-        )))
+        Err(StorageError::Database(sqlx::Error::Protocol("balance row kept changing".into())))
     }
 
     async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64> {
@@ -696,10 +752,7 @@ impl Tx for PgTx {
         Ok(quantity)
     }
 
-    async fn grant_items(
-        &mut self,
-        grants: &[NewGrant],
-    ) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>> {
+    async fn grant_items(&mut self, grants: &[NewGrant]) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>> {
         let ids: Vec<Uuid> = grants.iter().map(|g| g.item_id).collect();
         let quantities: Vec<i64> = grants.iter().map(|g| g.quantity).collect();
         let vias: Vec<&str> = grants.iter().map(|g| g.acquired_via.as_str()).collect();
@@ -731,17 +784,10 @@ impl Tx for PgTx {
         if rows.len() != grants.len() {
             return Ok(Err(InventoryRefusal::UnknownItem));
         }
-        Ok(Ok(rows
-            .iter()
-            .map(stack_from_row)
-            .collect::<Result<_, _>>()?))
+        Ok(Ok(rows.iter().map(stack_from_row).collect::<Result<_, _>>()?))
     }
 
-    async fn consume(
-        &mut self,
-        item_id: Uuid,
-        quantity: i64,
-    ) -> StorageResult<Result<i64, InventoryRefusal>> {
+    async fn consume(&mut self, item_id: Uuid, quantity: i64) -> StorageResult<Result<i64, InventoryRefusal>> {
         let left: Option<i64> = sqlx::query_scalar(
             "UPDATE inventory SET quantity = quantity - $3
              WHERE user_id = $1 AND item_id = $2 AND collection_id = 'default' AND stack_id = 'default'
@@ -757,22 +803,25 @@ impl Tx for PgTx {
     }
 
     async fn item_purchases(&mut self, item_id: Uuid) -> StorageResult<i64> {
-        let count = sqlx::query_scalar("SELECT COALESCE(sum(quantity), 0)::bigint FROM purchases WHERE user_id = $1 AND item_id = $2")
-            .bind(self.user_id)
-            .bind(item_id)
-            .fetch_one(&mut *self.tx)
-            .await?;
+        let count = sqlx::query_scalar(
+            "SELECT COALESCE(sum(quantity), 0)::bigint FROM purchases WHERE user_id = $1 AND item_id = $2",
+        )
+        .bind(self.user_id)
+        .bind(item_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
         Ok(count)
     }
 
     async fn listing_purchases(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<i64> {
-        let count: Option<i64> =
-            sqlx::query_scalar("SELECT purchased FROM listing_purchases WHERE user_id = $1 AND store_id = $2 AND item_id = $3")
-                .bind(self.user_id)
-                .bind(store_id)
-                .bind(item_id)
-                .fetch_optional(&mut *self.tx)
-                .await?;
+        let count: Option<i64> = sqlx::query_scalar(
+            "SELECT purchased FROM listing_purchases WHERE user_id = $1 AND store_id = $2 AND item_id = $3",
+        )
+        .bind(self.user_id)
+        .bind(store_id)
+        .bind(item_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
         Ok(count.unwrap_or(0))
     }
 
@@ -804,50 +853,44 @@ impl Tx for PgTx {
         Ok(total)
     }
 
-    async fn claim_idempotency_key(
-        &mut self,
-        key: &str,
-        request_hash: &[u8],
-    ) -> StorageResult<IdempotencyClaim> {
+    async fn claim_idempotency_key(&mut self, key: &str, request_hash: &[u8]) -> StorageResult<IdempotencyClaim> {
         // ON CONFLICT waits for a concurrent claimer of the same key to end:
         // if it commits, this sees its row; if it rolls back, this claims.
-        let claimed = sqlx::query("INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(self.user_id)
-            .bind(key)
-            .bind(request_hash)
-            .execute(&mut *self.tx)
-            .await?
-            .rows_affected()
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.user_id)
+        .bind(key)
+        .bind(request_hash)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected()
             == 1;
         if claimed {
             return Ok(IdempotencyClaim::Claimed);
         }
-        let row = sqlx::query("SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2")
-            .bind(self.user_id)
-            .bind(key)
-            .fetch_one(&mut *self.tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        )
+        .bind(self.user_id)
+        .bind(key)
+        .fetch_one(&mut *self.tx)
+        .await?;
         let status: Option<i16> = row.try_get("response_status")?;
         Ok(IdempotencyClaim::Existing {
             request_hash: row.try_get("request_hash")?,
             response: StoredResponse {
                 status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
-                body: row
-                    .try_get::<Option<Value>, _>("response_body")?
-                    .unwrap_or(Value::Null),
+                body: row.try_get::<Option<Value>, _>("response_body")?.unwrap_or(Value::Null),
             },
         })
     }
 
-    async fn record_purchase(
-        &mut self,
-        p: &PurchaseRecord,
-        response: &StoredResponse,
-    ) -> StorageResult<()> {
+    async fn record_purchase(&mut self, p: &PurchaseRecord, response: &StoredResponse) -> StorageResult<()> {
         sqlx::query(
             "WITH recorded AS (
-                INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total, idempotency_key)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total, idempotency_key, module_sha256)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $12)
              )
              UPDATE idempotency_keys SET response_status = $10, response_body = $11
              WHERE $9::text IS NOT NULL AND user_id = $1 AND key = $9",
@@ -863,6 +906,22 @@ impl Tx for PgTx {
         .bind(&p.idempotency_key)
         .bind(i16::try_from(response.status).unwrap_or(200))
         .bind(&response.body)
+        .bind(&self.module_sha256)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_consume(&mut self, id: Uuid, item_id: Uuid, quantity: i64, remaining: i64) -> StorageResult<()> {
+        sqlx::query(
+            "INSERT INTO consumes (user_id, id, item_id, quantity, remaining, module_sha256) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(self.user_id)
+        .bind(id)
+        .bind(item_id)
+        .bind(quantity)
+        .bind(remaining)
+        .bind(self.module_sha256.as_deref().unwrap_or(""))
         .execute(&mut *self.tx)
         .await?;
         Ok(())

@@ -13,28 +13,11 @@ async fn items_are_upserted_by_key_and_keep_their_id() {
     let body = json!({"name": "Great Sword", "item_type": "durable", "category": "weapons", "display_properties": {"rarity": "epic"}});
     let second = app.put_item(&tenant, "sword", body).await;
     assert_eq!(first, second);
-    let item = app
-        .call(
-            Method::GET,
-            "/admin/catalog/items/sword",
-            As::Key(&tenant.admin_key),
-            None,
-        )
-        .await;
+    let item = app.call(Method::GET, "/admin/catalog/items/sword", As::Key(&tenant.admin_key), None).await;
     let item = item.assert_ok();
-    assert_eq!(
-        (item["name"].as_str(), item["category"].as_str()),
-        (Some("Great Sword"), Some("weapons"))
-    );
+    assert_eq!((item["name"].as_str(), item["category"].as_str()), (Some("Great Sword"), Some("weapons")));
     assert_eq!(item["display_properties"]["rarity"], "epic");
-    let list = app
-        .call(
-            Method::GET,
-            "/admin/catalog/items",
-            As::Key(&tenant.admin_key),
-            None,
-        )
-        .await;
+    let list = app.call(Method::GET, "/admin/catalog/items", As::Key(&tenant.admin_key), None).await;
     assert_eq!(list.assert_ok().as_array().unwrap().len(), 1);
 }
 
@@ -42,40 +25,24 @@ async fn items_are_upserted_by_key_and_keep_their_id() {
 async fn a_bundle_that_would_contain_itself_is_refused() {
     let app = spawn_app().await;
     let (tenant, _) = shop(&app, 0).await;
+    app.put_item(&tenant, "potion", json!({"name": "Potion", "item_type": "consumable"})).await;
     app.put_item(
         &tenant,
-        "potion",
-        json!({"name": "Potion", "item_type": "consumable"}),
+        "a",
+        json!({"name": "A", "item_type": "bundle", "contents": [{"item_key": "potion", "quantity": 1}]}),
     )
     .await;
-    app.put_item(&tenant, "a", json!({"name": "A", "item_type": "bundle", "contents": [{"item_key": "potion", "quantity": 1}]})).await;
     app.put_item(
         &tenant,
         "b",
         json!({"name": "B", "item_type": "bundle", "contents": [{"item_key": "a", "quantity": 1}]}),
     )
     .await;
-    let cycle =
-        json!({"name": "A", "item_type": "bundle", "contents": [{"item_key": "b", "quantity": 1}]});
-    let reply = app
-        .call(
-            Method::PUT,
-            "/admin/catalog/items/a",
-            As::Key(&tenant.admin_key),
-            Some(cycle),
-        )
-        .await;
+    let cycle = json!({"name": "A", "item_type": "bundle", "contents": [{"item_key": "b", "quantity": 1}]});
+    let reply = app.call(Method::PUT, "/admin/catalog/items/a", As::Key(&tenant.admin_key), Some(cycle)).await;
     reply.assert_error(400, "VALIDATION_FAILED");
-    let direct =
-        json!({"name": "C", "item_type": "bundle", "contents": [{"item_key": "c", "quantity": 1}]});
-    let reply = app
-        .call(
-            Method::PUT,
-            "/admin/catalog/items/c",
-            As::Key(&tenant.admin_key),
-            Some(direct),
-        )
-        .await;
+    let direct = json!({"name": "C", "item_type": "bundle", "contents": [{"item_key": "c", "quantity": 1}]});
+    let reply = app.call(Method::PUT, "/admin/catalog/items/c", As::Key(&tenant.admin_key), Some(direct)).await;
     reply.assert_error(400, "VALIDATION_FAILED");
 }
 
@@ -101,39 +68,18 @@ async fn catalog_writes_naming_unknown_things_are_refused() {
             "/admin/catalog/items/x",
             json!({"name": "X", "item_type": "durable", "contents": [{"currency_code": "gems", "amount": 1}]}),
         ),
-        (
-            "/admin/catalog/items/x",
-            json!({"name": "X", "item_type": "weapon"}),
-        ),
+        ("/admin/catalog/items/x", json!({"name": "X", "item_type": "weapon"})),
         ("/admin/catalog/items/x", json!({"item_type": "durable"})),
-        (
-            "/admin/catalog/items/bad%20key",
-            json!({"name": "X", "item_type": "durable"}),
-        ),
-        (
-            "/admin/stores/s",
-            json!({"name": "S", "listings": [{"item_key": "ghost"}]}),
-        ),
-        (
-            "/admin/currencies/gold",
-            json!({"name": "Gold", "initial_balance": 10, "max_balance": 5}),
-        ),
-        (
-            "/admin/currencies/gold",
-            json!({"name": "Gold", "initial_balance": -1}),
-        ),
+        ("/admin/catalog/items/bad%20key", json!({"name": "X", "item_type": "durable"})),
+        ("/admin/stores/s", json!({"name": "S", "listings": [{"item_key": "ghost"}]})),
+        ("/admin/currencies/gold", json!({"name": "Gold", "initial_balance": 10, "max_balance": 5})),
+        ("/admin/currencies/gold", json!({"name": "Gold", "initial_balance": -1})),
     ];
     for (path, body) in cases {
-        app.call(Method::PUT, path, key, Some(body.clone()))
-            .await
-            .assert_error(400, "VALIDATION_FAILED");
+        app.call(Method::PUT, path, key, Some(body.clone())).await.assert_error(400, "VALIDATION_FAILED");
     }
-    app.call(Method::GET, "/admin/catalog/items/ghost", key, None)
-        .await
-        .assert_error(404, "NOT_FOUND");
-    app.call(Method::GET, "/admin/stores/ghost", key, None)
-        .await
-        .assert_error(404, "NOT_FOUND");
+    app.call(Method::GET, "/admin/catalog/items/ghost", key, None).await.assert_error(404, "NOT_FOUND");
+    app.call(Method::GET, "/admin/stores/ghost", key, None).await.assert_error(404, "NOT_FOUND");
 }
 
 #[tokio::test]
@@ -153,46 +99,23 @@ async fn malformed_requests_get_a_stable_code_never_a_500() {
     let body: serde_json::Value = raw.json().await.unwrap();
     assert_eq!(body["error"]["code"], "VALIDATION_FAILED");
     let huge = "x".repeat(100 * 1024);
-    let reply = app
-        .call(
-            Method::PUT,
-            "/admin/currencies/gold",
-            As::Key(&tenant.admin_key),
-            Some(json!({"name": huge})),
-        )
-        .await;
+    let reply =
+        app.call(Method::PUT, "/admin/currencies/gold", As::Key(&tenant.admin_key), Some(json!({"name": huge}))).await;
     reply.assert_error(413, "PAYLOAD_TOO_LARGE");
-    app.call(Method::GET, "/no/such/route", As::Nobody, None)
+    app.call(Method::GET, "/no/such/route", As::Nobody, None).await.assert_error(404, "NOT_FOUND");
+    app.call(Method::DELETE, "/client/wallet", As::Nobody, None).await.assert_error(405, "METHOD_NOT_ALLOWED");
+    let ledger = format!("/server/users/{}/ledger?limit=0", player.identity);
+    app.call(Method::GET, &ledger, As::Key(&tenant.server_key), None).await.assert_error(400, "VALIDATION_FAILED");
+    let ledger = format!("/server/users/{}/ledger?cursor=nope", player.identity);
+    app.call(Method::GET, &ledger, As::Key(&tenant.server_key), None).await.assert_error(400, "VALIDATION_FAILED");
+    app.call(Method::GET, "/server/users/nobody/ledger", As::Key(&tenant.server_key), None)
         .await
         .assert_error(404, "NOT_FOUND");
-    app.call(Method::DELETE, "/client/wallet", As::Nobody, None)
-        .await
-        .assert_error(405, "METHOD_NOT_ALLOWED");
-    let ledger = format!("/server/users/{}/ledger?limit=0", player.identity);
-    app.call(Method::GET, &ledger, As::Key(&tenant.server_key), None)
-        .await
-        .assert_error(400, "VALIDATION_FAILED");
-    let ledger = format!("/server/users/{}/ledger?cursor=nope", player.identity);
-    app.call(Method::GET, &ledger, As::Key(&tenant.server_key), None)
-        .await
-        .assert_error(400, "VALIDATION_FAILED");
-    app.call(
-        Method::GET,
-        "/server/users/nobody/ledger",
-        As::Key(&tenant.server_key),
-        None,
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
 }
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let app = spawn_app().await;
-    app.call(Method::GET, "/healthz", As::Nobody, None)
-        .await
-        .assert_ok();
-    app.call(Method::GET, "/readyz", As::Nobody, None)
-        .await
-        .assert_ok();
+    app.call(Method::GET, "/healthz", As::Nobody, None).await.assert_ok();
+    app.call(Method::GET, "/readyz", As::Nobody, None).await.assert_ok();
 }

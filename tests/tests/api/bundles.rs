@@ -8,25 +8,16 @@ use serde_json::json;
 async fn nested_bundles_grant_their_contents_times_the_quantity() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 1_000).await;
-    app.put_currency(&tenant, "coins", json!({"name": "Coins"}))
-        .await;
-    let potion = app
-        .put_item(
-            &tenant,
-            "potion",
-            json!({"name": "Potion", "item_type": "consumable"}),
-        )
-        .await;
-    let shield = app
-        .put_item(
-            &tenant,
-            "shield",
-            json!({"name": "Shield", "item_type": "durable"}),
-        )
-        .await;
-    app.put_item(&tenant, "small", json!({"name": "Small", "item_type": "bundle",
-        "contents": [{"item_key": "potion", "quantity": 3}, {"currency_code": "gems", "amount": 10}]}))
-        .await;
+    app.put_currency(&tenant, "coins", json!({"name": "Coins"})).await;
+    let potion = app.put_item(&tenant, "potion", json!({"name": "Potion", "item_type": "consumable"})).await;
+    let shield = app.put_item(&tenant, "shield", json!({"name": "Shield", "item_type": "durable"})).await;
+    app.put_item(
+        &tenant,
+        "small",
+        json!({"name": "Small", "item_type": "bundle",
+        "contents": [{"item_key": "potion", "quantity": 3}, {"currency_code": "gems", "amount": 10}]}),
+    )
+    .await;
     let big = app
         .put_item(
             &tenant,
@@ -40,32 +31,16 @@ async fn nested_bundles_grant_their_contents_times_the_quantity() {
             ]}),
         )
         .await;
-    let reply = app
-        .purchase(
-            &tenant,
-            &player,
-            json!({"catalog_item_id": big, "currency_code": "gems", "quantity": 2}),
-        )
-        .await;
+    let reply =
+        app.purchase(&tenant, &player, json!({"catalog_item_id": big, "currency_code": "gems", "quantity": 2})).await;
     // 1000 - 2 × 100 + 2 × 2 × 10 gems.
     assert_eq!(reply.assert_ok()["balance_after"], 840);
     assert_eq!(app.quantity(&tenant, &player, &potion).await, 12);
     assert_eq!(app.quantity(&tenant, &player, &shield).await, 2);
-    assert_eq!(
-        app.quantity(&tenant, &player, &big).await,
-        0,
-        "a bundle is never held itself"
-    );
+    assert_eq!(app.quantity(&tenant, &player, &big).await, 0, "a bundle is never held itself");
     assert_eq!(app.balance(&tenant, &player, "coins").await, 100);
     assert_eq!(app.balance(&tenant, &player, "gems").await, 840);
-    let inventory = app
-        .call(
-            Method::GET,
-            "/client/inventory",
-            As::Session(&tenant.client_key, &player),
-            None,
-        )
-        .await;
+    let inventory = app.call(Method::GET, "/client/inventory", As::Session(&tenant.client_key, &player), None).await;
     for stack in inventory.assert_ok().as_array().unwrap() {
         assert_eq!(stack["acquired_via"], "store_purchase");
         assert!(stack["catalog_items"]["key"].is_string());
@@ -84,28 +59,10 @@ async fn granted_stacks_of_timed_items_carry_an_expiry() {
             "prices": [{"currency_code": "gems", "amount": 1}]}),
         )
         .await;
-    app.purchase(
-        &tenant,
-        &player,
-        json!({"catalog_item_id": boost, "currency_code": "gems"}),
-    )
-    .await
-    .assert_ok();
-    let inventory = app
-        .call(
-            Method::GET,
-            "/client/inventory",
-            As::Session(&tenant.client_key, &player),
-            None,
-        )
-        .await;
-    let expires_at = inventory.assert_ok()[0]["expires_at"]
-        .as_str()
-        .expect("an expiry")
-        .to_owned();
+    app.purchase(&tenant, &player, json!({"catalog_item_id": boost, "currency_code": "gems"})).await.assert_ok();
+    let inventory = app.call(Method::GET, "/client/inventory", As::Session(&tenant.client_key, &player), None).await;
+    let expires_at = inventory.assert_ok()[0]["expires_at"].as_str().expect("an expiry").to_owned();
     let expires_at = chrono::DateTime::parse_from_rfc3339(&expires_at).unwrap();
-    let left = expires_at
-        .signed_duration_since(chrono::Utc::now())
-        .num_seconds();
+    let left = expires_at.signed_duration_since(chrono::Utc::now()).num_seconds();
     assert!((3500..=3600).contains(&left), "expires in {left} s");
 }

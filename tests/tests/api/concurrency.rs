@@ -6,10 +6,7 @@ use serde_json::json;
 use std::collections::HashSet;
 
 fn count(replies: &[Reply], status: u16) -> usize {
-    replies
-        .iter()
-        .filter(|reply| reply.status == status)
-        .count()
+    replies.iter().filter(|reply| reply.status == status).count()
 }
 
 #[tokio::test]
@@ -28,23 +25,10 @@ async fn sixty_racing_purchases_on_a_balance_for_twenty_sell_exactly_twenty() {
     let ledger = app.ledger(&tenant, &player, "?limit=100").await;
     let entries = ledger.assert_ok()["entries"].as_array().unwrap().clone();
     assert_eq!(entries.len(), 21);
-    assert_eq!(
-        entries
-            .iter()
-            .map(|e| e["delta"].as_i64().unwrap())
-            .sum::<i64>(),
-        0
-    );
-    let balances_after: HashSet<i64> = replies
-        .iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.data()["balance_after"].as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        balances_after,
-        (0..20).map(|i| i * 100).collect(),
-        "every debit saw the one before it"
-    );
+    assert_eq!(entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum::<i64>(), 0);
+    let balances_after: HashSet<i64> =
+        replies.iter().filter(|r| r.status == 200).map(|r| r.data()["balance_after"].as_i64().unwrap()).collect();
+    assert_eq!(balances_after, (0..20).map(|i| i * 100).collect(), "every debit saw the one before it");
 }
 
 #[tokio::test]
@@ -53,11 +37,7 @@ async fn a_cap_of_three_holds_under_sixteen_racing_purchases() {
     let (tenant, player) = shop(&app, 10_000).await;
     let sword = priced_item(&app, &tenant, "sword", "durable", 10).await;
     let store = app
-        .put_store(
-            &tenant,
-            "s",
-            json!({"name": "S", "listings": [{"item_key": "sword", "max_purchases_per_user": 3}]}),
-        )
+        .put_store(&tenant, "s", json!({"name": "S", "listings": [{"item_key": "sword", "max_purchases_per_user": 3}]}))
         .await;
     let body = json!({"catalog_item_id": sword, "currency_code": "gems", "store_id": store});
     let replies = join_all((0..16).map(|_| app.purchase(&tenant, &player, body.clone()))).await;
@@ -75,23 +55,14 @@ async fn racing_consumes_never_go_negative() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 0).await;
     let potion = priced_item(&app, &tenant, "potion", "consumable", 1).await;
-    app.grant(
-        &tenant,
-        &player,
-        json!({"item_key": "potion", "quantity": 10}),
-    )
-    .await
-    .assert_ok();
+    app.grant(&tenant, &player, json!({"item_key": "potion", "quantity": 10})).await.assert_ok();
     let replies = join_all((0..30).map(|_| app.consume(&tenant, &player, &potion, 1))).await;
     assert_eq!(count(&replies, 200), 10);
     for refused in replies.iter().filter(|reply| reply.status != 200) {
         refused.assert_error(400, "INSUFFICIENT_QUANTITY");
     }
-    let left: HashSet<i64> = replies
-        .iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.data()["quantity"].as_i64().unwrap())
-        .collect();
+    let left: HashSet<i64> =
+        replies.iter().filter(|r| r.status == 200).map(|r| r.data()["quantity"].as_i64().unwrap()).collect();
     assert_eq!(left, (0..10).collect());
     assert_eq!(app.quantity(&tenant, &player, &potion).await, 0);
 }
@@ -101,19 +72,12 @@ async fn sixteen_parallel_requests_with_one_key_charge_once() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 1_000).await;
     let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
-    let body =
-        json!({"catalog_item_id": sword, "currency_code": "gems", "idempotency_key": "launch-day"});
+    let body = json!({"catalog_item_id": sword, "currency_code": "gems", "idempotency_key": "launch-day"});
     let replies = join_all((0..16).map(|_| app.purchase(&tenant, &player, body.clone()))).await;
     assert_eq!(count(&replies, 200), 16, "every caller gets the one result");
-    let purchase_ids: HashSet<&str> = replies
-        .iter()
-        .map(|r| r.data()["purchase_id"].as_str().unwrap())
-        .collect();
+    let purchase_ids: HashSet<&str> = replies.iter().map(|r| r.data()["purchase_id"].as_str().unwrap()).collect();
     assert_eq!(purchase_ids.len(), 1);
-    let replayed = replies
-        .iter()
-        .filter(|r| r.headers.get("idempotent-replayed").is_some())
-        .count();
+    let replayed = replies.iter().filter(|r| r.headers.get("idempotent-replayed").is_some()).count();
     assert_eq!(replayed, 15);
     assert_eq!(app.balance(&tenant, &player, "gems").await, 900);
     assert_eq!(app.quantity(&tenant, &player, &sword).await, 1);
@@ -125,29 +89,15 @@ async fn mixed_purchases_grants_and_consumes_on_one_user_lose_no_update() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 500).await;
     let potion = priced_item(&app, &tenant, "potion", "consumable", 10).await;
-    let purchases = join_all((0..20).map(|_| {
-        app.purchase(
-            &tenant,
-            &player,
-            json!({"catalog_item_id": potion, "currency_code": "gems"}),
-        )
-    }));
-    let grants = join_all((0..20).map(|_| {
-        app.grant(
-            &tenant,
-            &player,
-            json!({"currency_code": "gems", "amount": 5}),
-        )
-    }));
+    let purchases = join_all(
+        (0..20).map(|_| app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems"}))),
+    );
+    let grants = join_all((0..20).map(|_| app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": 5}))));
     let (purchases, grants) = tokio::join!(purchases, grants);
     assert_eq!(count(&grants, 200), 20);
     let bought = count(&purchases, 200) as i64;
-    assert_eq!(
-        app.balance(&tenant, &player, "gems").await,
-        500 + 20 * 5 - bought * 10
-    );
-    let consumes =
-        join_all((0..bought + 5).map(|_| app.consume(&tenant, &player, &potion, 1))).await;
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 500 + 20 * 5 - bought * 10);
+    let consumes = join_all((0..bought + 5).map(|_| app.consume(&tenant, &player, &potion, 1))).await;
     assert_eq!(count(&consumes, 200) as i64, bought);
     assert_eq!(app.quantity(&tenant, &player, &potion).await, 0);
     app.audit().await;

@@ -12,15 +12,12 @@ use uuid::Uuid;
 
 /// The server every test database is created on (`ECONOMY_TEST_DATABASE_URL`).
 fn admin_database_url() -> String {
-    std::env::var("ECONOMY_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("ECONOMY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn database_url(name: &str) -> String {
     let base = admin_database_url();
-    let server = base
-        .rsplit_once('/')
-        .map_or(base.as_str(), |(server, _)| server);
+    let server = base.rsplit_once('/').map_or(base.as_str(), |(server, _)| server);
     format!("{server}/{name}")
 }
 
@@ -28,9 +25,7 @@ fn database_url(name: &str) -> String {
 /// the instance pool once keeps each test cheap.
 fn runtime() -> Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| Runtime::new(RuntimeLimits::default()).expect("the runtime starts"))
-        .clone()
+    RUNTIME.get_or_init(|| Runtime::new(RuntimeLimits::default()).expect("the runtime starts")).clone()
 }
 
 pub struct TestApp {
@@ -38,7 +33,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub operator_key: String,
     pub pool: sqlx::PgPool,
-    database: String,
+    /// The database this app created and drops; `None` for a sibling.
+    database: Option<String>,
 }
 
 /// A tenant with its keys.
@@ -72,70 +68,55 @@ impl Reply {
     }
 
     pub fn assert_ok(&self) -> &Value {
-        assert!(
-            (200..300).contains(&self.status),
-            "expected success, got {} {}",
-            self.status,
-            self.body
-        );
+        assert!((200..300).contains(&self.status), "expected success, got {} {}", self.status, self.body);
         self.data()
     }
 
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status, self.body["error"]["code"].as_str()),
-            (status, Some(code)),
-            "body: {}",
-            self.body
-        );
+        assert_eq!((self.status, self.body["error"]["code"].as_str()), (status, Some(code)), "body: {}", self.body);
     }
 }
 
 pub async fn spawn_app() -> TestApp {
     let database = format!("economy_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_database_url())
-        .await
-        .expect("PostgreSQL is reachable");
+    let mut admin = PgConnection::connect(&admin_database_url()).await.expect("PostgreSQL is reachable");
     admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            r#"CREATE DATABASE "{database}""#
-        )))
+        .execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#)))
         .await
         .expect("create the test database");
     let operator_key = format!("operator-{}", Uuid::new_v4());
-    let mut settings = Settings::for_database(&database_url(&database));
+    start(&database, operator_key, Some(database.clone())).await
+}
+
+async fn start(database: &str, operator_key: String, owned: Option<String>) -> TestApp {
+    let mut settings = Settings::for_database(&database_url(database));
     settings.listen = "127.0.0.1:0".into();
     settings.operator_key = Some(operator_key.clone());
-    let app = Application::build_with_runtime(&settings, runtime())
-        .await
-        .expect("the application starts");
+    let app = Application::build_with_runtime(&settings, runtime()).await.expect("the application starts");
     let address = format!("http://{}", app.local_addr());
     let pool = app.pool().clone();
     tokio::spawn(app.run_until(std::future::pending()));
-    TestApp {
-        address,
-        http: reqwest::Client::new(),
-        operator_key,
-        pool,
-        database,
+    TestApp { address, http: reqwest::Client::new(), operator_key, pool, database: owned }
+}
+
+impl TestApp {
+    /// A second host process on the same database, as behind a load balancer.
+    pub async fn sibling(&self) -> TestApp {
+        let database = self.database.as_deref().expect("a sibling of the app that owns the database");
+        start(database, self.operator_key.clone(), None).await
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let database = self.database.clone();
+        let Some(database) = self.database.clone() else { return };
         // Drop runs outside any runtime we may block on: use a thread of its own.
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
             runtime.block_on(async {
                 if let Ok(mut admin) = PgConnection::connect(&admin_database_url()).await {
                     let _ = admin
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
-                        )))
+                        .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#)))
                         .await;
                 }
             });
@@ -155,13 +136,7 @@ pub enum As<'a> {
 }
 
 impl TestApp {
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        who: As<'_>,
-        body: Option<Value>,
-    ) -> Reply {
+    pub async fn call(&self, method: Method, path: &str, who: As<'_>, body: Option<Value>) -> Reply {
         let mut request = self.http.request(method, format!("{}{path}", self.address));
         request = match who {
             As::Nobody => request,
@@ -176,16 +151,9 @@ impl TestApp {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Reply {
-            status,
-            body,
-            headers,
-        }
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, body, headers }
     }
 
     pub async fn create_tenant(&self, slug: &str) -> Tenant {
@@ -200,47 +168,27 @@ impl TestApp {
         assert_eq!(reply.status, 201, "{}", reply.body);
         let data = reply.data();
         let text = |field: &str| data[field].as_str().expect("a string field").to_owned();
-        Tenant {
-            client_key: text("client_key"),
-            server_key: text("server_key"),
-            admin_key: text("admin_key"),
-        }
+        Tenant { client_key: text("client_key"), server_key: text("server_key"), admin_key: text("admin_key") }
     }
 
     pub async fn put_currency(&self, tenant: &Tenant, code: &str, body: Value) {
-        self.call(
-            Method::PUT,
-            &format!("/admin/currencies/{code}"),
-            As::Key(&tenant.admin_key),
-            Some(body),
-        )
-        .await
-        .assert_ok();
+        self.call(Method::PUT, &format!("/admin/currencies/{code}"), As::Key(&tenant.admin_key), Some(body))
+            .await
+            .assert_ok();
     }
 
     /// Creates or replaces an item; returns its id.
     pub async fn put_item(&self, tenant: &Tenant, key: &str, body: Value) -> String {
         let reply = self
-            .call(
-                Method::PUT,
-                &format!("/admin/catalog/items/{key}"),
-                As::Key(&tenant.admin_key),
-                Some(body),
-            )
+            .call(Method::PUT, &format!("/admin/catalog/items/{key}"), As::Key(&tenant.admin_key), Some(body))
             .await;
         reply.assert_ok()["id"].as_str().expect("an id").to_owned()
     }
 
     /// Creates or replaces a store; returns its id.
     pub async fn put_store(&self, tenant: &Tenant, key: &str, body: Value) -> String {
-        let reply = self
-            .call(
-                Method::PUT,
-                &format!("/admin/stores/{key}"),
-                As::Key(&tenant.admin_key),
-                Some(body),
-            )
-            .await;
+        let reply =
+            self.call(Method::PUT, &format!("/admin/stores/{key}"), As::Key(&tenant.admin_key), Some(body)).await;
         reply.assert_ok()["id"].as_str().expect("an id").to_owned()
     }
 
@@ -255,80 +203,39 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         Player {
-            token: reply.data()["session_token"]
-                .as_str()
-                .expect("a token")
-                .to_owned(),
-            user_id: reply.data()["app_user_id"]
-                .as_str()
-                .expect("a user id")
-                .to_owned(),
+            token: reply.data()["session_token"].as_str().expect("a token").to_owned(),
+            user_id: reply.data()["app_user_id"].as_str().expect("a user id").to_owned(),
             identity: custom_id.to_owned(),
         }
     }
 
     pub async fn purchase(&self, tenant: &Tenant, player: &Player, body: Value) -> Reply {
-        self.call(
-            Method::POST,
-            "/client/inventory/purchase",
-            As::Session(&tenant.client_key, player),
-            Some(body),
-        )
-        .await
+        self.call(Method::POST, "/client/inventory/purchase", As::Session(&tenant.client_key, player), Some(body)).await
     }
 
-    pub async fn consume(
-        &self,
-        tenant: &Tenant,
-        player: &Player,
-        item_id: &str,
-        quantity: i64,
-    ) -> Reply {
+    pub async fn consume(&self, tenant: &Tenant, player: &Player, item_id: &str, quantity: i64) -> Reply {
         let path = format!("/client/inventory/{item_id}/consume");
-        self.call(
-            Method::POST,
-            &path,
-            As::Session(&tenant.client_key, player),
-            Some(json!({"quantity": quantity})),
-        )
-        .await
+        self.call(Method::POST, &path, As::Session(&tenant.client_key, player), Some(json!({"quantity": quantity})))
+            .await
     }
 
     pub async fn grant(&self, tenant: &Tenant, player: &Player, body: Value) -> Reply {
         let path = format!("/server/users/{}/grants", player.identity);
-        self.call(Method::POST, &path, As::Key(&tenant.server_key), Some(body))
-            .await
+        self.call(Method::POST, &path, As::Key(&tenant.server_key), Some(body)).await
     }
 
     /// The player's balance in `code`.
     pub async fn balance(&self, tenant: &Tenant, player: &Player, code: &str) -> i64 {
-        let reply = self
-            .call(
-                Method::GET,
-                "/client/wallet",
-                As::Session(&tenant.client_key, player),
-                None,
-            )
-            .await;
+        let reply = self.call(Method::GET, "/client/wallet", As::Session(&tenant.client_key, player), None).await;
         let wallet = reply.assert_ok().as_array().expect("a list").clone();
-        wallet
-            .iter()
-            .find(|entry| entry["currency_code"] == code)
-            .expect("the currency is in the wallet")["balance"]
+        wallet.iter().find(|entry| entry["currency_code"] == code).expect("the currency is in the wallet")["balance"]
             .as_i64()
             .expect("an integer balance")
     }
 
     /// How many of the item the player holds (0 if not shown).
     pub async fn quantity(&self, tenant: &Tenant, player: &Player, item_id: &str) -> i64 {
-        let reply = self
-            .call(
-                Method::GET,
-                "/client/inventory",
-                As::Session(&tenant.client_key, player),
-                None,
-            )
-            .await;
+        let reply = self.call(Method::GET, "/client/inventory", As::Session(&tenant.client_key, player), None).await;
         let stacks = reply.assert_ok().as_array().expect("a list").clone();
         stacks
             .iter()
@@ -361,32 +268,24 @@ impl TestApp {
     /// All ledger entries of the player, newest first.
     pub async fn ledger(&self, tenant: &Tenant, player: &Player, query: &str) -> Reply {
         let path = format!("/server/users/{}/ledger{query}", player.identity);
-        self.call(Method::GET, &path, As::Key(&tenant.server_key), None)
-            .await
+        self.call(Method::GET, &path, As::Key(&tenant.server_key), None).await
     }
 }
 
 /// A tenant with a `gems` currency (initial balance `gems`), and a player.
 pub async fn shop(app: &TestApp, gems: i64) -> (Tenant, Player) {
     let tenant = app.create_tenant("game").await;
-    app.put_currency(
-        &tenant,
-        "gems",
-        json!({"name": "Gems", "initial_balance": gems}),
-    )
-    .await;
+    app.put_currency(&tenant, "gems", json!({"name": "Gems", "initial_balance": gems})).await;
     let player = app.login(&tenant, "player-1").await;
     (tenant, player)
 }
 
 /// A plain item priced in gems; returns its id.
-pub async fn priced_item(
-    app: &TestApp,
-    tenant: &Tenant,
-    key: &str,
-    item_type: &str,
-    gems: i64,
-) -> String {
-    app.put_item(tenant, key, json!({"name": key, "item_type": item_type, "prices": [{"currency_code": "gems", "amount": gems}]}))
-        .await
+pub async fn priced_item(app: &TestApp, tenant: &Tenant, key: &str, item_type: &str, gems: i64) -> String {
+    app.put_item(
+        tenant,
+        key,
+        json!({"name": key, "item_type": item_type, "prices": [{"currency_code": "gems", "amount": gems}]}),
+    )
+    .await
 }

@@ -9,21 +9,9 @@ async fn the_ledger_pages_newest_first_and_sums_to_the_balance() {
     let (tenant, player) = shop(&app, 1_000).await;
     let potion = priced_item(&app, &tenant, "potion", "consumable", 7).await;
     for _ in 0..5 {
-        app.purchase(
-            &tenant,
-            &player,
-            json!({"catalog_item_id": potion, "currency_code": "gems"}),
-        )
-        .await
-        .assert_ok();
+        app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems"})).await.assert_ok();
     }
-    app.grant(
-        &tenant,
-        &player,
-        json!({"currency_code": "gems", "amount": 3, "reason": "refund"}),
-    )
-    .await
-    .assert_ok();
+    app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": 3, "reason": "refund"})).await.assert_ok();
 
     let mut entries = Vec::new();
     let mut query = "?limit=4".to_owned();
@@ -36,15 +24,8 @@ async fn the_ledger_pages_newest_first_and_sums_to_the_balance() {
             None => break,
         }
     }
-    assert_eq!(
-        entries.len(),
-        7,
-        "initial balance, five purchases, one refund"
-    );
-    let deltas: Vec<i64> = entries
-        .iter()
-        .map(|e| e["delta"].as_i64().unwrap())
-        .collect();
+    assert_eq!(entries.len(), 7, "initial balance, five purchases, one refund");
+    let deltas: Vec<i64> = entries.iter().map(|e| e["delta"].as_i64().unwrap()).collect();
     assert_eq!(deltas, vec![3, -7, -7, -7, -7, -7, 1_000]);
     assert_eq!(entries[0]["reason"], "refund");
     assert_eq!(entries[6]["reason"], "grant");

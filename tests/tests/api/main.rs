@@ -6,4 +6,5 @@ mod consume;
 mod helpers;
 mod idempotency;
 mod ledger;
+mod modules;
 mod purchase;

@@ -9,29 +9,18 @@ async fn a_purchase_debits_the_total_grants_the_item_and_writes_the_ledger() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 1_000).await;
     let sword = priced_item(&app, &tenant, "sword", "durable", 150).await;
-    let reply = app
-        .purchase(
-            &tenant,
-            &player,
-            json!({"catalog_item_id": sword, "currency_code": "gems", "quantity": 2}),
-        )
-        .await;
+    let reply =
+        app.purchase(&tenant, &player, json!({"catalog_item_id": sword, "currency_code": "gems", "quantity": 2})).await;
     let data = reply.assert_ok();
     assert_eq!(data["purchased"], true);
-    assert_eq!(
-        (data["price"].as_i64(), data["balance_after"].as_i64()),
-        (Some(300), Some(700))
-    );
+    assert_eq!((data["price"].as_i64(), data["balance_after"].as_i64()), (Some(300), Some(700)));
     assert_eq!(data["currency_code"], "gems");
     assert!(uuid::Uuid::parse_str(data["purchase_id"].as_str().unwrap()).is_ok());
     assert_eq!(app.balance(&tenant, &player, "gems").await, 700);
     assert_eq!(app.quantity(&tenant, &player, &sword).await, 2);
     let ledger = app.ledger(&tenant, &player, "").await;
     let newest = &ledger.assert_ok()["entries"][0];
-    assert_eq!(
-        (newest["delta"].as_i64(), newest["balance_after"].as_i64()),
-        (Some(-300), Some(700))
-    );
+    assert_eq!((newest["delta"].as_i64(), newest["balance_after"].as_i64()), (Some(-300), Some(700)));
     assert_eq!(
         (newest["reason"].as_str(), newest["reference"].as_str()),
         (Some("purchase"), data["purchase_id"].as_str())
@@ -42,46 +31,31 @@ async fn a_purchase_debits_the_total_grants_the_item_and_writes_the_ledger() {
 async fn purchase_refusals_have_their_codes_and_change_nothing() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 100).await;
-    app.put_currency(&tenant, "gold", json!({"name": "Gold"}))
-        .await;
+    app.put_currency(&tenant, "gold", json!({"name": "Gold"})).await;
     let sword = priced_item(&app, &tenant, "sword", "durable", 150).await;
     let buy = |body| app.purchase(&tenant, &player, body);
-    buy(json!({"catalog_item_id": sword, "currency_code": "gems"}))
-        .await
-        .assert_error(400, "INSUFFICIENT_BALANCE");
-    buy(json!({"catalog_item_id": sword, "currency_code": "gold"}))
-        .await
-        .assert_error(400, "NO_PRICE");
+    buy(json!({"catalog_item_id": sword, "currency_code": "gems"})).await.assert_error(400, "INSUFFICIENT_BALANCE");
+    buy(json!({"catalog_item_id": sword, "currency_code": "gold"})).await.assert_error(400, "NO_PRICE");
     let unknown = uuid::Uuid::now_v7().to_string();
-    buy(json!({"catalog_item_id": unknown, "currency_code": "gems"}))
-        .await
-        .assert_error(404, "NOT_FOUND");
+    buy(json!({"catalog_item_id": unknown, "currency_code": "gems"})).await.assert_error(404, "NOT_FOUND");
     buy(json!({"catalog_item_id": sword, "currency_code": "gems", "store_id": unknown}))
         .await
         .assert_error(404, "NOT_FOUND");
-    buy(json!({"catalog_item_id": "not-a-uuid", "currency_code": "gems"}))
-        .await
-        .assert_error(400, "VALIDATION_FAILED");
+    buy(json!({"catalog_item_id": "not-a-uuid", "currency_code": "gems"})).await.assert_error(400, "VALIDATION_FAILED");
     buy(json!({"catalog_item_id": sword, "currency_code": "gems", "quantity": 0}))
         .await
         .assert_error(400, "VALIDATION_FAILED");
     buy(json!({"catalog_item_id": sword, "currency_code": "gems", "quantity": -3}))
         .await
         .assert_error(400, "VALIDATION_FAILED");
-    buy(json!({"catalog_item_id": sword}))
-        .await
-        .assert_error(400, "VALIDATION_FAILED");
+    buy(json!({"catalog_item_id": sword})).await.assert_error(400, "VALIDATION_FAILED");
     buy(json!({"catalog_item_id": sword, "currency_code": "gems", "quantity": "two"}))
         .await
         .assert_error(400, "VALIDATION_FAILED");
     assert_eq!(app.balance(&tenant, &player, "gems").await, 100);
     assert_eq!(app.quantity(&tenant, &player, &sword).await, 0);
     let ledger = app.ledger(&tenant, &player, "").await;
-    assert_eq!(
-        ledger.assert_ok()["entries"].as_array().unwrap().len(),
-        1,
-        "only the initial balance"
-    );
+    assert_eq!(ledger.assert_ok()["entries"].as_array().unwrap().len(), 1, "only the initial balance");
 }
 
 #[tokio::test]
@@ -100,29 +74,15 @@ async fn a_store_override_replaces_the_catalog_price_and_unlisted_items_are_not_
         )
         .await;
     let reply = app
-        .purchase(
-            &tenant,
-            &player,
-            json!({"catalog_item_id": sword, "currency_code": "gems", "store_id": store}),
-        )
+        .purchase(&tenant, &player, json!({"catalog_item_id": sword, "currency_code": "gems", "store_id": store}))
         .await;
     assert_eq!(reply.assert_ok()["price"], 60);
     let reply = app
-        .purchase(
-            &tenant,
-            &player,
-            json!({"catalog_item_id": shield, "currency_code": "gems", "store_id": store}),
-        )
+        .purchase(&tenant, &player, json!({"catalog_item_id": shield, "currency_code": "gems", "store_id": store}))
         .await;
     reply.assert_error(404, "NOT_FOUND");
     // Without the store, the catalog price applies.
-    let reply = app
-        .purchase(
-            &tenant,
-            &player,
-            json!({"catalog_item_id": sword, "currency_code": "gems"}),
-        )
-        .await;
+    let reply = app.purchase(&tenant, &player, json!({"catalog_item_id": sword, "currency_code": "gems"})).await;
     assert_eq!(reply.assert_ok()["balance_after"], 1_000 - 60 - 100);
 }
 
@@ -139,21 +99,10 @@ async fn a_listing_not_for_sale_is_not_purchasable() {
         )
         .await;
     let reply = app
-        .purchase(
-            &tenant,
-            &player,
-            json!({"catalog_item_id": sword, "currency_code": "gems", "store_id": store}),
-        )
+        .purchase(&tenant, &player, json!({"catalog_item_id": sword, "currency_code": "gems", "store_id": store}))
         .await;
     reply.assert_error(400, "NOT_PURCHASABLE");
-    let got = app
-        .call(
-            Method::GET,
-            "/admin/stores/shown",
-            As::Key(&tenant.admin_key),
-            None,
-        )
-        .await;
+    let got = app.call(Method::GET, "/admin/stores/shown", As::Key(&tenant.admin_key), None).await;
     assert_eq!(got.assert_ok()["listings"][0]["purchasable"], false);
 }
 
@@ -163,21 +112,13 @@ async fn the_per_user_cap_counts_quantities_and_is_per_user() {
     let (tenant, player) = shop(&app, 1_000).await;
     let sword = priced_item(&app, &tenant, "sword", "durable", 10).await;
     let store = app
-        .put_store(
-            &tenant,
-            "s",
-            json!({"name": "S", "listings": [{"item_key": "sword", "max_purchases_per_user": 3}]}),
-        )
+        .put_store(&tenant, "s", json!({"name": "S", "listings": [{"item_key": "sword", "max_purchases_per_user": 3}]}))
         .await;
     let buy = |quantity: i64| json!({"catalog_item_id": sword, "currency_code": "gems", "store_id": store, "quantity": quantity});
     app.purchase(&tenant, &player, buy(2)).await.assert_ok();
-    app.purchase(&tenant, &player, buy(2))
-        .await
-        .assert_error(400, "MAX_PURCHASES_REACHED");
+    app.purchase(&tenant, &player, buy(2)).await.assert_error(400, "MAX_PURCHASES_REACHED");
     app.purchase(&tenant, &player, buy(1)).await.assert_ok();
-    app.purchase(&tenant, &player, buy(1))
-        .await
-        .assert_error(400, "MAX_PURCHASES_REACHED");
+    app.purchase(&tenant, &player, buy(1)).await.assert_error(400, "MAX_PURCHASES_REACHED");
     assert_eq!(app.balance(&tenant, &player, "gems").await, 970);
     let other = app.login(&tenant, "player-2").await;
     app.purchase(&tenant, &other, buy(3)).await.assert_ok();
@@ -187,42 +128,23 @@ async fn the_per_user_cap_counts_quantities_and_is_per_user() {
 async fn a_credit_past_max_balance_fails_the_whole_purchase() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 500).await;
-    app.put_currency(
-        &tenant,
-        "coins",
-        json!({"name": "Coins", "initial_balance": 90, "max_balance": 100}),
-    )
-    .await;
-    app.put_item(
-        &tenant,
-        "potion",
-        json!({"name": "Potion", "item_type": "consumable"}),
-    )
-    .await;
+    app.put_currency(&tenant, "coins", json!({"name": "Coins", "initial_balance": 90, "max_balance": 100})).await;
+    app.put_item(&tenant, "potion", json!({"name": "Potion", "item_type": "consumable"})).await;
     let pack = app
-        .put_item(&tenant, "pack", json!({"name": "Pack", "item_type": "bundle",
-            "prices": [{"currency_code": "gems", "amount": 50}],
-            "contents": [{"item_key": "potion", "quantity": 1}, {"currency_code": "coins", "amount": 20}]}))
-        .await;
-    let reply = app
-        .purchase(
+        .put_item(
             &tenant,
-            &player,
-            json!({"catalog_item_id": pack, "currency_code": "gems"}),
+            "pack",
+            json!({"name": "Pack", "item_type": "bundle",
+            "prices": [{"currency_code": "gems", "amount": 50}],
+            "contents": [{"item_key": "potion", "quantity": 1}, {"currency_code": "coins", "amount": 20}]}),
         )
         .await;
+    let reply = app.purchase(&tenant, &player, json!({"catalog_item_id": pack, "currency_code": "gems"})).await;
     reply.assert_error(400, "MAX_BALANCE_EXCEEDED");
     // Nothing partial: no debit, no potion, no coins.
     assert_eq!(app.balance(&tenant, &player, "gems").await, 500);
     assert_eq!(app.balance(&tenant, &player, "coins").await, 90);
-    let inventory = app
-        .call(
-            Method::GET,
-            "/client/inventory",
-            As::Session(&tenant.client_key, &player),
-            None,
-        )
-        .await;
+    let inventory = app.call(Method::GET, "/client/inventory", As::Session(&tenant.client_key, &player), None).await;
     assert_eq!(inventory.assert_ok().as_array().unwrap().len(), 0);
 }
 
@@ -231,59 +153,21 @@ async fn server_grants_credit_debit_and_grant_items() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 10).await;
     let potion = priced_item(&app, &tenant, "potion", "consumable", 5).await;
-    let reply = app
-        .grant(
-            &tenant,
-            &player,
-            json!({"currency_code": "gems", "amount": 40}),
-        )
-        .await;
+    let reply = app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": 40})).await;
     assert_eq!(reply.assert_ok()["balance_after"], 50);
-    let reply = app
-        .grant(
-            &tenant,
-            &player,
-            json!({"currency_code": "gems", "amount": -20, "reason": "admin"}),
-        )
-        .await;
+    let reply = app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": -20, "reason": "admin"})).await;
     assert_eq!(reply.assert_ok()["balance_after"], 30);
-    app.grant(
-        &tenant,
-        &player,
-        json!({"currency_code": "gems", "amount": -31}),
-    )
-    .await
-    .assert_error(400, "INSUFFICIENT_BALANCE");
-    app.grant(
-        &tenant,
-        &player,
-        json!({"currency_code": "gold", "amount": 1}),
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
-    app.grant(
-        &tenant,
-        &player,
-        json!({"currency_code": "gems", "amount": 0}),
-    )
-    .await
-    .assert_error(400, "VALIDATION_FAILED");
-    let reply = app
-        .grant(
-            &tenant,
-            &player,
-            json!({"item_key": "potion", "quantity": 4}),
-        )
-        .await;
+    app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": -31}))
+        .await
+        .assert_error(400, "INSUFFICIENT_BALANCE");
+    app.grant(&tenant, &player, json!({"currency_code": "gold", "amount": 1})).await.assert_error(404, "NOT_FOUND");
+    app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": 0}))
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
+    let reply = app.grant(&tenant, &player, json!({"item_key": "potion", "quantity": 4})).await;
     assert_eq!(reply.assert_ok()["quantity"], 4);
     assert_eq!(app.quantity(&tenant, &player, &potion).await, 4);
-    app.grant(
-        &tenant,
-        &player,
-        json!({"item_key": "ghost", "quantity": 1}),
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
+    app.grant(&tenant, &player, json!({"item_key": "ghost", "quantity": 1})).await.assert_error(404, "NOT_FOUND");
     assert_eq!(app.balance(&tenant, &player, "gems").await, 30);
 }
 
@@ -291,28 +175,19 @@ async fn server_grants_credit_debit_and_grant_items() {
 async fn currencies_added_later_start_at_their_initial_balance() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 0).await;
-    app.put_currency(
-        &tenant,
-        "gold",
-        json!({"name": "Gold", "initial_balance": 250}),
-    )
-    .await;
-    let axe = app.put_item(&tenant, "axe", json!({"name": "Axe", "item_type": "durable", "prices": [{"currency_code": "gold", "amount": 200}]})).await;
-    assert_eq!(app.balance(&tenant, &player, "gold").await, 250);
-    let reply = app
-        .purchase(
+    app.put_currency(&tenant, "gold", json!({"name": "Gold", "initial_balance": 250})).await;
+    let axe = app
+        .put_item(
             &tenant,
-            &player,
-            json!({"catalog_item_id": axe, "currency_code": "gold"}),
+            "axe",
+            json!({"name": "Axe", "item_type": "durable", "prices": [{"currency_code": "gold", "amount": 200}]}),
         )
         .await;
+    assert_eq!(app.balance(&tenant, &player, "gold").await, 250);
+    let reply = app.purchase(&tenant, &player, json!({"catalog_item_id": axe, "currency_code": "gold"})).await;
     assert_eq!(reply.assert_ok()["balance_after"], 50);
     let ledger = app.ledger(&tenant, &player, "?currency_code=gold").await;
-    let deltas: Vec<i64> = ledger.assert_ok()["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["delta"].as_i64().unwrap())
-        .collect();
+    let deltas: Vec<i64> =
+        ledger.assert_ok()["entries"].as_array().unwrap().iter().map(|e| e["delta"].as_i64().unwrap()).collect();
     assert_eq!(deltas, vec![-200, 250]);
 }

@@ -1,0 +1,180 @@
+//! Which rules module each tenant runs. Modules are stored in the database
+//! by SHA-256, compiled once per engine (the artifact is stored too, so a
+//! restart deserializes instead of recompiling), and cached in memory. A
+//! tenant's active module sits behind an `Arc`: a request clones it once
+//! and finishes on it, so swapping never drains or fails anything in flight.
+//! Changes made through another host are picked up by polling the tenants
+//! this host serves (every [`REFRESH_INTERVAL`]); nothing depends on
+//! LISTEN/NOTIFY.
+
+use crate::runtime::{CallLimits, RulesModule, Runtime};
+use crate::storage::{ModuleInfo, Storage, StorageError, TenantRules};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The largest module a tenant may upload (Shopify Functions allow 256 kB).
+pub const MAX_MODULE_BYTES: usize = 256 * 1024;
+/// How often a host re-reads the active modules of the tenants it serves.
+pub const REFRESH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The rules a tenant's request runs on.
+pub struct TenantModule {
+    pub module: Arc<RulesModule>,
+    pub limits: CallLimits,
+    rules: TenantRules,
+}
+
+/// Why an upload or activation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// Not a component implementing the economy world; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("module {0} was never uploaded")]
+    Unknown(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub struct Rules {
+    runtime: Runtime,
+    storage: Arc<dyn Storage>,
+    /// Compiled modules by SHA-256.
+    compiled: Mutex<HashMap<String, Arc<RulesModule>>>,
+    /// The rules of every tenant this host has served.
+    tenants: RwLock<HashMap<Uuid, Arc<TenantModule>>>,
+}
+
+impl Rules {
+    pub fn new(runtime: Runtime, storage: Arc<dyn Storage>) -> Arc<Self> {
+        let rules = Arc::new(Self { runtime, storage, compiled: Mutex::default(), tenants: RwLock::default() });
+        spawn_refresher(Arc::downgrade(&rules));
+        rules
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The rules `tenant_id` runs now.
+    pub async fn for_tenant(&self, tenant_id: Uuid) -> Result<Arc<TenantModule>, ModuleError> {
+        if let Some(found) = self.tenants.read().expect("tenant rules lock").get(&tenant_id) {
+            return Ok(found.clone());
+        }
+        let rules = self.storage.tenant_rules(&[tenant_id]).await?.pop().map(|(_, rules)| rules).unwrap_or_default();
+        self.install(tenant_id, rules).await
+    }
+
+    /// Checks, compiles and stores a module; it is not active yet.
+    pub async fn upload(&self, tenant_id: Uuid, bytes: Vec<u8>) -> Result<ModuleInfo, ModuleError> {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        self.compiled_module(&sha256, || async { Ok(bytes.clone()) }).await?;
+        Ok(self.storage.put_module(tenant_id, &sha256, &bytes).await?)
+    }
+
+    /// Makes an uploaded module (`None`: the built-in rules) the tenant's
+    /// rules, on this host at once and on the others within a refresh.
+    pub async fn activate(&self, tenant_id: Uuid, sha256: Option<&str>) -> Result<(), ModuleError> {
+        if let Some(sha256) = sha256 {
+            let storage = &self.storage;
+            self.compiled_module(sha256, || async move {
+                storage.module_bytes(tenant_id, sha256).await?.ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))
+            })
+            .await?;
+        }
+        self.storage.set_active_module(tenant_id, sha256).await?;
+        self.refresh(&[tenant_id]).await
+    }
+
+    /// Re-reads the rules of `tenant_ids` and swaps in what changed.
+    pub async fn refresh(&self, tenant_ids: &[Uuid]) -> Result<(), ModuleError> {
+        for (tenant_id, rules) in self.storage.tenant_rules(tenant_ids).await? {
+            let current = self.tenants.read().expect("tenant rules lock").get(&tenant_id).map(|t| t.rules.clone());
+            if current.as_ref() != Some(&rules) {
+                self.install(tenant_id, rules).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn install(&self, tenant_id: Uuid, rules: TenantRules) -> Result<Arc<TenantModule>, ModuleError> {
+        let module = match &rules.active_sha256 {
+            None => self.runtime.default_module(),
+            Some(sha256) => {
+                let storage = &self.storage;
+                self.compiled_module(sha256, || async move {
+                    storage
+                        .module_bytes(tenant_id, sha256)
+                        .await?
+                        .ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))
+                })
+                .await?
+            }
+        };
+        let limits = self.runtime.limits().for_call(&rules.limits);
+        let installed = Arc::new(TenantModule { module, limits, rules });
+        self.tenants.write().expect("tenant rules lock").insert(tenant_id, installed.clone());
+        Ok(installed)
+    }
+
+    /// The compiled module with this hash: from memory, else from a stored
+    /// artifact, else compiled from `bytes()` (off the async threads) and
+    /// its artifact stored.
+    async fn compiled_module<F, Fut>(&self, sha256: &str, bytes: F) -> Result<Arc<RulesModule>, ModuleError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, ModuleError>>,
+    {
+        if let Some(module) = self.compiled.lock().expect("module cache lock").get(sha256) {
+            return Ok(module.clone());
+        }
+        let engine_hash = self.runtime.engine_hash();
+        let loaded = match self.storage.artifact(sha256, &engine_hash).await? {
+            Some(artifact) => self.runtime.load_artifact(sha256, &artifact).ok(),
+            None => None,
+        };
+        let module = match loaded {
+            Some(module) => module,
+            None => {
+                let bytes = bytes().await?;
+                if bytes.len() > MAX_MODULE_BYTES {
+                    return Err(ModuleError::Invalid(format!(
+                        "the module is {} bytes; the limit is {MAX_MODULE_BYTES}",
+                        bytes.len()
+                    )));
+                }
+                let runtime = self.runtime.clone();
+                let (module, artifact) = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+                    .await
+                    .map_err(|error| ModuleError::Invalid(format!("compilation failed: {error}")))?
+                    .map_err(|error| ModuleError::Invalid(format!("{error:#}")))?;
+                self.storage.put_artifact(sha256, &engine_hash, &artifact).await?;
+                module
+            }
+        };
+        let module = Arc::new(module);
+        self.compiled.lock().expect("module cache lock").insert(sha256.to_owned(), module.clone());
+        Ok(module)
+    }
+}
+
+/// Polls the tenants this host serves until `Rules` is dropped.
+fn spawn_refresher(rules: Weak<Rules>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(REFRESH_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(rules) = rules.upgrade() else { return };
+            let tenant_ids: Vec<Uuid> = rules.tenants.read().expect("tenant rules lock").keys().copied().collect();
+            if !tenant_ids.is_empty()
+                && let Err(error) = rules.refresh(&tenant_ids).await
+            {
+                tracing::warn!(%error, "refreshing tenants' rules modules failed");
+            }
+        }
+    });
+}

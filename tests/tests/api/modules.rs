@@ -1,0 +1,340 @@
+//! Rules modules (SPEC §8): upload, activation, rollback, the sandbox, and
+//! live swaps under load.
+
+use crate::helpers::{As, Player, Reply, Tenant, TestApp, priced_item, shop, spawn_app};
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const SALE_PRICING: &[u8] = include_bytes!(env!("SALE_PRICING_WASM"));
+const TIERED_PRICING: &[u8] = include_bytes!(env!("TIERED_PRICING_WASM"));
+const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
+const WRONG_WORLD: &[u8] = include_bytes!(env!("WRONG_WORLD_WASM"));
+
+impl TestApp {
+    async fn upload(&self, tenant: &Tenant, bytes: &[u8]) -> Reply {
+        let response = self
+            .http
+            .post(format!("{}/admin/modules", self.address))
+            .header("X-Api-Key", &tenant.admin_key)
+            .header("content-type", "application/wasm")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        Reply { status, headers, body: response.json().await.unwrap_or(Value::Null) }
+    }
+
+    /// Uploads and activates a module; returns its SHA-256.
+    async fn activate(&self, tenant: &Tenant, bytes: &[u8]) -> String {
+        let uploaded = self.upload(tenant, bytes).await;
+        let sha256 = uploaded.assert_ok()["sha256"].as_str().expect("a hash").to_owned();
+        let body = json!({"sha256": sha256});
+        self.call(Method::PUT, "/admin/modules/active", As::Key(&tenant.admin_key), Some(body)).await.assert_ok();
+        sha256
+    }
+
+    async fn price_of(&self, tenant: &Tenant, player: &Player, item_id: &str) -> i64 {
+        let reply = self.purchase(tenant, player, json!({"catalog_item_id": item_id, "currency_code": "gems"})).await;
+        reply.assert_ok()["price"].as_i64().expect("a price")
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// An item priced 100 gems with a sale running now (30 % off).
+async fn item_on_sale(app: &TestApp, tenant: &Tenant, key: &str) -> String {
+    let sales = json!({"sales": [{"percent_off": 30, "starts_at_ms": now_ms() - 3_600_000, "ends_at_ms": now_ms() + 3_600_000}]});
+    app.put_item(
+        tenant,
+        key,
+        json!({"name": key, "item_type": "consumable", "display_properties": sales,
+        "prices": [{"currency_code": "gems", "amount": 100}]}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn uploads_that_are_not_economy_components_are_refused_with_a_reason() {
+    let app = spawn_app().await;
+    let (tenant, _) = shop(&app, 0).await;
+    let garbage = app.upload(&tenant, b"definitely not wasm").await;
+    garbage.assert_error(400, "INVALID_MODULE");
+    let core_module = app.upload(&tenant, b"\0asm\x01\0\0\0").await;
+    core_module.assert_error(400, "INVALID_MODULE");
+    let wrong_world = app.upload(&tenant, WRONG_WORLD).await;
+    wrong_world.assert_error(400, "INVALID_MODULE");
+    let reason = wrong_world.body["error"]["message"].as_str().unwrap();
+    assert!(reason.contains("economy:plugin/rules"), "the reason names the missing export: {reason}");
+    let too_big = app.upload(&tenant, &vec![0u8; 300 * 1024]).await;
+    too_big.assert_error(413, "PAYLOAD_TOO_LARGE");
+    let untyped = app
+        .http
+        .post(format!("{}/admin/modules", app.address))
+        .header("X-Api-Key", &tenant.admin_key)
+        .body(SALE_PRICING.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untyped.status(), 400);
+    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
+    assert_eq!(listed.assert_ok().as_array().unwrap().len(), 0);
+    let unknown = json!({"sha256": sha256(b"never uploaded")});
+    app.call(Method::PUT, "/admin/modules/active", As::Key(&tenant.admin_key), Some(unknown))
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_sale_module_discounts_while_active_and_rollback_restores_the_catalog_price() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 10_000).await;
+    let on_sale = item_on_sale(&app, &tenant, "potion").await;
+    let past = json!({"sales": [{"percent_off": 50, "starts_at_ms": 0, "ends_at_ms": now_ms() - 1_000}]});
+    let sale_over = app
+        .put_item(
+            &tenant,
+            "elixir",
+            json!({"name": "Elixir", "item_type": "consumable", "display_properties": past,
+            "prices": [{"currency_code": "gems", "amount": 100}]}),
+        )
+        .await;
+    assert_eq!(app.price_of(&tenant, &player, &on_sale).await, 100, "the built-in rules ignore sales");
+
+    let uploaded = app.upload(&tenant, SALE_PRICING).await;
+    assert_eq!(uploaded.status, 201);
+    assert_eq!(uploaded.data()["sha256"], sha256(SALE_PRICING));
+    assert_eq!(uploaded.data()["size"], SALE_PRICING.len());
+    assert_eq!(app.price_of(&tenant, &player, &on_sale).await, 100, "an upload alone changes nothing");
+
+    let sale = app.activate(&tenant, SALE_PRICING).await;
+    assert_eq!(app.price_of(&tenant, &player, &on_sale).await, 70);
+    assert_eq!(app.price_of(&tenant, &player, &sale_over).await, 100);
+    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
+    assert_eq!(listed.assert_ok()[0]["active"], true);
+
+    let builtin = app.call(Method::DELETE, "/admin/modules/active", As::Key(&tenant.admin_key), None).await;
+    assert_eq!(builtin.assert_ok()["builtin"], true);
+    assert_eq!(app.price_of(&tenant, &player, &on_sale).await, 100);
+    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
+    assert_eq!(listed.assert_ok()[0]["active"], false);
+
+    // Every purchase and ledger entry names the module that decided it.
+    let deciders: Vec<String> =
+        sqlx::query_scalar("SELECT module_sha256 FROM purchases ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let core = builtin.data()["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(deciders, vec![core.clone(), core.clone(), sale.clone(), sale.clone(), core.clone()]);
+    let unnamed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ledger WHERE reason = 'purchase' AND module_sha256 IS NULL")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(unnamed, 0);
+}
+
+#[tokio::test]
+async fn store_listings_show_the_active_module_price() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    item_on_sale(&app, &tenant, "potion").await;
+    app.put_store(&tenant, "shop", json!({"name": "Shop", "listings": [{"item_key": "potion"}]})).await;
+    let listing = |reply: &Reply| reply.assert_ok()["listings"][0]["prices"][0]["amount"].as_i64().unwrap();
+    let store = app.call(Method::GET, "/client/stores/shop", As::Session(&tenant.client_key, &player), None).await;
+    assert_eq!(listing(&store), 100);
+    app.activate(&tenant, SALE_PRICING).await;
+    let store = app.call(Method::GET, "/client/stores/shop", As::Session(&tenant.client_key, &player), None).await;
+    assert_eq!(listing(&store), 70);
+    assert_eq!(store.data()["listings"][0]["purchasable"], true);
+    app.call(Method::GET, "/client/stores/ghost", As::Session(&tenant.client_key, &player), None)
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn tiered_pricing_lowers_the_price_after_enough_purchases_and_older_modules_can_come_back() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 10_000).await;
+    let tiers = json!({"tiers": [{"after": 2, "percent_off": 25}], "sales": [{"percent_off": 10, "starts_at_ms": 0, "ends_at_ms": i64::MAX}]});
+    let gem = app
+        .put_item(
+            &tenant,
+            "gem-pack",
+            json!({"name": "Gem pack", "item_type": "consumable", "display_properties": tiers,
+            "prices": [{"currency_code": "gems", "amount": 80}]}),
+        )
+        .await;
+    let sale = app.activate(&tenant, SALE_PRICING).await;
+    assert_eq!(app.price_of(&tenant, &player, &gem).await, 72);
+    app.activate(&tenant, TIERED_PRICING).await;
+    assert_eq!(app.price_of(&tenant, &player, &gem).await, 80, "one bought before");
+    assert_eq!(app.price_of(&tenant, &player, &gem).await, 60, "two bought before");
+    // Rollback: activate the older module again, by its hash.
+    app.call(Method::PUT, "/admin/modules/active", As::Key(&tenant.admin_key), Some(json!({"sha256": sale})))
+        .await
+        .assert_ok();
+    assert_eq!(app.price_of(&tenant, &player, &gem).await, 72);
+    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
+    let active: Vec<bool> =
+        listed.assert_ok().as_array().unwrap().iter().map(|m| m["active"].as_bool().unwrap()).collect();
+    assert_eq!(active.iter().filter(|a| **a).count(), 1);
+}
+
+#[tokio::test]
+async fn a_hostile_module_fails_only_its_own_requests_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    // Fuel out of the way: the deadline, memory and stack caps must each
+    // stop their own attack.
+    let tenant_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'game'").fetch_one(&app.pool).await.unwrap();
+    let limits = json!({"fuel": 1_000_000_000_000_i64, "deadline_ms": 1_000});
+    let path = format!("/operator/tenants/{tenant_id}/limits");
+    app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(limits)).await.assert_ok();
+    let behaviours = ["loop", "alloc", "recurse", "trap", "negative", "flood", "mint", "skim"];
+    let mut items = Vec::new();
+    for key in behaviours {
+        items.push((key, priced_item(&app, &tenant, key, "consumable", 10).await));
+    }
+    let honest = priced_item(&app, &tenant, "honest", "consumable", 10).await;
+    app.activate(&tenant, HOSTILE).await;
+    let other = app.create_tenant("bystander").await;
+    app.put_currency(&other, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
+    let bystander = app.login(&other, "player-1").await;
+    let bystander_item = priced_item(&app, &other, "potion", "consumable", 10).await;
+
+    for (key, item) in &items {
+        let hostile = app.purchase(&tenant, &player, json!({"catalog_item_id": item, "currency_code": "gems"}));
+        let innocent =
+            app.purchase(&other, &bystander, json!({"catalog_item_id": bystander_item, "currency_code": "gems"}));
+        let (hostile, innocent) = tokio::join!(hostile, innocent);
+        assert_eq!(hostile.body["error"]["code"], "MODULE_FAILED", "{key}: {}", hostile.body);
+        assert_eq!(hostile.status, 500, "{key}");
+        innocent.assert_ok();
+        app.call(Method::GET, "/healthz", As::Nobody, None).await.assert_ok();
+    }
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 1_000, "nothing was debited or minted");
+    let inventory = app.call(Method::GET, "/client/inventory", As::Session(&tenant.client_key, &player), None).await;
+    assert_eq!(inventory.assert_ok().as_array().unwrap().len(), 0);
+    assert_eq!(app.balance(&other, &bystander, "gems").await, 1_000 - 10 * behaviours.len() as i64);
+    // The module still serves the requests it does not sabotage.
+    assert_eq!(app.price_of(&tenant, &player, &honest).await, 10);
+    app.audit().await;
+}
+
+#[tokio::test]
+async fn repeated_memory_bombs_keep_the_host_memory_bounded() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let bomb = priced_item(&app, &tenant, "alloc", "consumable", 10).await;
+    app.activate(&tenant, HOSTILE).await;
+    let resident = || {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()).unwrap_or(0) * 4096
+    };
+    app.purchase(&tenant, &player, json!({"catalog_item_id": bomb, "currency_code": "gems"})).await;
+    let before = resident();
+    for _ in 0..20 {
+        let reply = app.purchase(&tenant, &player, json!({"catalog_item_id": bomb, "currency_code": "gems"})).await;
+        reply.assert_error(500, "MODULE_FAILED");
+    }
+    let grown = resident().saturating_sub(before);
+    assert!(grown < 64 << 20, "resident memory grew {grown} bytes over 20 bombs of 16 MiB each");
+}
+
+#[tokio::test]
+async fn the_operator_can_tighten_a_tenants_limits() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let potion = priced_item(&app, &tenant, "potion", "consumable", 10).await;
+    let tenant_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'game'").fetch_one(&app.pool).await.unwrap();
+    let path = format!("/operator/tenants/{tenant_id}/limits");
+    let tight = app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(json!({"fuel": 1_000}))).await;
+    assert_eq!(tight.assert_ok()["fuel"], 1_000);
+    let starved = app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems"})).await;
+    starved.assert_error(500, "MODULE_FAILED");
+    let reset = app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(json!({}))).await;
+    assert_eq!(reset.assert_ok()["fuel"], 10_000_000);
+    assert_eq!(app.price_of(&tenant, &player, &potion).await, 10);
+    let bad = app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(json!({"fuel": 0}))).await;
+    bad.assert_error(400, "VALIDATION_FAILED");
+    app.call(Method::PUT, &path, As::Key(&tenant.admin_key), Some(json!({}))).await.assert_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn twenty_live_swaps_under_parallel_purchases_fail_nothing() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000_000).await;
+    let potion = item_on_sale(&app, &tenant, "potion").await;
+    let sale = app.activate(&tenant, SALE_PRICING).await;
+    let buyers = async {
+        let mut replies = Vec::new();
+        for _ in 0..10 {
+            let round = (0..8)
+                .map(|_| app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems"})));
+            replies.extend(join_all(round).await);
+        }
+        replies
+    };
+    let swapper = async {
+        for round in 0..20 {
+            if round % 2 == 0 {
+                app.call(Method::DELETE, "/admin/modules/active", As::Key(&tenant.admin_key), None).await.assert_ok();
+            } else {
+                let body = json!({"sha256": sale});
+                app.call(Method::PUT, "/admin/modules/active", As::Key(&tenant.admin_key), Some(body))
+                    .await
+                    .assert_ok();
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    };
+    let (replies, ()) = tokio::join!(buyers, swapper);
+    assert_eq!(replies.len(), 80);
+    let prices: HashSet<i64> = replies.iter().map(|reply| reply.assert_ok()["price"].as_i64().unwrap()).collect();
+    assert!(prices.is_subset(&HashSet::from([70, 100])), "prices {prices:?}");
+    let spent: i64 = replies.iter().map(|reply| reply.data()["price"].as_i64().unwrap()).sum();
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 1_000_000 - spent);
+    app.audit().await;
+}
+
+#[tokio::test]
+async fn another_host_on_the_same_database_picks_up_an_activation_within_a_second() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 10_000).await;
+    let potion = item_on_sale(&app, &tenant, "potion").await;
+    let other_host = app.sibling().await;
+    assert_eq!(other_host.price_of(&tenant, &player, &potion).await, 100);
+    app.activate(&tenant, SALE_PRICING).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(other_host.price_of(&tenant, &player, &potion).await, 70);
+    app.call(Method::DELETE, "/admin/modules/active", As::Key(&tenant.admin_key), None).await.assert_ok();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(other_host.price_of(&tenant, &player, &potion).await, 100);
+}
+
+#[tokio::test]
+async fn consumes_record_the_module_that_decided_them() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let potion = priced_item(&app, &tenant, "potion", "consumable", 10).await;
+    let sale = app.activate(&tenant, SALE_PRICING).await;
+    app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems", "quantity": 2}))
+        .await
+        .assert_ok();
+    assert_eq!(app.consume(&tenant, &player, &potion, 1).await.assert_ok()["quantity"], 1);
+    let recorded: Vec<(String, i64)> =
+        sqlx::query_as("SELECT module_sha256, remaining FROM consumes").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(recorded, vec![(sale, 1)]);
+}
