@@ -3,6 +3,7 @@
 //! A purchase flows HTTP → host → rules export → storage imports → one
 //! database transaction → response.
 
+pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -1,12 +1,15 @@
-//! Which rules module each tenant runs. Modules are stored in the database
+//! What each tenant's requests run with: its rules module, the module's
+//! limits, and its catalog in memory. Modules are stored in the database
 //! by SHA-256, compiled once per engine (the artifact is stored too, so a
 //! restart deserializes instead of recompiling), and cached in memory. A
 //! tenant's active module sits behind an `Arc`: a request clones it once
 //! and finishes on it, so swapping never drains or fails anything in flight.
+//! The catalog is reloaded whole when the tenant's `catalog_version` moves.
 //! Changes made through another host are picked up by polling the tenants
 //! this host serves (every [`REFRESH_INTERVAL`]); nothing depends on
 //! LISTEN/NOTIFY.
 
+use crate::catalog::Catalog;
 use crate::runtime::{CallLimits, RulesModule, Runtime};
 use crate::storage::{ModuleInfo, Storage, StorageError, TenantRules};
 use sha2::{Digest, Sha256};
@@ -20,10 +23,11 @@ pub const MAX_MODULE_BYTES: usize = 256 * 1024;
 /// How often a host re-reads the active modules of the tenants it serves.
 pub const REFRESH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The rules a tenant's request runs on.
-pub struct TenantModule {
+/// What a tenant's request runs with.
+pub struct TenantContext {
     pub module: Arc<RulesModule>,
     pub limits: CallLimits,
+    pub catalog: Arc<Catalog>,
     rules: TenantRules,
 }
 
@@ -45,7 +49,7 @@ pub struct Rules {
     /// Compiled modules by SHA-256.
     compiled: Mutex<HashMap<String, Arc<RulesModule>>>,
     /// The rules of every tenant this host has served.
-    tenants: RwLock<HashMap<Uuid, Arc<TenantModule>>>,
+    tenants: RwLock<HashMap<Uuid, Arc<TenantContext>>>,
 }
 
 impl Rules {
@@ -59,8 +63,8 @@ impl Rules {
         &self.runtime
     }
 
-    /// The rules `tenant_id` runs now.
-    pub async fn for_tenant(&self, tenant_id: Uuid) -> Result<Arc<TenantModule>, ModuleError> {
+    /// What `tenant_id` runs with now.
+    pub async fn for_tenant(&self, tenant_id: Uuid) -> Result<Arc<TenantContext>, ModuleError> {
         if let Some(found) = self.tenants.read().expect("tenant rules lock").get(&tenant_id) {
             return Ok(found.clone());
         }
@@ -100,7 +104,8 @@ impl Rules {
         Ok(())
     }
 
-    async fn install(&self, tenant_id: Uuid, rules: TenantRules) -> Result<Arc<TenantModule>, ModuleError> {
+    async fn install(&self, tenant_id: Uuid, rules: TenantRules) -> Result<Arc<TenantContext>, ModuleError> {
+        let current = self.tenants.read().expect("tenant rules lock").get(&tenant_id).cloned();
         let module = match &rules.active_sha256 {
             None => self.runtime.default_module(),
             Some(sha256) => {
@@ -114,10 +119,28 @@ impl Rules {
                 .await?
             }
         };
+        let catalog = match &current {
+            Some(current) if current.rules.catalog_version == rules.catalog_version => current.catalog.clone(),
+            _ => {
+                let (items, stores, currencies) = tokio::try_join!(
+                    self.storage.items(tenant_id),
+                    self.storage.stores(tenant_id),
+                    self.storage.currencies(tenant_id)
+                )?;
+                Arc::new(Catalog::new(items, stores, currencies))
+            }
+        };
         let limits = self.runtime.limits().for_call(&rules.limits);
-        let installed = Arc::new(TenantModule { module, limits, rules });
-        self.tenants.write().expect("tenant rules lock").insert(tenant_id, installed.clone());
-        Ok(installed)
+        let installed = Arc::new(TenantContext { module, limits, catalog, rules });
+        let mut tenants = self.tenants.write().expect("tenant rules lock");
+        match tenants.get(&tenant_id) {
+            // A slower refresh must not put back an older catalog.
+            Some(newer) if newer.rules.catalog_version > installed.rules.catalog_version => Ok(newer.clone()),
+            _ => {
+                tenants.insert(tenant_id, installed.clone());
+                Ok(installed)
+            }
+        }
     }
 
     /// The compiled module with this hash: from memory, else from a stored

@@ -57,7 +57,8 @@ pub async fn put_currency(
         max_balance,
         recharge: body.recharge,
     };
-    Ok(Data(state.storage.put_currency(tenant_id, &currency).await?))
+    let currency = state.storage.put_currency(tenant_id, &currency).await?;
+    catalog_changed(&state, tenant_id, currency).await
 }
 
 pub async fn list_currencies(
@@ -111,7 +112,8 @@ pub async fn put_item(
         contents: body.contents,
         duration_seconds: body.duration_seconds,
     };
-    Ok(Data(state.storage.put_item(tenant_id, &item).await?))
+    let item = state.storage.put_item(tenant_id, &item).await?;
+    catalog_changed(&state, tenant_id, item).await
 }
 
 pub async fn list_items(
@@ -166,7 +168,8 @@ pub async fn put_store(
             return Err(ApiError::validation("max_purchases_per_user must be at least 1"));
         }
     }
-    Ok(Data(state.storage.put_store(tenant_id, key.as_str(), name.as_str(), &body.listings).await?))
+    let store = state.storage.put_store(tenant_id, key.as_str(), name.as_str(), &body.listings).await?;
+    catalog_changed(&state, tenant_id, store).await
 }
 
 pub async fn get_store(
@@ -176,6 +179,13 @@ pub async fn get_store(
 ) -> Result<Data<Store>, ApiError> {
     let store = state.storage.store_by_key(tenant_id, &key).await?;
     Ok(Data(store.ok_or_else(|| ApiError::not_found("store"))?))
+}
+
+/// Answers a catalog write once this host's in-memory catalog has it, so the
+/// next request here sees the change (other hosts within a refresh).
+async fn catalog_changed<T>(state: &AppState, tenant_id: uuid::Uuid, written: T) -> Result<Data<T>, ApiError> {
+    state.rules.refresh(&[tenant_id]).await?;
+    Ok(Data(written))
 }
 
 async fn currency_codes(state: &AppState, tenant_id: uuid::Uuid) -> Result<HashSet<String>, ApiError> {

@@ -9,8 +9,7 @@ use crate::domain::{self, CurrencyCode, IdempotencyKey, Identity, Quantity};
 use crate::runtime::{
     Call, Invocation, ModuleFailure, PurchaseCheck, PurchaseOutcome, PurchaseRequest, RequestContext, RuleError,
 };
-use crate::storage::CatalogItem;
-use crate::storage::{IdempotencyClaim, InventoryEntry, PurchaseRecord, StoredResponse, Tx, User, WalletEntry};
+use crate::storage::{InventoryEntry, NewGrant, PurchaseRecord, Recorded, StoredResponse, Tx, User, WalletEntry};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -19,7 +18,6 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The header that marks a replayed idempotent response.
@@ -121,6 +119,13 @@ impl ValidPurchase {
 }
 
 /// Buys an item: at most once per idempotency key, all or nothing.
+///
+/// The key is claimed by the statement that records the purchase, in the
+/// same transaction: a concurrent request with the same key waits there
+/// for this one to end (both wait earlier on the balance row anyway), then
+/// finds the key taken, rolls back and replays the stored response. A
+/// keyed request that fails may be the retry of one that succeeded: before
+/// answering with its error it looks for that earlier response.
 pub async fn purchase(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,
@@ -128,22 +133,8 @@ pub async fn purchase(
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
     let purchase = ValidPurchase::parse(body, &headers)?;
-    let rules = state.rules.for_tenant(user.tenant_id).await?;
-    let mut tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
-    if let Some(key) = &purchase.idempotency_key {
-        let replay = match tx.claim_idempotency_key(key.as_str(), &purchase.request_hash()).await {
-            Ok(IdempotencyClaim::Claimed) => None,
-            Ok(IdempotencyClaim::Existing { request_hash, response }) if request_hash == purchase.request_hash() => {
-                Some(Ok(replayed(response)))
-            }
-            Ok(IdempotencyClaim::Existing { .. }) => Some(Err(ApiError::IdempotencyKeyReused)),
-            Err(error) => Some(Err(error.into())),
-        };
-        if let Some(replay) = replay {
-            return finish(tx, replay).await;
-        }
-    }
-
+    let tenant = state.rules.for_tenant(user.tenant_id).await?;
+    let tx = state.storage.begin(user.tenant_id, user.id, Some(&tenant.module.sha256)).await?;
     let ctx = context(&user);
     let purchase_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;
     let request = PurchaseRequest {
@@ -152,28 +143,37 @@ pub async fn purchase(
         store_id: purchase.store_id.map(|id| id.to_string()),
         quantity: purchase.quantity.get(),
     };
-    let call = Call { module: &rules.module, limits: &rules.limits, ctx };
-    let Invocation { mut tx, journal, result } = state.rules.runtime().purchase(call, tx, request).await;
-    let result = match module_answer(&rules.module.sha256, result) {
+    let call = Call { module: &tenant.module, limits: &tenant.limits, catalog: &tenant.catalog, ctx };
+    let Invocation { mut tx, journal, pending_grants, result } =
+        state.rules.runtime().purchase(call, tx, request).await;
+    let result = match module_answer(&tenant.module.sha256, result) {
         Ok(outcome) => {
             match journal.check_purchase(&purchase.check(), outcome.unit_price, outcome.total, outcome.balance_after) {
-                Ok(()) => record(tx.as_mut(), &purchase, purchase_id, outcome).await,
-                Err(reason) => Err(module_misbehaved(&rules.module.sha256, &reason)),
+                Ok(()) => record(tx.as_mut(), &purchase, purchase_id, outcome, &pending_grants).await,
+                Err(reason) => Err(module_misbehaved(&tenant.module.sha256, &reason)),
             }
         }
         Err(error) => Err(error),
     };
-    let body = finish(tx, result).await?;
-    Ok(axum::Json(body).into_response())
+    match (finish(tx, result).await, &purchase.idempotency_key) {
+        (Ok(body), _) => Ok(axum::Json(body).into_response()),
+        (Err(error), None) => Err(error),
+        (Err(error), Some(key)) => match state.storage.idempotency_record(user.id, key.as_str()).await {
+            Ok(Some(earlier)) if earlier.request_hash == purchase.request_hash() => Ok(replayed(earlier.response)),
+            Ok(Some(_)) => Err(ApiError::IdempotencyKeyReused),
+            Ok(None) | Err(_) => Err(error),
+        },
+    }
 }
 
-/// Records the purchase and the response (for replays) in the purchase's
-/// transaction.
+/// Records the purchase, its grants and the response (for replays) in the
+/// purchase's transaction.
 async fn record(
     tx: &mut dyn Tx,
     purchase: &ValidPurchase,
     purchase_id: Uuid,
     outcome: PurchaseOutcome,
+    grants: &[NewGrant],
 ) -> Result<Value, ApiError> {
     let body = json!({ "data": {
         "purchased": true,
@@ -191,9 +191,14 @@ async fn record(
         unit_price: outcome.unit_price,
         total: outcome.total,
         idempotency_key: purchase.idempotency_key.as_ref().map(|key| key.to_string()),
+        request_hash: purchase.request_hash(),
     };
-    tx.record_purchase(&record, &StoredResponse { status: 200, body: body.clone() }).await?;
-    Ok(body)
+    match tx.record_purchase(&record, grants, &StoredResponse { status: 200, body: body.clone() }).await? {
+        Recorded::Done => Ok(body),
+        // The caller rolls back and replays the earlier response.
+        Recorded::KeyTaken => Err(ApiError::Conflict("idempotency key".into())),
+        Recorded::UnknownItem => Err(ApiError::internal("a granted item is missing from the catalog")),
+    }
 }
 
 fn replayed(response: StoredResponse) -> Response {
@@ -223,8 +228,8 @@ pub async fn consume(
     let tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
     let ctx = context(&user);
     let consume_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;
-    let call = Call { module: &rules.module, limits: &rules.limits, ctx };
-    let Invocation { mut tx, journal, result } =
+    let call = Call { module: &rules.module, limits: &rules.limits, catalog: &rules.catalog, ctx };
+    let Invocation { mut tx, journal, result, .. } =
         state.rules.runtime().consume(call, tx, item_id.to_string(), quantity.get()).await;
     let result = match module_answer(&rules.module.sha256, result) {
         Ok(left) => match journal.check_consume() {
@@ -250,15 +255,13 @@ pub async fn store(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Data<Value>, ApiError> {
-    let store = state.storage.store_by_key(user.tenant_id, &key).await?.ok_or_else(|| ApiError::not_found("store"))?;
-    let items: HashMap<String, CatalogItem> =
-        state.storage.items(user.tenant_id).await?.into_iter().map(|item| (item.key.clone(), item)).collect();
     let rules = state.rules.for_tenant(user.tenant_id).await?;
+    let store = rules.catalog.store_by_key(&key).ok_or_else(|| ApiError::not_found("store"))?;
     let mut tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
     let mut listings = Vec::with_capacity(store.listings.len());
     let mut failure = None;
     'listings: for listing in &store.listings {
-        let Some(item) = items.get(&listing.item_key) else { continue };
+        let Some(item) = rules.catalog.item_by_key(&listing.item_key) else { continue };
         let mut currencies: Vec<&str> = item.prices.iter().map(|price| price.currency_code.as_str()).collect();
         for price in listing.override_prices.iter().flatten() {
             if !currencies.contains(&price.currency_code.as_str()) {
@@ -274,7 +277,8 @@ pub async fn store(
                 store_id: Some(store.id.to_string()),
                 quantity: 1,
             };
-            let call = Call { module: &rules.module, limits: &rules.limits, ctx: context(&user) };
+            let call =
+                Call { module: &rules.module, limits: &rules.limits, catalog: &rules.catalog, ctx: context(&user) };
             let invocation = state.rules.runtime().quote(call, tx, request).await;
             tx = invocation.tx;
             match module_answer(&rules.module.sha256, invocation.result) {

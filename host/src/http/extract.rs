@@ -70,7 +70,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// missing or unknown key, 403 for another kind.
 async fn tenant_key(parts: &Parts, state: &AppState, allowed: &[KeyKind]) -> Result<Uuid, ApiError> {
     let key = header(parts, "x-api-key").ok_or(ApiError::Unauthorized)?;
-    let record = state.api_key(key).await?.ok_or(ApiError::Unauthorized)?;
+    let record = state.credentials.api_key(state.storage.as_ref(), key).await?.ok_or(ApiError::Unauthorized)?;
     if !allowed.contains(&record.kind) {
         return Err(ApiError::Forbidden);
     }
@@ -107,7 +107,7 @@ impl FromRequestParts<AppState> for ClientSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let tenant_id = tenant_key(parts, state, &[KeyKind::Client, KeyKind::Admin]).await?;
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let session = state.storage.find_session(&secrets::hash(token)).await?.ok_or(ApiError::Unauthorized)?;
+        let session = state.credentials.session(state.storage.as_ref(), token).await?.ok_or(ApiError::Unauthorized)?;
         // A session of another tenant is as good as no session.
         if session.user.tenant_id != tenant_id || session.expires_at <= Utc::now() {
             return Err(ApiError::Unauthorized);

@@ -2,6 +2,7 @@
 
 mod admin;
 mod client;
+mod credentials;
 pub mod error;
 mod extract;
 mod health;
@@ -11,14 +12,14 @@ mod server;
 
 use crate::rules::Rules;
 use crate::secrets;
-use crate::storage::{ApiKeyRecord, Storage, Tx};
+use crate::storage::{Storage, Tx};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
+use credentials::Credentials;
 use error::ApiError;
-use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tower_http::trace::TraceLayer;
 
@@ -34,8 +35,7 @@ pub struct AppInner {
     pub rules: Arc<Rules>,
     pub session_ttl: Duration,
     pub operator_key_hash: Option<[u8; 32]>,
-    /// Keys never change once issued, so a found key is cached for good.
-    api_keys: RwLock<HashMap<[u8; 32], ApiKeyRecord>>,
+    pub credentials: Credentials,
 }
 
 impl Deref for AppState {
@@ -58,21 +58,8 @@ impl AppState {
             rules,
             session_ttl,
             operator_key_hash: operator_key.map(secrets::hash),
-            api_keys: RwLock::default(),
+            credentials: Credentials::default(),
         }))
-    }
-
-    /// Looks an API key up, from memory when it was seen before.
-    pub async fn api_key(&self, key: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
-        let hash = secrets::hash(key);
-        if let Some(record) = self.api_keys.read().expect("key cache lock").get(&hash) {
-            return Ok(Some(*record));
-        }
-        let record = self.storage.find_api_key(&hash).await?;
-        if let Some(record) = record {
-            self.api_keys.write().expect("key cache lock").insert(hash, record);
-        }
-        Ok(record)
     }
 }
 

@@ -3,6 +3,7 @@
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Created, Data, ServerKey, optional_json};
 use super::{AppState, finish};
+use crate::catalog::Catalog;
 use crate::domain::{self, CatalogKey, CurrencyCode, Identity, MAX_AMOUNT, Quantity};
 use crate::secrets;
 use crate::storage::{ItemType, LedgerEntry, LedgerQuery, LedgerReason, NewGrant, Stack, Tx, User, WalletRefusal};
@@ -108,12 +109,13 @@ pub async fn grant(
 ) -> Result<Data<Granted>, ApiError> {
     let grant = ValidGrant::try_from(body)?;
     let user = find_user(&state, tenant_id, identity).await?;
+    let catalog = state.rules.for_tenant(tenant_id).await?.catalog.clone();
     let mut tx = state.storage.begin(tenant_id, user.id, None).await?;
-    let result = apply_grant(tx.as_mut(), grant).await;
+    let result = apply_grant(tx.as_mut(), &catalog, grant).await;
     finish(tx, result).await.map(Data)
 }
 
-async fn apply_grant(tx: &mut dyn Tx, grant: ValidGrant) -> Result<Granted, ApiError> {
+async fn apply_grant(tx: &mut dyn Tx, catalog: &Catalog, grant: ValidGrant) -> Result<Granted, ApiError> {
     match grant {
         ValidGrant::Currency { code, amount, reason } => {
             match tx.change_balance(code.as_str(), amount, reason, None).await? {
@@ -124,7 +126,7 @@ async fn apply_grant(tx: &mut dyn Tx, grant: ValidGrant) -> Result<Granted, ApiE
             }
         }
         ValidGrant::Item { key, quantity } => {
-            let item = tx.item_by_key(key.as_str()).await?.ok_or_else(|| ApiError::not_found("item"))?;
+            let item = catalog.item_by_key(key.as_str()).ok_or_else(|| ApiError::not_found("item"))?;
             if item.item_type == ItemType::Bundle {
                 return Err(ApiError::validation("a bundle is granted through a purchase, which expands it"));
             }

@@ -1,4 +1,5 @@
-//! Host side of `economy:plugin/catalog`: tenant-scoped catalog reads.
+//! Host side of `economy:plugin/catalog`: reads of the tenant's catalog,
+//! served from the in-memory copy the request started with.
 
 use super::bindings::economy::plugin::catalog::Host;
 use super::bindings::types;
@@ -12,13 +13,13 @@ impl Host for RequestState {
         let Ok(id) = Uuid::parse_str(&id) else {
             return Ok(None);
         };
-        let item = self.tx.item_by_id(id).await?;
+        let item = self.catalog.item_by_id(id).cloned();
         Ok(item.map(|item| self.serve(item)))
     }
 
     async fn item_by_key(&mut self, key: String) -> wasmtime::Result<Option<types::Item>> {
         self.charge_import()?;
-        let item = self.tx.item_by_key(&key).await?;
+        let item = self.catalog.item_by_key(&key).cloned();
         Ok(item.map(|item| self.serve(item)))
     }
 
@@ -27,7 +28,7 @@ impl Host for RequestState {
         let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id)) else {
             return Ok(None);
         };
-        Ok(self.tx.store_listing(store_id, item_id).await?.map(|found| types::Listing {
+        Ok(self.catalog.store_listing(store_id, item_id).map(|found| types::Listing {
             store_id: found.store_id.to_string(),
             store_key: found.store_key,
             item_id: item_id.to_string(),
@@ -39,9 +40,9 @@ impl Host for RequestState {
 
     async fn currency_by_code(&mut self, code: String) -> wasmtime::Result<Option<types::Currency>> {
         self.charge_import()?;
-        Ok(self.tx.currency(&code).await?.map(|c| types::Currency {
-            code: c.code,
-            name: c.name,
+        Ok(self.catalog.currency(&code).map(|c| types::Currency {
+            code: c.code.clone(),
+            name: c.name.clone(),
             initial_balance: c.initial_balance,
             max_balance: c.max_balance,
         }))

@@ -21,7 +21,8 @@ pub use bindings::{PriceQuote, PurchaseOutcome, PurchaseRequest};
 pub use journal::{Journal, PurchaseCheck};
 pub use state::RequestState;
 
-use crate::storage::{LimitOverrides, Tx};
+use crate::catalog::Catalog;
+use crate::storage::{LimitOverrides, NewGrant, Tx};
 use bindings::{Economy, EconomyPre};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -114,18 +115,21 @@ pub struct ModuleFailure {
     pub message: String,
 }
 
-/// Who runs a call: the module, its limits, and the request context.
+/// Who runs a call: the module, its limits, the catalog it reads, and the
+/// request context.
 pub struct Call<'a> {
     pub module: &'a RulesModule,
     pub limits: &'a CallLimits,
+    pub catalog: &'a Arc<Catalog>,
     pub ctx: RequestContext,
 }
 
-/// What a call returns: the transaction back, what the guest did, and its
-/// answer.
+/// What a call returns: the transaction back, what the guest did, the
+/// grants still to write, and its answer.
 pub struct Invocation<R> {
     pub tx: Box<dyn Tx>,
     pub journal: Journal,
+    pub pending_grants: Vec<NewGrant>,
     pub result: Result<R, ModuleFailure>,
 }
 
@@ -261,10 +265,11 @@ impl Runtime {
         tx: Box<dyn Tx>,
         export: impl for<'a> FnOnce(&'a Economy, &'a mut Store<RequestState>) -> CallFuture<'a, R>,
     ) -> Invocation<R> {
-        let Call { module, limits, ctx } = call;
+        let Call { module, limits, catalog, ctx } = call;
         let _permit = self.inner.instances.acquire().await.expect("the instance semaphore is never closed");
         let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
-        let state = RequestState::new(tx, limits.memory_bytes, limits.max_import_calls, ctx.now_ms, seed);
+        let state =
+            RequestState::new(tx, catalog.clone(), limits.memory_bytes, limits.max_import_calls, ctx.now_ms, seed);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
@@ -283,7 +288,8 @@ impl Runtime {
             },
             Err(error) => Err(error),
         };
-        let state = store.into_data();
+        let mut state = store.into_data();
+        state.journal.grants = state.all_grants().map(|grant| (grant.item_id, grant.quantity)).collect();
         let result = result.map_err(|error| {
             let stderr = state.stderr();
             // The root cause names the limit or the trap; the wasm backtrace
@@ -292,7 +298,7 @@ impl Runtime {
             let message = if stderr.is_empty() { cause.to_string() } else { format!("{cause}; stderr: {stderr}") };
             ModuleFailure { sha256: module.sha256.clone(), message }
         });
-        Invocation { tx: state.tx, journal: state.journal, result }
+        Invocation { tx: state.tx, journal: state.journal, pending_grants: state.pending_grants, result }
     }
 }
 

@@ -6,9 +6,11 @@
 //! small buffer for the failure log.
 
 use super::journal::Journal;
-use crate::storage::Tx;
+use crate::catalog::Catalog;
+use crate::storage::{NewGrant, Tx};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -21,8 +23,14 @@ const STDERR_CAPTURE_BYTES: usize = 4096;
 pub struct RequestState {
     /// The request's transaction; every storage import runs in it.
     pub(crate) tx: Box<dyn Tx>,
+    /// The tenant's catalog, as it was when the request began.
+    pub(crate) catalog: Arc<Catalog>,
     /// What the guest read and wrote, for the host's re-check.
     pub(crate) journal: Journal,
+    /// Grants not written yet: they go out with the purchase record.
+    pub(crate) pending_grants: Vec<NewGrant>,
+    /// Grants already written (before an inventory read in the same call).
+    pub(crate) written_grants: Vec<NewGrant>,
     import_calls: u32,
     max_import_calls: u32,
     pub(crate) limits: StoreLimits,
@@ -32,7 +40,14 @@ pub struct RequestState {
 }
 
 impl RequestState {
-    pub fn new(tx: Box<dyn Tx>, memory_bytes: usize, max_import_calls: u32, now_ms: i64, seed: u64) -> Self {
+    pub fn new(
+        tx: Box<dyn Tx>,
+        catalog: Arc<Catalog>,
+        memory_bytes: usize,
+        max_import_calls: u32,
+        now_ms: i64,
+        seed: u64,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let now = Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
         let wasi = WasiCtx::builder()
@@ -49,7 +64,10 @@ impl RequestState {
         let limits = StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build();
         Self {
             tx,
+            catalog,
             journal: Journal::default(),
+            pending_grants: Vec::new(),
+            written_grants: Vec::new(),
             import_calls: 0,
             max_import_calls,
             limits,

@@ -331,13 +331,21 @@ pub struct StoredResponse {
     pub body: Value,
 }
 
-/// The outcome of claiming an idempotency key inside a transaction.
+/// A committed request's idempotency key: what it was, what it answered.
 #[derive(Clone, Debug)]
-pub enum IdempotencyClaim {
-    /// The key is new; this transaction owns it until it ends.
-    Claimed,
-    /// An earlier, committed request used the key.
-    Existing { request_hash: Vec<u8>, response: StoredResponse },
+pub struct IdempotencyRecord {
+    pub request_hash: Vec<u8>,
+    pub response: StoredResponse,
+}
+
+/// How recording a purchase ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Done,
+    /// Another request with the same idempotency key committed first.
+    KeyTaken,
+    /// A grant named an item the tenant's catalog does not have.
+    UnknownItem,
 }
 
 /// A completed purchase, recorded with the response it returned.
@@ -351,6 +359,8 @@ pub struct PurchaseRecord {
     pub unit_price: i64,
     pub total: i64,
     pub idempotency_key: Option<String>,
+    /// What a retry must match to be the same request (with a key only).
+    pub request_hash: Vec<u8>,
 }
 
 /// An uploaded rules module.
@@ -378,6 +388,8 @@ pub struct TenantRules {
     /// `None`: the built-in `economy-core`.
     pub active_sha256: Option<String>,
     pub limits: LimitOverrides,
+    /// Moves on every write to the tenant's currencies, items or stores.
+    pub catalog_version: i64,
 }
 
 /// Pool-level storage: tenants, keys, sessions, the catalog, and reads.
@@ -397,6 +409,7 @@ pub trait Storage: Send + Sync {
     async fn item_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<CatalogItem>>;
     async fn put_store(&self, tenant_id: Uuid, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store>;
     async fn store_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<Store>>;
+    async fn stores(&self, tenant_id: Uuid) -> StorageResult<Vec<Store>>;
 
     /// Finds the user, creating it (with its initial balances) if new.
     async fn find_or_create_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<User>;
@@ -407,6 +420,8 @@ pub trait Storage: Send + Sync {
     async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>>;
     async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
+    /// The committed request that used `key` for this user, if any.
+    async fn idempotency_record(&self, user_id: Uuid, key: &str) -> StorageResult<Option<IdempotencyRecord>>;
 
     /// Stores a module's bytes (once per tenant and hash).
     async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo>;
@@ -431,11 +446,6 @@ pub trait Storage: Send + Sync {
 /// without `commit` rolls it back, but callers roll back explicitly.
 #[async_trait]
 pub trait Tx: Send {
-    async fn item_by_id(&mut self, id: Uuid) -> StorageResult<Option<CatalogItem>>;
-    async fn item_by_key(&mut self, key: &str) -> StorageResult<Option<CatalogItem>>;
-    async fn store_listing(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<Option<StoreListing>>;
-    async fn currency(&mut self, code: &str) -> StorageResult<Option<Currency>>;
-
     /// The user's balance (the initial balance if never touched), or none
     /// for an unknown currency.
     async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>>;
@@ -467,12 +477,17 @@ pub trait Tx: Send {
         cap: i64,
     ) -> StorageResult<Option<i64>>;
 
-    /// Claims `key` for this transaction, or reports the earlier request
-    /// that used it. A concurrent claim of the same key waits for this
-    /// transaction to end.
-    async fn claim_idempotency_key(&mut self, key: &str, request_hash: &[u8]) -> StorageResult<IdempotencyClaim>;
-    /// Records the purchase and, with a claimed key, the response to replay.
-    async fn record_purchase(&mut self, purchase: &PurchaseRecord, response: &StoredResponse) -> StorageResult<()>;
+    /// Completes a purchase in one statement: applies `grants` (as
+    /// `grant_items`), records the purchase and, with an idempotency key,
+    /// stores the response to replay. If the key is already taken (a
+    /// concurrent claimer waits for this transaction to end), nothing must be
+    /// committed: the caller rolls back and replays the earlier response.
+    async fn record_purchase(
+        &mut self,
+        purchase: &PurchaseRecord,
+        grants: &[NewGrant],
+        response: &StoredResponse,
+    ) -> StorageResult<Recorded>;
     /// Records a consume and the quantity it left.
     async fn record_consume(&mut self, id: Uuid, item_id: Uuid, quantity: i64, remaining: i64) -> StorageResult<()>;
 

@@ -138,6 +138,14 @@ fn stack_from_row(row: &PgRow) -> Result<Stack, sqlx::Error> {
     })
 }
 
+/// A CTE head that moves the catalog version of tenant `$n`, so every
+/// host's in-memory catalog of it is replaced.
+macro_rules! bump_catalog {
+    ($tenant:literal) => {
+        concat!("WITH bump AS (UPDATE tenants SET catalog_version = catalog_version + 1 WHERE id = ", $tenant, ") ")
+    };
+}
+
 /// The catalog item columns every item query selects.
 macro_rules! item_columns {
     () => {
@@ -196,7 +204,7 @@ impl Storage for PgStorage {
 
     async fn put_currency(&self, tenant_id: Uuid, c: &NewCurrency) -> StorageResult<Currency> {
         let recharge = c.recharge.as_ref();
-        let row = sqlx::query(concat!("INSERT INTO currencies AS c (tenant_id, code, name, initial_balance, max_balance, recharge_amount, recharge_period_seconds, recharge_max)
+        let row = sqlx::query(concat!(bump_catalog!("$1"), "INSERT INTO currencies AS c (tenant_id, code, name, initial_balance, max_balance, recharge_amount, recharge_period_seconds, recharge_max)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (tenant_id, code) DO UPDATE SET name = excluded.name, initial_balance = excluded.initial_balance,
                max_balance = excluded.max_balance, recharge_amount = excluded.recharge_amount,
@@ -228,7 +236,7 @@ impl Storage for PgStorage {
     }
 
     async fn put_item(&self, tenant_id: Uuid, item: &NewItem) -> StorageResult<CatalogItem> {
-        let row = sqlx::query(concat!("INSERT INTO catalog_items AS i (id, tenant_id, key, name, icon_url, item_type, category, display_properties, prices, contents, duration_seconds)
+        let row = sqlx::query(concat!(bump_catalog!("$2"), "INSERT INTO catalog_items AS i (id, tenant_id, key, name, icon_url, item_type, category, display_properties, prices, contents, duration_seconds)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, icon_url = excluded.icon_url,
                item_type = excluded.item_type, category = excluded.category, display_properties = excluded.display_properties,
@@ -270,11 +278,12 @@ impl Storage for PgStorage {
     }
 
     async fn put_store(&self, tenant_id: Uuid, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
+            bump_catalog!("$2"),
             "INSERT INTO stores AS s (id, tenant_id, key, name, listings) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, listings = excluded.listings, updated_at = now()
-             RETURNING id, key, name, listings, created_at, updated_at",
-        )
+             RETURNING id, key, name, listings, created_at, updated_at"
+        ))
         .bind(Uuid::now_v7())
         .bind(tenant_id)
         .bind(key)
@@ -294,6 +303,16 @@ impl Storage for PgStorage {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(store_from_row).transpose()?)
+    }
+
+    async fn stores(&self, tenant_id: Uuid) -> StorageResult<Vec<Store>> {
+        let rows = sqlx::query(
+            "SELECT id, key, name, listings, created_at, updated_at FROM stores WHERE tenant_id = $1 ORDER BY key",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(store_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn find_or_create_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<User> {
@@ -421,6 +440,28 @@ impl Storage for PgStorage {
             .collect()
     }
 
+    async fn idempotency_record(&self, user_id: Uuid, key: &str) -> StorageResult<Option<IdempotencyRecord>> {
+        let row = sqlx::query(
+            "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(IdempotencyRecord {
+            request_hash: row.try_get("request_hash")?,
+            response: StoredResponse {
+                status: row
+                    .try_get::<i16, _>("response_status")
+                    .ok()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(200),
+                body: row.try_get("response_body")?,
+            },
+        }))
+    }
+
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
         let rows = sqlx::query(
             "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
@@ -497,7 +538,8 @@ impl Storage for PgStorage {
 
     async fn tenant_rules(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantRules)>> {
         let rows = sqlx::query(
-            "SELECT id, active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes, module_max_import_calls
+            "SELECT id, active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes, module_max_import_calls,
+                    catalog_version
              FROM tenants WHERE id = ANY($1)",
         )
         .bind(tenant_ids)
@@ -513,6 +555,7 @@ impl Storage for PgStorage {
                         memory_bytes: row.try_get("module_memory_bytes")?,
                         max_import_calls: row.try_get("module_max_import_calls")?,
                     },
+                    catalog_version: row.try_get("catalog_version")?,
                 };
                 Ok((row.try_get("id")?, rules))
             })
@@ -590,6 +633,45 @@ async fn open_balance(
     Ok(())
 }
 
+/// Grants into the default stacks, as `$3..$6` arrays (item id, quantity,
+/// acquired via, duration seconds) for tenant `$1` and user `$2`, without
+/// its RETURNING clause. A grant into an expired or empty stack restarts
+/// it; otherwise quantities add up and the later expiry wins.
+macro_rules! grant_statement {
+    () => {
+        "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
+         SELECT $2, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
+         FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[]) AS g(item_id, quantity, via, duration)
+         JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id
+         ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
+           quantity = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
+           acquired_at = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN now() ELSE s.acquired_at END,
+           expires_at = CASE
+             WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.expires_at
+             WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
+             ELSE greatest(s.expires_at, excluded.expires_at) END"
+    };
+}
+
+/// Grants as the column arrays `grant_statement!` binds.
+struct GrantColumns<'a> {
+    ids: Vec<Uuid>,
+    quantities: Vec<i64>,
+    vias: Vec<&'a str>,
+    durations: Vec<Option<i64>>,
+}
+
+impl<'a> GrantColumns<'a> {
+    fn new(grants: &'a [NewGrant]) -> Self {
+        Self {
+            ids: grants.iter().map(|g| g.item_id).collect(),
+            quantities: grants.iter().map(|g| g.quantity).collect(),
+            vias: grants.iter().map(|g| g.acquired_via.as_str()).collect(),
+            durations: grants.iter().map(|g| g.duration_seconds).collect(),
+        }
+    }
+}
+
 /// How often a balance change retries after its row appeared or changed
 /// between the fast path and the check of why it did not apply.
 const BALANCE_ATTEMPTS: usize = 3;
@@ -603,60 +685,6 @@ struct PgTx {
 
 #[async_trait]
 impl Tx for PgTx {
-    async fn item_by_id(&mut self, id: Uuid) -> StorageResult<Option<CatalogItem>> {
-        let row =
-            sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 AND id = $2"))
-                .bind(self.tenant_id)
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(row.as_ref().map(item_from_row).transpose()?)
-    }
-
-    async fn item_by_key(&mut self, key: &str) -> StorageResult<Option<CatalogItem>> {
-        let row =
-            sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 AND key = $2"))
-                .bind(self.tenant_id)
-                .bind(key)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(row.as_ref().map(item_from_row).transpose()?)
-    }
-
-    async fn store_listing(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<Option<StoreListing>> {
-        let row = sqlx::query(
-            "SELECT s.id, s.key, l.value AS listing
-             FROM stores s JOIN catalog_items i ON i.tenant_id = s.tenant_id AND i.id = $3,
-                  jsonb_array_elements(s.listings) l
-             WHERE s.tenant_id = $1 AND s.id = $2 AND l.value->>'item_key' = i.key
-             LIMIT 1",
-        )
-        .bind(self.tenant_id)
-        .bind(store_id)
-        .bind(item_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(StoreListing {
-            store_id: row.try_get("id")?,
-            store_key: row.try_get("key")?,
-            listing: row.try_get::<Json<Listing>, _>("listing")?.0,
-        }))
-    }
-
-    async fn currency(&mut self, code: &str) -> StorageResult<Option<Currency>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            currency_columns!(),
-            " FROM currencies c WHERE tenant_id = $1 AND code = $2"
-        ))
-        .bind(self.tenant_id)
-        .bind(code)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(row.as_ref().map(currency_from_row).transpose()?)
-    }
-
     async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>> {
         let balance = sqlx::query_scalar(
             "SELECT COALESCE(b.balance, c.initial_balance) FROM currencies c
@@ -753,32 +781,19 @@ impl Tx for PgTx {
     }
 
     async fn grant_items(&mut self, grants: &[NewGrant]) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>> {
-        let ids: Vec<Uuid> = grants.iter().map(|g| g.item_id).collect();
-        let quantities: Vec<i64> = grants.iter().map(|g| g.quantity).collect();
-        let vias: Vec<&str> = grants.iter().map(|g| g.acquired_via.as_str()).collect();
-        let durations: Vec<Option<i64>> = grants.iter().map(|g| g.duration_seconds).collect();
+        let columns = GrantColumns::new(grants);
         // Only items of this tenant's catalog are granted; a short count
         // means an unknown item, and the caller rolls the transaction back.
-        let rows = sqlx::query(
-            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
-             SELECT $2, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
-             FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[]) AS g(item_id, quantity, via, duration)
-             JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id
-             ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
-               quantity = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
-               acquired_at = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN now() ELSE s.acquired_at END,
-               expires_at = CASE
-                 WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.expires_at
-                 WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
-                 ELSE greatest(s.expires_at, excluded.expires_at) END
-             RETURNING item_id, collection_id, stack_id, quantity, acquired_via, acquired_at, expires_at",
-        )
+        let rows = sqlx::query(concat!(
+            grant_statement!(),
+            " RETURNING item_id, collection_id, stack_id, quantity, acquired_via, acquired_at, expires_at"
+        ))
         .bind(self.tenant_id)
         .bind(self.user_id)
-        .bind(&ids)
-        .bind(&quantities)
-        .bind(&vias)
-        .bind(&durations)
+        .bind(&columns.ids)
+        .bind(&columns.quantities)
+        .bind(&columns.vias)
+        .bind(&columns.durations)
         .fetch_all(&mut *self.tx)
         .await?;
         if rows.len() != grants.len() {
@@ -853,63 +868,58 @@ impl Tx for PgTx {
         Ok(total)
     }
 
-    async fn claim_idempotency_key(&mut self, key: &str, request_hash: &[u8]) -> StorageResult<IdempotencyClaim> {
-        // ON CONFLICT waits for a concurrent claimer of the same key to end:
-        // if it commits, this sees its row; if it rolls back, this claims.
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(self.user_id)
-        .bind(key)
-        .bind(request_hash)
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if claimed {
-            return Ok(IdempotencyClaim::Claimed);
-        }
-        let row = sqlx::query(
-            "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-        )
-        .bind(self.user_id)
-        .bind(key)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        let status: Option<i16> = row.try_get("response_status")?;
-        Ok(IdempotencyClaim::Existing {
-            request_hash: row.try_get("request_hash")?,
-            response: StoredResponse {
-                status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
-                body: row.try_get::<Option<Value>, _>("response_body")?.unwrap_or(Value::Null),
-            },
-        })
-    }
-
-    async fn record_purchase(&mut self, p: &PurchaseRecord, response: &StoredResponse) -> StorageResult<()> {
-        sqlx::query(
-            "WITH recorded AS (
-                INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total, idempotency_key, module_sha256)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $12)
+    async fn record_purchase(
+        &mut self,
+        p: &PurchaseRecord,
+        grants: &[NewGrant],
+        response: &StoredResponse,
+    ) -> StorageResult<Recorded> {
+        let grants = GrantColumns::new(grants);
+        let row = sqlx::query(concat!(
+            "WITH granted AS (",
+            grant_statement!(),
+            " RETURNING 1
+             ), claimed AS (
+                INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
+                SELECT $2, $13, $14, $15, $16 WHERE $13::text IS NOT NULL
+                ON CONFLICT DO NOTHING
+                RETURNING 1
+             ), recorded AS (
+                INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total,
+                                       idempotency_key, module_sha256)
+                VALUES ($2, $7, $8, $9, $10, $11, $12, $17, $13, $18)
              )
-             UPDATE idempotency_keys SET response_status = $10, response_body = $11
-             WHERE $9::text IS NOT NULL AND user_id = $1 AND key = $9",
-        )
+             SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM claimed) AS claimed"
+        ))
+        .bind(self.tenant_id)
         .bind(self.user_id)
+        .bind(&grants.ids)
+        .bind(&grants.quantities)
+        .bind(&grants.vias)
+        .bind(&grants.durations)
         .bind(p.id)
         .bind(p.item_id)
         .bind(p.store_id)
         .bind(p.quantity)
         .bind(&p.currency_code)
         .bind(p.unit_price)
-        .bind(p.total)
         .bind(&p.idempotency_key)
+        .bind(&p.request_hash)
         .bind(i16::try_from(response.status).unwrap_or(200))
         .bind(&response.body)
+        .bind(p.total)
         .bind(&self.module_sha256)
-        .execute(&mut *self.tx)
+        .fetch_one(&mut *self.tx)
         .await?;
-        Ok(())
+        let granted: i64 = row.try_get("granted")?;
+        let claimed: i64 = row.try_get("claimed")?;
+        Ok(if granted != grants.ids.len() as i64 {
+            Recorded::UnknownItem
+        } else if p.idempotency_key.is_some() && claimed == 0 {
+            Recorded::KeyTaken
+        } else {
+            Recorded::Done
+        })
     }
 
     async fn record_consume(&mut self, id: Uuid, item_id: Uuid, quantity: i64, remaining: i64) -> StorageResult<()> {

@@ -1,0 +1,66 @@
+//! Conservation, checked after the load against the database itself: every
+//! acknowledged purchase debited exactly once, every balance equal to its
+//! ledger, nothing negative.
+
+use crate::load::Run;
+use crate::server::{INITIAL_GEMS, Shop};
+use anyhow::ensure;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+
+/// Gems the clients saw charged, per player identity.
+#[derive(Default)]
+pub struct Expected {
+    charged: BTreeMap<String, i64>,
+    purchases: u64,
+}
+
+impl Expected {
+    pub fn add(&mut self, run: &Run) {
+        self.purchases += run.acknowledged;
+        for (identity, charged) in &run.charged {
+            *self.charged.entry(identity.clone()).or_default() += charged;
+        }
+    }
+}
+
+pub async fn check(pool: &PgPool, shop: &Shop, expected: &Expected) -> anyhow::Result<()> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT u.identity, b.balance FROM users u JOIN balances b ON b.user_id = u.id AND b.currency_code = 'gems'",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut mismatched = 0;
+    for (identity, balance) in &rows {
+        let charged = expected.charged.get(identity).copied().unwrap_or(0);
+        if INITIAL_GEMS - balance != charged {
+            mismatched += 1;
+        }
+    }
+    let ledger_mismatches: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM balances b WHERE b.balance <> (SELECT COALESCE(sum(delta), 0) FROM ledger l
+         WHERE l.user_id = b.user_id AND l.currency_code = b.currency_code)",
+    )
+    .fetch_one(pool)
+    .await?;
+    let negative: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM balances WHERE balance < 0) + (SELECT count(*) FROM inventory WHERE quantity < 0)",
+    )
+    .fetch_one(pool)
+    .await?;
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM purchases").fetch_one(pool).await?;
+    println!(
+        "\nconservation: {} players, {} acknowledged purchases, {} recorded; {} balances off their acknowledged charges, \
+         {} balances off their ledger, {} negative",
+        shop.spread.len() + shop.hot.len(),
+        expected.purchases,
+        recorded,
+        mismatched,
+        ledger_mismatches,
+        negative
+    );
+    ensure!(mismatched == 0, "{mismatched} balances differ from what the clients were charged");
+    ensure!(ledger_mismatches == 0 && negative == 0, "ledger or sign invariant broken");
+    ensure!(recorded as u64 == expected.purchases, "purchases recorded differ from purchases acknowledged");
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Load generator for the economy server. It starts the server (in this
+//! process, on its own runtime and threads) on a fresh database, sets up a
+//! tenant and catalog over HTTP, then drives purchases, consumes and
+//! inventory reads with N concurrent clients for T seconds, in two shapes:
+//! spread over many users, and all on one hot user. Beside it, in the same
+//! run and against the same PostgreSQL, pgbench runs a purchase done the
+//! straightforward way (one statement per round trip) and in one statement.
+//! At the end it audits conservation: every acknowledged purchase debited
+//! exactly once, ledgers summing to balances, nothing negative.
+//!
+//! ```console
+//! $ cargo run --release -p bench -- --clients 32 --seconds 10
+//! $ cargo run --release -p bench -- --clients 1,4,16,32,64 --seconds 5 --chart BENCHMARKS.svg
+//! ```
+
+mod audit;
+mod chart;
+mod load;
+mod pgbench;
+mod server;
+
+use clap::Parser;
+use load::{Measurement, Op};
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmarks the economy server's purchase path beside pgbench")]
+struct Args {
+    /// A PostgreSQL database to create the bench database from.
+    #[arg(long, env = "BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+    /// Concurrent clients; a comma-separated list runs a sweep.
+    #[arg(long, value_delimiter = ',', default_value = "32")]
+    clients: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Users in the spread shape.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// The server's database pool size.
+    #[arg(long, default_value_t = 16)]
+    pool_size: u32,
+    /// Write an SVG chart of throughput and latency against client count.
+    #[arg(long)]
+    chart: Option<std::path::PathBuf>,
+    /// Skip the pgbench baselines.
+    #[arg(long)]
+    skip_pgbench: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let duration = Duration::from_secs(args.seconds);
+    let server = server::Server::start(&args.database_url, args.pool_size)?;
+    let client_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    client_runtime.block_on(async {
+        let shop = server.set_up(args.users).await?;
+        let mut rows: Vec<Measurement> = Vec::new();
+        let mut ledger = audit::Expected::default();
+        println!("{}", Measurement::header());
+        for &clients in &args.clients {
+            for (shape, players) in [("spread", &shop.spread[..]), ("hot", &shop.hot[..])] {
+                let run = load::run(&shop, players, Op::Purchase, clients, duration).await;
+                ledger.add(&run);
+                rows.push(run.measurement("economy-host", shape));
+                println!("{}", rows.last().expect("a row"));
+                if !args.skip_pgbench {
+                    for script in [pgbench::Script::RoundTrips, pgbench::Script::OneStatement] {
+                        let users = if shape == "hot" { 1 } else { args.users };
+                        rows.push(pgbench::run(&server.database_url, script, users, clients, duration, shape)?);
+                        println!("{}", rows.last().expect("a row"));
+                    }
+                }
+            }
+            for (op, shape, players) in
+                [(Op::Consume, "spread", &shop.spread[..]), (Op::Inventory, "spread", &shop.spread[..])]
+            {
+                let run = load::run(&shop, players, op, clients, duration).await;
+                rows.push(run.measurement("economy-host", shape));
+                println!("{}", rows.last().expect("a row"));
+            }
+        }
+        audit::check(&server.pool, &shop, &ledger).await?;
+        println!("\n{}", Measurement::ratios(&rows));
+        if let Some(path) = &args.chart {
+            std::fs::write(path, chart::svg(&rows))?;
+            println!("chart written to {}", path.display());
+        }
+        anyhow::Ok(())
+    })?;
+    server.stop();
+    Ok(())
+}

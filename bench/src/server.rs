@@ -1,0 +1,164 @@
+//! The server under test, on a fresh database, and the tenant, catalog and
+//! players the load runs against (set up over HTTP like a studio would).
+
+use anyhow::{Context, bail};
+use economy_host::config::Settings;
+use economy_host::startup::Application;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+/// The balance every player starts with: no purchase run can exhaust it.
+pub const INITIAL_GEMS: i64 = 1_000_000_000_000;
+/// Potions granted to every player for the consume runs.
+pub const INITIAL_POTIONS: i64 = 1_000_000;
+
+pub struct Server {
+    pub base: String,
+    pub pool: PgPool,
+    pub database_url: String,
+    database: String,
+    admin_url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// A logged-in player.
+#[derive(Clone)]
+pub struct Player {
+    pub identity: String,
+    pub token: String,
+}
+
+/// What the load needs: the server, keys, item ids and players.
+pub struct Shop {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub client_key: String,
+    pub sword_id: String,
+    pub potion_id: String,
+    pub spread: Vec<Player>,
+    pub hot: Vec<Player>,
+}
+
+impl Server {
+    /// Creates the bench database and starts the server on its own runtime
+    /// (two worker threads, as the server would have on this machine).
+    pub fn start(admin_url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let database = format!("economy_bench_{}", std::process::id());
+        let database_url = format!("{}/{database}", admin_url.rsplit_once('/').map_or(admin_url, |(server, _)| server));
+        let (base, pool) = runtime.block_on(async {
+            let mut admin = PgConnection::connect(admin_url).await.context("connecting to PostgreSQL")?;
+            admin.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#))).await?;
+            let mut settings = Settings::for_database(&database_url);
+            settings.listen = "127.0.0.1:0".into();
+            settings.operator_key = Some("bench-operator".into());
+            settings.db_pool_size = pool_size;
+            let app = Application::build(&settings).await?;
+            let base = format!("http://{}", app.local_addr());
+            let pool = app.pool().clone();
+            tokio::spawn(app.run_until(std::future::pending()));
+            anyhow::Ok((base, pool))
+        })?;
+        Ok(Self { base, pool, database_url, database, admin_url: admin_url.to_owned(), runtime })
+    }
+
+    /// Creates the tenant, a currency, two items, `users` spread players and
+    /// one hot player, each holding potions to consume.
+    pub async fn set_up(&self, users: usize) -> anyhow::Result<Shop> {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+        let call = |method: reqwest::Method, path: String, auth: Option<(&'static str, String)>, body: Value| {
+            call(&http, &self.base, method, path, auth, body)
+        };
+        let post = reqwest::Method::POST;
+        let put = reqwest::Method::PUT;
+        let operator = Some(("authorization", "Bearer bench-operator".to_owned()));
+        let tenant =
+            call(post.clone(), "/operator/tenants".into(), operator, json!({"slug": "bench", "name": "Bench"})).await?;
+        let key = |name: &str| tenant[name].as_str().expect("a key").to_owned();
+        let (admin, server, client_key) = (key("admin_key"), key("server_key"), key("client_key"));
+        let admin_header = || Some(("x-api-key", admin.clone()));
+        call(
+            put.clone(),
+            "/admin/currencies/gems".into(),
+            admin_header(),
+            json!({"name": "Gems", "initial_balance": INITIAL_GEMS}),
+        )
+        .await?;
+        let item = |key: &'static str, item_type: &'static str| {
+            let body = json!({"name": key, "item_type": item_type, "prices": [{"currency_code": "gems", "amount": 1}]});
+            call(put.clone(), format!("/admin/catalog/items/{key}"), admin_header(), body)
+        };
+        let sword_id = item("sword", "durable").await?["id"].as_str().expect("an id").to_owned();
+        let potion_id = item("potion", "consumable").await?["id"].as_str().expect("an id").to_owned();
+
+        let identities: Vec<String> =
+            (0..users).map(|i| format!("player-{i}")).chain(["hot-player".to_owned()]).collect();
+        let players: Vec<Player> = futures::stream::iter(identities)
+            .map(|identity| {
+                let server = server.clone();
+                let call = &call;
+                async move {
+                    let path = format!("/server/users/{identity}/sessions");
+                    let session =
+                        call(reqwest::Method::POST, path, Some(("x-api-key", server.clone())), json!({})).await?;
+                    let grant = json!({"item_key": "potion", "quantity": INITIAL_POTIONS});
+                    let path = format!("/server/users/{identity}/grants");
+                    call(reqwest::Method::POST, path, Some(("x-api-key", server)), grant).await?;
+                    let token = session["session_token"].as_str().expect("a token").to_owned();
+                    anyhow::Ok(Player { identity, token })
+                }
+            })
+            .buffered(32)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let (spread, hot) = players.split_at(users);
+        Ok(Shop {
+            http,
+            base: self.base.clone(),
+            client_key,
+            sword_id,
+            potion_id,
+            spread: spread.to_vec(),
+            hot: hot.to_vec(),
+        })
+    }
+
+    /// Stops the server and drops the bench database.
+    pub fn stop(self) {
+        let Self { runtime, pool, database, admin_url, .. } = self;
+        runtime.block_on(async move {
+            pool.close().await;
+            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                let _ = admin
+                    .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#)))
+                    .await;
+            }
+        });
+        runtime.shutdown_background();
+    }
+}
+
+/// One API call; the `data` of a success, or an error naming the route.
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: String,
+    auth: Option<(&'static str, String)>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut request = http.request(method, format!("{base}{path}")).json(&body);
+    if let Some((header, value)) = auth {
+        request = request.header(header, value);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("{path}: {status} {body}");
+    }
+    Ok(body["data"].clone())
+}

@@ -1,0 +1,55 @@
+//! A tenant's catalog in memory: items, stores and currencies, indexed for
+//! the lookups a purchase makes. Loaded whole (catalogs are small and
+//! read-mostly) and replaced whole when the tenant's `catalog_version`
+//! moves: at once on the host that made the change, within a refresh
+//! interval on the others.
+
+use crate::storage::{CatalogItem, Currency, Store, StoreListing};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    items: HashMap<Uuid, CatalogItem>,
+    item_ids: HashMap<String, Uuid>,
+    stores: HashMap<Uuid, Store>,
+    store_ids: HashMap<String, Uuid>,
+    currencies: HashMap<String, Currency>,
+}
+
+impl Catalog {
+    pub fn new(items: Vec<CatalogItem>, stores: Vec<Store>, currencies: Vec<Currency>) -> Self {
+        Self {
+            item_ids: items.iter().map(|item| (item.key.clone(), item.id)).collect(),
+            items: items.into_iter().map(|item| (item.id, item)).collect(),
+            store_ids: stores.iter().map(|store| (store.key.clone(), store.id)).collect(),
+            stores: stores.into_iter().map(|store| (store.id, store)).collect(),
+            currencies: currencies.into_iter().map(|currency| (currency.code.clone(), currency)).collect(),
+        }
+    }
+
+    pub fn item_by_id(&self, id: Uuid) -> Option<&CatalogItem> {
+        self.items.get(&id)
+    }
+
+    pub fn item_by_key(&self, key: &str) -> Option<&CatalogItem> {
+        self.item_ids.get(key).and_then(|id| self.items.get(id))
+    }
+
+    /// The listing of an item in a store, or none if either is unknown or
+    /// the store does not list the item.
+    pub fn store_listing(&self, store_id: Uuid, item_id: Uuid) -> Option<StoreListing> {
+        let item = self.items.get(&item_id)?;
+        let store = self.stores.get(&store_id)?;
+        let listing = store.listings.iter().find(|listing| listing.item_key == item.key)?;
+        Some(StoreListing { store_id, store_key: store.key.clone(), listing: listing.clone() })
+    }
+
+    pub fn store_by_key(&self, key: &str) -> Option<&Store> {
+        self.store_ids.get(key).and_then(|id| self.stores.get(id))
+    }
+
+    pub fn currency(&self, code: &str) -> Option<&Currency> {
+        self.currencies.get(code)
+    }
+}

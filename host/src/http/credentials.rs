@@ -1,0 +1,74 @@
+//! Keys and sessions served from memory. Neither changes once issued (there
+//! is no revocation route), so a record found in the database is cached
+//! until the cache is full; a session's expiry is checked on every use.
+//! Misses are never cached: a key or session made on another host is found
+//! in the database on first use.
+
+use crate::secrets;
+use crate::storage::{ApiKeyRecord, Session, Storage, StorageResult};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::RwLock;
+
+/// How many keys, and how many sessions, are kept in memory. A full cache
+/// is emptied and refills from the database.
+const MAX_CACHED: usize = 200_000;
+
+/// A bounded map from secret hashes to what they stand for.
+struct Cache<K, V> {
+    entries: RwLock<HashMap<K, V>>,
+}
+
+impl<K: Eq + Hash, V: Clone> Cache<K, V> {
+    fn get(&self, key: &K) -> Option<V> {
+        self.entries.read().expect("credential cache lock").get(key).cloned()
+    }
+
+    fn insert(&self, key: K, value: V) {
+        let mut entries = self.entries.write().expect("credential cache lock");
+        if entries.len() >= MAX_CACHED {
+            entries.clear();
+        }
+        entries.insert(key, value);
+    }
+}
+
+impl<K, V> Default for Cache<K, V> {
+    fn default() -> Self {
+        Self { entries: RwLock::new(HashMap::new()) }
+    }
+}
+
+#[derive(Default)]
+pub struct Credentials {
+    keys: Cache<[u8; 32], ApiKeyRecord>,
+    sessions: Cache<[u8; 32], Session>,
+}
+
+impl Credentials {
+    /// The API key's record, or none for an unknown key.
+    pub async fn api_key(&self, storage: &dyn Storage, key: &str) -> StorageResult<Option<ApiKeyRecord>> {
+        let hash = secrets::hash(key);
+        if let Some(record) = self.keys.get(&hash) {
+            return Ok(Some(record));
+        }
+        let record = storage.find_api_key(&hash).await?;
+        if let Some(record) = record {
+            self.keys.insert(hash, record);
+        }
+        Ok(record)
+    }
+
+    /// The session of this token, expired or not, or none.
+    pub async fn session(&self, storage: &dyn Storage, token: &str) -> StorageResult<Option<Session>> {
+        let hash = secrets::hash(token);
+        if let Some(session) = self.sessions.get(&hash) {
+            return Ok(Some(session));
+        }
+        let session = storage.find_session(&hash).await?;
+        if let Some(session) = &session {
+            self.sessions.insert(hash, session.clone());
+        }
+        Ok(session)
+    }
+}
