@@ -1,11 +1,14 @@
 //! The load: N clients, each sending one request after another for T
 //! seconds, measuring every request.
 
+use crate::cpu::Cpu;
 use crate::server::{Player, Shop};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -37,6 +40,7 @@ pub struct Run {
     /// Gems charged per player (by identity) by acknowledged purchases.
     pub charged: BTreeMap<String, i64>,
     pub acknowledged: u64,
+    pub cpu: Cpu,
 }
 
 /// One row of the report.
@@ -51,39 +55,59 @@ pub struct Measurement {
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub errors: String,
+    /// CPU per acknowledged request, in µs: server, load generator, PostgreSQL.
+    pub cpu_us: Option<(f64, f64, f64)>,
 }
 
 pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, duration: Duration) -> Run {
+    let cpu = Cpu::now();
     let started = Instant::now();
     let deadline = started + duration;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let tasks = (0..clients).map(|client| {
         let run_id = run_id.clone();
-        async move {
+        let shop = shop.clone();
+        let players = players.to_vec();
+        tokio::spawn(async move {
             let mut seen = Run::empty(op, clients);
+            let mut connection = match Connection::open(&shop.address).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    *seen.errors.entry(format!("connect: {error}")).or_default() += 1;
+                    return seen;
+                }
+            };
             let mut i = 0usize;
             while Instant::now() < deadline {
                 let player = &players[(client + i * clients) % players.len()];
-                let key = format!("{run_id}-{client}-{i}");
+                let request = request(&shop, player, op, &format!("{run_id}-{client}-{i}"));
                 let sent = Instant::now();
-                let outcome = request(shop, player, op, &key).await;
+                let outcome = connection.exchange(request.as_bytes()).await;
                 seen.latencies_us.push(sent.elapsed().as_micros() as u64);
                 match outcome {
-                    Ok(charged) => {
+                    Ok((status, body)) if (200..300).contains(&status) => {
                         seen.acknowledged += 1;
-                        if charged > 0 {
-                            *seen.charged.entry(player.identity.clone()).or_default() += charged;
+                        if op == Op::Purchase {
+                            *seen.charged.entry(player.identity.clone()).or_default() += number_after(&body, "\"price\":");
                         }
                     }
-                    Err(code) => *seen.errors.entry(code).or_default() += 1,
+                    Ok((_, body)) => *seen.errors.entry(error_code(&body)).or_default() += 1,
+                    Err(error) => {
+                        *seen.errors.entry(format!("transport: {error}")).or_default() += 1;
+                        match Connection::open(&shop.address).await {
+                            Ok(fresh) => connection = fresh,
+                            Err(_) => break,
+                        }
+                    }
                 }
                 i += 1;
             }
             seen
-        }
+        })
     });
     let mut total = Run::empty(op, clients);
     for seen in futures::future::join_all(tasks).await {
+        let seen = seen.expect("a load task does not panic");
         total.latencies_us.extend(seen.latencies_us);
         total.acknowledged += seen.acknowledged;
         for (code, count) in seen.errors {
@@ -94,33 +118,96 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
         }
     }
     total.elapsed = started.elapsed();
+    total.cpu = Cpu::now().since(cpu);
     total
 }
 
-/// Sends one request; `Ok(gems charged)` or `Err(error code)`.
-async fn request(shop: &Shop, player: &Player, op: Op, idempotency_key: &str) -> Result<i64, String> {
-    let request = match op {
-        Op::Purchase => shop.http.post(format!("{}/client/inventory/purchase", shop.base)).json(
-            &json!({"catalog_item_id": shop.sword_id, "currency_code": "gems", "idempotency_key": idempotency_key}),
+/// The raw HTTP/1.1 request for one operation.
+fn request(shop: &Shop, player: &Player, op: Op, idempotency_key: &str) -> String {
+    let (method, path, body) = match op {
+        Op::Purchase => (
+            "POST",
+            "/client/inventory/purchase".to_owned(),
+            json!({"catalog_item_id": shop.sword_id, "currency_code": "gems", "idempotency_key": idempotency_key}).to_string(),
         ),
-        Op::Consume => shop
-            .http
-            .post(format!("{}/client/inventory/{}/consume", shop.base, shop.potion_id))
-            .json(&json!({"quantity": 1})),
-        Op::Inventory => shop.http.get(format!("{}/client/inventory", shop.base)),
+        Op::Consume => ("POST", format!("/client/inventory/{}/consume", shop.potion_id), r#"{"quantity":1}"#.to_owned()),
+        Op::Inventory => ("GET", "/client/inventory".to_owned(), String::new()),
     };
-    let response = request
-        .header("x-api-key", &shop.client_key)
-        .bearer_auth(&player.token)
-        .send()
-        .await
-        .map_err(|error| format!("transport: {error}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.map_err(|error| format!("body: {error}"))?;
-    if !status.is_success() {
-        return Err(body["error"]["code"].as_str().unwrap_or("?").to_owned());
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: bench\r\nx-api-key: {}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        shop.client_key,
+        player.token,
+        body.len()
+    )
+}
+
+/// A kept-alive HTTP/1.1 connection with just enough of a client to read
+/// one response at a time: the load generator must cost little CPU, since
+/// it shares the machine with the server and the database.
+struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(address: &str) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self { stream, buffer: Vec::with_capacity(4096) })
     }
-    Ok(if op == Op::Purchase { body["data"]["price"].as_i64().unwrap_or(0) } else { 0 })
+
+    /// Sends a request and reads the response: `(status, body)`.
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        self.stream.write_all(request).await?;
+        self.buffer.clear();
+        let header_end = loop {
+            if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
+                break end + 4;
+            }
+            self.read_more().await?;
+        };
+        let head = std::str::from_utf8(&self.buffer[..header_end]).map_err(std::io::Error::other)?;
+        let status = head.get(9..12).and_then(|code| code.parse().ok()).ok_or_else(|| std::io::Error::other("no status"))?;
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse()))
+            .transpose()
+            .map_err(std::io::Error::other)?
+            .unwrap_or(0);
+        while self.buffer.len() < header_end + length {
+            self.read_more().await?;
+        }
+        Ok((status, self.buffer[header_end..header_end + length].to_vec()))
+    }
+
+    async fn read_more(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 4096];
+        let read = self.stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection"));
+        }
+        self.buffer.extend_from_slice(&chunk[..read]);
+        Ok(())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// The integer after `key` in a JSON body (0 if absent).
+fn number_after(body: &[u8], key: &str) -> i64 {
+    let Some(start) = find(body, key.as_bytes()).map(|at| at + key.len()) else { return 0 };
+    let digits: String = body[start..].iter().map(|b| *b as char).take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+    digits.parse().unwrap_or(0)
+}
+
+fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 impl Run {
@@ -133,6 +220,7 @@ impl Run {
             errors: BTreeMap::new(),
             charged: BTreeMap::new(),
             acknowledged: 0,
+            cpu: Cpu::default(),
         }
     }
 
@@ -148,6 +236,10 @@ impl Run {
             shape: shape.to_owned(),
             clients: self.clients,
             throughput: self.acknowledged as f64 / self.elapsed.as_secs_f64(),
+            cpu_us: (self.acknowledged > 0).then(|| {
+                let per = |seconds: f64| seconds * 1e6 / self.acknowledged as f64;
+                (per(self.cpu.server), per(self.cpu.load), per(self.cpu.postgres))
+            }),
             p50_ms: percentile(0.50),
             p95_ms: percentile(0.95),
             p99_ms: percentile(0.99),
@@ -166,7 +258,9 @@ fn ms(value: Option<f64>) -> String {
 
 impl Measurement {
     pub fn header() -> String {
-        "| system | op | shape | clients | req/s | p50 ms | p95 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|".into()
+        "| system | op | shape | clients | req/s | p50 ms | p95 ms | p99 ms | CPU µs/req server · load · postgres | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
+            .into()
     }
 
     /// Our purchase throughput over each pgbench form, per shape and client count.
@@ -198,7 +292,7 @@ impl fmt::Display for Measurement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
             self.system,
             self.op,
             self.shape,
@@ -207,6 +301,7 @@ impl fmt::Display for Measurement {
             ms(self.p50_ms),
             ms(self.p95_ms),
             ms(self.p99_ms),
+            self.cpu_us.map_or("-".into(), |(server, load, postgres)| format!("{server:.0} · {load:.0} · {postgres:.0}")),
             self.errors
         )
     }

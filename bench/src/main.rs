@@ -15,6 +15,7 @@
 
 mod audit;
 mod chart;
+mod cpu;
 mod load;
 mod pgbench;
 mod server;
@@ -53,7 +54,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let duration = Duration::from_secs(args.seconds);
     let server = server::Server::start(&args.database_url, args.pool_size)?;
-    let client_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let client_runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("load").enable_all().build()?;
     client_runtime.block_on(async {
         let shop = server.set_up(args.users).await?;
         let mut rows: Vec<Measurement> = Vec::new();

@@ -5,6 +5,7 @@
 //! BEGIN and COMMIT); `OneStatement` does it all in one CTE, the floor on
 //! round trips.
 
+use crate::cpu::Cpu;
 use crate::load::Measurement;
 use anyhow::{Context, bail};
 use std::process::Command;
@@ -72,8 +73,9 @@ pub fn run(
     };
     let file = std::env::temp_dir().join(format!("economy-bench-{}-{:?}.sql", std::process::id(), script));
     std::fs::write(&file, text)?;
+    let cpu = Cpu::now();
     let output = Command::new("pgbench")
-        .args(["--no-vacuum", "--protocol=prepared", "--progress=0"])
+        .args(["--no-vacuum", "--protocol=prepared"])
         .arg(format!("--client={clients}"))
         .arg(format!("--jobs={}", clients.min(2)))
         .arg(format!("--time={}", duration.as_secs().max(1)))
@@ -93,7 +95,9 @@ pub fn run(
             .find_map(|line| line.strip_prefix(prefix))
             .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
     };
+    let postgres_seconds = Cpu::now().since(cpu).postgres;
     let failed = field("number of failed transactions: ").unwrap_or(0.0);
+    let transactions = field("number of transactions actually processed: ").unwrap_or(0.0);
     let average = field("latency average = ").map_or("-".into(), |ms| format!("{ms:.2}"));
     Ok(Measurement {
         system: name.into(),
@@ -104,6 +108,8 @@ pub fn run(
         p50_ms: None,
         p95_ms: None,
         p99_ms: None,
+        // pgbench's own CPU is not counted: it is not this process.
+        cpu_us: (transactions > 0.0).then(|| (0.0, 0.0, postgres_seconds * 1e6 / transactions)),
         errors: format!("failed: {failed}; average latency {average} ms"),
     })
 }
@@ -111,7 +117,7 @@ pub fn run(
 /// Creates the baseline tables and `users` balances, once.
 fn prepare(database_url: &str, users: usize) -> anyhow::Result<()> {
     let seed = format!(
-        "{SCHEMA} INSERT INTO pgb_balances SELECT u, 'gems', 1000000000000 FROM generate_series(1, {users}) u ON CONFLICT DO NOTHING;"
+        "SET client_min_messages = warning; {SCHEMA} INSERT INTO pgb_balances SELECT u, 'gems', 1000000000000 FROM generate_series(1, {users}) u ON CONFLICT DO NOTHING;"
     );
     let status = Command::new("psql")
         .args(["--quiet", "--no-psqlrc", "--set=ON_ERROR_STOP=1"])

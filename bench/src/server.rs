@@ -30,9 +30,10 @@ pub struct Player {
 }
 
 /// What the load needs: the server, keys, item ids and players.
+#[derive(Clone)]
 pub struct Shop {
-    pub http: reqwest::Client,
-    pub base: String,
+    /// `host:port` of the server.
+    pub address: String,
     pub client_key: String,
     pub sword_id: String,
     pub potion_id: String,
@@ -44,7 +45,8 @@ impl Server {
     /// Creates the bench database and starts the server on its own runtime
     /// (two worker threads, as the server would have on this machine).
     pub fn start(admin_url: &str, pool_size: u32) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("server").enable_all().build()?;
         let database = format!("economy_bench_{}", std::process::id());
         let database_url = format!("{}/{database}", admin_url.rsplit_once('/').map_or(admin_url, |(server, _)| server));
         let (base, pool) = runtime.block_on(async {
@@ -116,8 +118,7 @@ impl Server {
             .collect::<Result<_, _>>()?;
         let (spread, hot) = players.split_at(users);
         Ok(Shop {
-            http,
-            base: self.base.clone(),
+            address: self.base.trim_start_matches("http://").to_owned(),
             client_key,
             sword_id,
             potion_id,

@@ -39,6 +39,9 @@ pub static ECONOMY_CORE_WASM: &[u8] = include_bytes!(env!("ECONOMY_CORE_WASM"));
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How much of an instance's memory, tables and fiber stack stays mapped
+/// between requests.
+const KEEP_RESIDENT_BYTES: usize = 64 << 10;
 /// How long past its deadline a call parked in a host import may run
 /// before it is abandoned.
 const DEADLINE_GRACE: Duration = Duration::from_millis(500);
@@ -58,6 +61,9 @@ pub struct RuntimeLimits {
     pub max_import_calls: u32,
     /// Instances alive at once (the pooling allocator's size).
     pub max_instances: u32,
+    /// Fuel and epoch deadlines. Only the benchmarks turn this off, to
+    /// measure what metering costs; the server always meters.
+    pub metering: bool,
 }
 
 impl Default for RuntimeLimits {
@@ -69,6 +75,7 @@ impl Default for RuntimeLimits {
             stack_bytes: 512 << 10,
             max_import_calls: 1_000,
             max_instances: 128,
+            metering: true,
         }
     }
 }
@@ -159,11 +166,16 @@ impl Runtime {
             .total_memories(limits.max_instances * 2)
             .total_tables(limits.max_instances * 4)
             .total_stacks(limits.max_instances)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset what a request dirtied with memset instead of madvise, so
+            // the next request does not page-fault it back in.
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES)
+            .async_stack_keep_resident(KEEP_RESIDENT_BYTES);
         let mut config = Config::new();
         config
-            .consume_fuel(true)
-            .epoch_interruption(true)
+            .consume_fuel(limits.metering)
+            .epoch_interruption(limits.metering)
             .max_wasm_stack(limits.stack_bytes)
             // Host imports run on the fiber stack too, with sqlx futures on it.
             .async_stack_size(limits.stack_bytes + (4 << 20))
@@ -272,9 +284,14 @@ impl Runtime {
             RequestState::new(tx, catalog.clone(), limits.memory_bytes, limits.max_import_calls, ctx.now_ms, seed);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(deadline_ticks(limits.deadline));
-        let result = match store.set_fuel(limits.fuel) {
+        let metered = if self.inner.limits.metering {
+            store.epoch_deadline_trap();
+            store.set_epoch_deadline(deadline_ticks(limits.deadline));
+            store.set_fuel(limits.fuel)
+        } else {
+            Ok(())
+        };
+        let result = match metered {
             Ok(()) => match module.pre.instantiate_async(&mut store).await {
                 // The epoch deadline stops running wasm; this stops a guest
                 // parked in a host call (a lock wait, a WASI pollable).
