@@ -25,12 +25,17 @@ impl Cpu {
                 cpu.load += seconds;
             }
         }
-        cpu.postgres = threads("/proc").filter(|(name, _)| name.starts_with("postgres")).map(|(_, seconds)| seconds).sum();
+        cpu.postgres =
+            threads("/proc").filter(|(name, _)| name.starts_with("postgres")).map(|(_, seconds)| seconds).sum();
         cpu
     }
 
     pub fn since(self, start: Self) -> Self {
-        Self { server: self.server - start.server, load: self.load - start.load, postgres: self.postgres - start.postgres }
+        Self {
+            server: self.server - start.server,
+            load: self.load - start.load,
+            postgres: self.postgres - start.postgres,
+        }
     }
 }
 

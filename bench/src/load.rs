@@ -88,7 +88,8 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
                     Ok((status, body)) if (200..300).contains(&status) => {
                         seen.acknowledged += 1;
                         if op == Op::Purchase {
-                            *seen.charged.entry(player.identity.clone()).or_default() += number_after(&body, "\"price\":");
+                            *seen.charged.entry(player.identity.clone()).or_default() +=
+                                number_after(&body, "\"price\":");
                         }
                     }
                     Ok((_, body)) => *seen.errors.entry(error_code(&body)).or_default() += 1,
@@ -128,9 +129,12 @@ fn request(shop: &Shop, player: &Player, op: Op, idempotency_key: &str) -> Strin
         Op::Purchase => (
             "POST",
             "/client/inventory/purchase".to_owned(),
-            json!({"catalog_item_id": shop.sword_id, "currency_code": "gems", "idempotency_key": idempotency_key}).to_string(),
+            json!({"catalog_item_id": shop.sword_id, "currency_code": "gems", "idempotency_key": idempotency_key})
+                .to_string(),
         ),
-        Op::Consume => ("POST", format!("/client/inventory/{}/consume", shop.potion_id), r#"{"quantity":1}"#.to_owned()),
+        Op::Consume => {
+            ("POST", format!("/client/inventory/{}/consume", shop.potion_id), r#"{"quantity":1}"#.to_owned())
+        }
         Op::Inventory => ("GET", "/client/inventory".to_owned(), String::new()),
     };
     format!(
@@ -168,7 +172,8 @@ impl Connection {
             self.read_more().await?;
         };
         let head = std::str::from_utf8(&self.buffer[..header_end]).map_err(std::io::Error::other)?;
-        let status = head.get(9..12).and_then(|code| code.parse().ok()).ok_or_else(|| std::io::Error::other("no status"))?;
+        let status =
+            head.get(9..12).and_then(|code| code.parse().ok()).ok_or_else(|| std::io::Error::other("no status"))?;
         let length: usize = head
             .lines()
             .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse()))
@@ -199,7 +204,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The integer after `key` in a JSON body (0 if absent).
 fn number_after(body: &[u8], key: &str) -> i64 {
     let Some(start) = find(body, key.as_bytes()).map(|at| at + key.len()) else { return 0 };
-    let digits: String = body[start..].iter().map(|b| *b as char).take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+    let digits: String =
+        body[start..].iter().map(|b| *b as char).take_while(|c| c.is_ascii_digit() || *c == '-').collect();
     digits.parse().unwrap_or(0)
 }
 
@@ -301,7 +307,8 @@ impl fmt::Display for Measurement {
             ms(self.p50_ms),
             ms(self.p95_ms),
             ms(self.p99_ms),
-            self.cpu_us.map_or("-".into(), |(server, load, postgres)| format!("{server:.0} · {load:.0} · {postgres:.0}")),
+            self.cpu_us
+                .map_or("-".into(), |(server, load, postgres)| format!("{server:.0} · {load:.0} · {postgres:.0}")),
             self.errors
         )
     }

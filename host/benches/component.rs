@@ -62,7 +62,12 @@ impl Tx for MemoryTx {
         Ok(Some(quantity))
     }
 
-    async fn record_purchase(&mut self, _: &PurchaseRecord, _: &[NewGrant], _: &StoredResponse) -> StorageResult<Recorded> {
+    async fn record_purchase(
+        &mut self,
+        _: &PurchaseRecord,
+        _: &[NewGrant],
+        _: &StoredResponse,
+    ) -> StorageResult<Recorded> {
         Ok(Recorded::Done)
     }
 

@@ -134,6 +134,7 @@ pub async fn purchase(
 ) -> Result<Response, ApiError> {
     let purchase = ValidPurchase::parse(body, &headers)?;
     let tenant = state.rules.for_tenant(user.tenant_id).await?;
+    let _turn = state.user_queue.turn(user.id).await;
     let tx = state.storage.begin(user.tenant_id, user.id, Some(&tenant.module.sha256)).await?;
     let ctx = context(&user);
     let purchase_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;
@@ -225,6 +226,7 @@ pub async fn consume(
     let body: ConsumeBody = optional_json(&body)?;
     let quantity = Quantity::try_from(body.quantity.unwrap_or(1))?;
     let rules = state.rules.for_tenant(user.tenant_id).await?;
+    let _turn = state.user_queue.turn(user.id).await;
     let tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
     let ctx = context(&user);
     let consume_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;

@@ -8,6 +8,7 @@ mod extract;
 mod health;
 mod modules;
 mod operator;
+mod queue;
 mod server;
 
 use crate::rules::Rules;
@@ -36,6 +37,8 @@ pub struct AppInner {
     pub session_ttl: Duration,
     pub operator_key_hash: Option<[u8; 32]>,
     pub credentials: Credentials,
+    /// Serialises each user's purchases and consumes on this host.
+    pub user_queue: queue::UserQueue,
 }
 
 impl Deref for AppState {
@@ -59,6 +62,7 @@ impl AppState {
             session_ttl,
             operator_key_hash: operator_key.map(secrets::hash),
             credentials: Credentials::default(),
+            user_queue: queue::UserQueue::default(),
         }))
     }
 }

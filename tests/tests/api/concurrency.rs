@@ -1,4 +1,7 @@
-//! Real races: parallel HTTP requests against one user.
+//! Real races: parallel HTTP requests against one user, split over two
+//! hosts sharing the database, so the races reach the database (each host
+//! queues one user's requests in memory; across hosts only the database's
+//! row locks keep them apart).
 
 use crate::helpers::{Reply, priced_item, shop, spawn_app};
 use futures::future::join_all;
@@ -12,10 +15,12 @@ fn count(replies: &[Reply], status: u16) -> usize {
 #[tokio::test]
 async fn sixty_racing_purchases_on_a_balance_for_twenty_sell_exactly_twenty() {
     let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let hosts = [&app, &other_host];
     let (tenant, player) = shop(&app, 2_000).await;
     let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
     let body = json!({"catalog_item_id": sword, "currency_code": "gems"});
-    let replies = join_all((0..60).map(|_| app.purchase(&tenant, &player, body.clone()))).await;
+    let replies = join_all((0..60).map(|i| hosts[i % 2].purchase(&tenant, &player, body.clone()))).await;
     assert_eq!(count(&replies, 200), 20);
     for refused in replies.iter().filter(|reply| reply.status != 200) {
         refused.assert_error(400, "INSUFFICIENT_BALANCE");
@@ -34,13 +39,15 @@ async fn sixty_racing_purchases_on_a_balance_for_twenty_sell_exactly_twenty() {
 #[tokio::test]
 async fn a_cap_of_three_holds_under_sixteen_racing_purchases() {
     let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let hosts = [&app, &other_host];
     let (tenant, player) = shop(&app, 10_000).await;
     let sword = priced_item(&app, &tenant, "sword", "durable", 10).await;
     let store = app
         .put_store(&tenant, "s", json!({"name": "S", "listings": [{"item_key": "sword", "max_purchases_per_user": 3}]}))
         .await;
     let body = json!({"catalog_item_id": sword, "currency_code": "gems", "store_id": store});
-    let replies = join_all((0..16).map(|_| app.purchase(&tenant, &player, body.clone()))).await;
+    let replies = join_all((0..16).map(|i| hosts[i % 2].purchase(&tenant, &player, body.clone()))).await;
     assert_eq!(count(&replies, 200), 3);
     for refused in replies.iter().filter(|reply| reply.status != 200) {
         refused.assert_error(400, "MAX_PURCHASES_REACHED");
@@ -53,10 +60,12 @@ async fn a_cap_of_three_holds_under_sixteen_racing_purchases() {
 #[tokio::test]
 async fn racing_consumes_never_go_negative() {
     let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let hosts = [&app, &other_host];
     let (tenant, player) = shop(&app, 0).await;
     let potion = priced_item(&app, &tenant, "potion", "consumable", 1).await;
     app.grant(&tenant, &player, json!({"item_key": "potion", "quantity": 10})).await.assert_ok();
-    let replies = join_all((0..30).map(|_| app.consume(&tenant, &player, &potion, 1))).await;
+    let replies = join_all((0..30).map(|i| hosts[i % 2].consume(&tenant, &player, &potion, 1))).await;
     assert_eq!(count(&replies, 200), 10);
     for refused in replies.iter().filter(|reply| reply.status != 200) {
         refused.assert_error(400, "INSUFFICIENT_QUANTITY");
@@ -70,10 +79,12 @@ async fn racing_consumes_never_go_negative() {
 #[tokio::test]
 async fn sixteen_parallel_requests_with_one_key_charge_once() {
     let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let hosts = [&app, &other_host];
     let (tenant, player) = shop(&app, 1_000).await;
     let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
     let body = json!({"catalog_item_id": sword, "currency_code": "gems", "idempotency_key": "launch-day"});
-    let replies = join_all((0..16).map(|_| app.purchase(&tenant, &player, body.clone()))).await;
+    let replies = join_all((0..16).map(|i| hosts[i % 2].purchase(&tenant, &player, body.clone()))).await;
     assert_eq!(count(&replies, 200), 16, "every caller gets the one result");
     let purchase_ids: HashSet<&str> = replies.iter().map(|r| r.data()["purchase_id"].as_str().unwrap()).collect();
     assert_eq!(purchase_ids.len(), 1);
@@ -87,17 +98,21 @@ async fn sixteen_parallel_requests_with_one_key_charge_once() {
 #[tokio::test]
 async fn mixed_purchases_grants_and_consumes_on_one_user_lose_no_update() {
     let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let hosts = [&app, &other_host];
     let (tenant, player) = shop(&app, 500).await;
     let potion = priced_item(&app, &tenant, "potion", "consumable", 10).await;
-    let purchases = join_all(
-        (0..20).map(|_| app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems"}))),
-    );
-    let grants = join_all((0..20).map(|_| app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": 5}))));
+    let purchases =
+        join_all((0..20).map(|i| {
+            hosts[i % 2].purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems"}))
+        }));
+    let grants =
+        join_all((0..20).map(|i| hosts[i % 2].grant(&tenant, &player, json!({"currency_code": "gems", "amount": 5}))));
     let (purchases, grants) = tokio::join!(purchases, grants);
     assert_eq!(count(&grants, 200), 20);
     let bought = count(&purchases, 200) as i64;
     assert_eq!(app.balance(&tenant, &player, "gems").await, 500 + 20 * 5 - bought * 10);
-    let consumes = join_all((0..bought + 5).map(|_| app.consume(&tenant, &player, &potion, 1))).await;
+    let consumes = join_all((0..bought as usize + 5).map(|i| hosts[i % 2].consume(&tenant, &player, &potion, 1))).await;
     assert_eq!(count(&consumes, 200) as i64, bought);
     assert_eq!(app.quantity(&tenant, &player, &potion).await, 0);
     app.audit().await;
