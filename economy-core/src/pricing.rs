@@ -26,6 +26,13 @@ pub fn total(unit_price: i64, quantity: u64) -> Result<i64, RuleError> {
         .ok_or_else(|| RuleError::Invalid("total price out of range".into()))
 }
 
+/// `price` less `percent` percent (capped at 100), rounded down: the
+/// discount custom rules apply to the resolved price.
+pub fn discounted(price: i64, percent: u8) -> i64 {
+    let kept = i128::from(100 - percent.min(100));
+    i64::try_from(i128::from(price) * kept / 100).unwrap_or(price)
+}
+
 fn find(prices: &[Price], currency_code: &str) -> Option<i64> {
     prices.iter().find(|price| price.currency_code == currency_code).map(|price| price.amount)
 }
@@ -75,6 +82,15 @@ mod tests {
     fn a_listing_not_for_sale_is_not_purchasable() {
         let listing = Listing { override_prices: vec![price("gems", 1)], purchasable: false, ..Listing::default() };
         assert_eq!(unit_price(&sword(), Some(&listing), "gems"), Err(RuleError::NotPurchasable));
+    }
+
+    #[test]
+    fn discounts_round_down_and_never_overflow() {
+        assert_eq!(discounted(99, 50), 49);
+        assert_eq!(discounted(100, 0), 100);
+        assert_eq!(discounted(100, 100), 0);
+        assert_eq!(discounted(100, 250), 0);
+        assert_eq!(discounted(i64::MAX, 10), i64::MAX / 10 * 9 + 6);
     }
 
     #[test]

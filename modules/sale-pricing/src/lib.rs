@@ -13,7 +13,7 @@
 //! resolve (store override, else catalog), rounded down; everything else
 //! (caps, bundles, balance checks) is the default rules'.
 
-use economy_core::{CatalogPrice, Context, Env, Item, Listing, PricePolicy, RuleError};
+use economy_core::{CatalogPrice, Context, Env, Item, Listing, PricePolicy, RuleError, pricing};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -43,12 +43,6 @@ pub fn percent_off(properties: &str, now_ms: i64) -> u8 {
         .unwrap_or(0)
 }
 
-/// `price` less `percent` percent, rounded down.
-pub fn discounted(price: i64, percent: u8) -> i64 {
-    let kept = i128::from(100 - percent.min(100));
-    i64::try_from(i128::from(price) * kept / 100).unwrap_or(price)
-}
-
 pub struct SalePricing;
 
 impl PricePolicy for SalePricing {
@@ -60,7 +54,7 @@ impl PricePolicy for SalePricing {
         currency_code: &str,
     ) -> Result<i64, RuleError> {
         let price = CatalogPrice::unit_price(env, ctx, item, listing, currency_code)?;
-        Ok(discounted(price, percent_off(&item.display_properties, ctx.now_ms)))
+        Ok(pricing::discounted(price, percent_off(&item.display_properties, ctx.now_ms)))
     }
 }
 
@@ -93,13 +87,5 @@ mod tests {
     fn items_without_sales_or_with_bad_settings_are_full_price() {
         assert_eq!(percent_off("{}", 1500), 0);
         assert_eq!(percent_off(r#"{"sales": "soon"}"#, 1500), 0);
-    }
-
-    #[test]
-    fn discounts_round_down() {
-        assert_eq!(discounted(99, 50), 49);
-        assert_eq!(discounted(100, 0), 100);
-        assert_eq!(discounted(100, 100), 0);
-        assert_eq!(discounted(i64::MAX, 10), i64::MAX / 10 * 9 + 6);
     }
 }

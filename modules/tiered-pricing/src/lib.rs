@@ -12,7 +12,7 @@
 //! import). The deepest applicable tier wins; the discount applies to the
 //! price the default rules resolve, rounded down.
 
-use economy_core::{CatalogPrice, Context, Env, Item, Listing, PricePolicy, RuleError};
+use economy_core::{CatalogPrice, Context, Env, Item, Listing, PricePolicy, RuleError, pricing};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -35,12 +35,6 @@ pub fn percent_off(properties: &str, bought: u64) -> u8 {
     settings.tiers.iter().filter(|tier| bought >= tier.after).map(|tier| tier.percent_off.min(100)).max().unwrap_or(0)
 }
 
-/// `price` less `percent` percent, rounded down.
-pub fn discounted(price: i64, percent: u8) -> i64 {
-    let kept = i128::from(100 - percent.min(100));
-    i64::try_from(i128::from(price) * kept / 100).unwrap_or(price)
-}
-
 pub struct TieredPricing;
 
 impl PricePolicy for TieredPricing {
@@ -56,7 +50,7 @@ impl PricePolicy for TieredPricing {
             return Ok(price);
         }
         let bought = env.item_purchases(&item.id);
-        Ok(discounted(price, percent_off(&item.display_properties, bought)))
+        Ok(pricing::discounted(price, percent_off(&item.display_properties, bought)))
     }
 }
 
@@ -81,6 +75,5 @@ mod tests {
     #[test]
     fn no_tiers_means_full_price() {
         assert_eq!(percent_off("{}", 100), 0);
-        assert_eq!(discounted(80, 25), 60);
     }
 }
