@@ -10,7 +10,7 @@
 //! LISTEN/NOTIFY.
 
 use crate::catalog::Catalog;
-use crate::runtime::{CallLimits, RulesModule, Runtime};
+use crate::runtime::{Call, CallLimits, RequestContext, RulesModule, Runtime};
 use crate::storage::{ModuleInfo, Storage, StorageError, TenantRules};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -29,6 +29,13 @@ pub struct TenantContext {
     pub limits: CallLimits,
     pub catalog: Arc<Catalog>,
     rules: TenantRules,
+}
+
+impl TenantContext {
+    /// A call of this tenant's module, for the request `ctx`.
+    pub fn call(&self, ctx: RequestContext) -> Call<'_> {
+        Call { module: &self.module, limits: &self.limits, catalog: &self.catalog, ctx }
+    }
 }
 
 /// Why an upload or activation was refused.

@@ -7,7 +7,7 @@ use super::server::open_session;
 use super::{AppState, finish, rollback};
 use crate::domain::{self, CurrencyCode, IdempotencyKey, Identity, Quantity};
 use crate::runtime::{
-    Call, Invocation, ModuleFailure, PurchaseCheck, PurchaseOutcome, PurchaseRequest, RequestContext, RuleError,
+    Invocation, ModuleFailure, PurchaseCheck, PurchaseOutcome, PurchaseRequest, RequestContext, RuleError,
 };
 use crate::storage::{InventoryEntry, NewGrant, PurchaseRecord, Recorded, StoredResponse, Tx, User, WalletEntry};
 use axum::body::Bytes;
@@ -144,7 +144,7 @@ pub async fn purchase(
         store_id: purchase.store_id.map(|id| id.to_string()),
         quantity: purchase.quantity.get(),
     };
-    let call = Call { module: &tenant.module, limits: &tenant.limits, catalog: &tenant.catalog, ctx };
+    let call = tenant.call(ctx);
     let Invocation { mut tx, journal, pending_grants, result } =
         state.rules.runtime().purchase(call, tx, request).await;
     let result = match module_answer(&tenant.module.sha256, result) {
@@ -225,15 +225,15 @@ pub async fn consume(
     let item_id = domain::uuid("itemId", &item_id)?;
     let body: ConsumeBody = optional_json(&body)?;
     let quantity = Quantity::try_from(body.quantity.unwrap_or(1))?;
-    let rules = state.rules.for_tenant(user.tenant_id).await?;
+    let tenant = state.rules.for_tenant(user.tenant_id).await?;
     let _turn = state.user_queue.turn(user.id).await;
-    let tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
+    let tx = state.storage.begin(user.tenant_id, user.id, Some(&tenant.module.sha256)).await?;
     let ctx = context(&user);
     let consume_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;
-    let call = Call { module: &rules.module, limits: &rules.limits, catalog: &rules.catalog, ctx };
+    let call = tenant.call(ctx);
     let Invocation { mut tx, journal, result, .. } =
         state.rules.runtime().consume(call, tx, item_id.to_string(), quantity.get()).await;
-    let result = match module_answer(&rules.module.sha256, result) {
+    let result = match module_answer(&tenant.module.sha256, result) {
         Ok(left) => match journal.check_consume() {
             Ok(()) => {
                 let left = i64::try_from(left).map_err(ApiError::internal)?;
@@ -242,7 +242,7 @@ pub async fn consume(
                     .map(|()| left)
                     .map_err(Into::into)
             }
-            Err(reason) => Err(module_misbehaved(&rules.module.sha256, &reason)),
+            Err(reason) => Err(module_misbehaved(&tenant.module.sha256, &reason)),
         },
         Err(error) => Err(error),
     };
@@ -257,13 +257,13 @@ pub async fn store(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Data<Value>, ApiError> {
-    let rules = state.rules.for_tenant(user.tenant_id).await?;
-    let store = rules.catalog.store_by_key(&key).ok_or_else(|| ApiError::not_found("store"))?;
-    let mut tx = state.storage.begin(user.tenant_id, user.id, Some(&rules.module.sha256)).await?;
+    let tenant = state.rules.for_tenant(user.tenant_id).await?;
+    let store = tenant.catalog.store_by_key(&key).ok_or_else(|| ApiError::not_found("store"))?;
+    let mut tx = state.storage.begin(user.tenant_id, user.id, Some(&tenant.module.sha256)).await?;
     let mut listings = Vec::with_capacity(store.listings.len());
     let mut failure = None;
     'listings: for listing in &store.listings {
-        let Some(item) = rules.catalog.item_by_key(&listing.item_key) else { continue };
+        let Some(item) = tenant.catalog.item_by_key(&listing.item_key) else { continue };
         let mut currencies: Vec<&str> = item.prices.iter().map(|price| price.currency_code.as_str()).collect();
         for price in listing.override_prices.iter().flatten() {
             if !currencies.contains(&price.currency_code.as_str()) {
@@ -279,17 +279,16 @@ pub async fn store(
                 store_id: Some(store.id.to_string()),
                 quantity: 1,
             };
-            let call =
-                Call { module: &rules.module, limits: &rules.limits, catalog: &rules.catalog, ctx: context(&user) };
+            let call = tenant.call(context(&user));
             let invocation = state.rules.runtime().quote(call, tx, request).await;
             tx = invocation.tx;
-            match module_answer(&rules.module.sha256, invocation.result) {
+            match module_answer(&tenant.module.sha256, invocation.result) {
                 Ok(quote) if quote.unit_price >= 0 => {
                     purchasable &= quote.purchasable;
                     prices.push(json!({ "currency_code": currency_code, "amount": quote.unit_price }));
                 }
                 Ok(quote) => {
-                    failure = Some(module_misbehaved(&rules.module.sha256, &format!("quoted {}", quote.unit_price)));
+                    failure = Some(module_misbehaved(&tenant.module.sha256, &format!("quoted {}", quote.unit_price)));
                     break 'listings;
                 }
                 // A currency the rules do not price is left out.
