@@ -52,4 +52,15 @@ impl Catalog {
     pub fn currency(&self, code: &str) -> Option<&Currency> {
         self.currencies.get(code)
     }
+
+    /// Whether `code` is a regenerating currency, whose balances are settled
+    /// before they are read or changed.
+    pub fn recharges(&self, code: &str) -> bool {
+        self.currencies.get(code).is_some_and(|currency| currency.recharge.is_some())
+    }
+
+    /// The codes of the regenerating currencies.
+    pub fn recharging_codes(&self) -> Vec<&str> {
+        self.currencies.values().filter(|c| c.recharge.is_some()).map(|c| c.code.as_str()).collect()
+    }
 }

@@ -44,7 +44,22 @@ pub async fn wallet(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,
 ) -> Result<Data<Vec<WalletEntry>>, ApiError> {
+    let tenant = state.rules.for_tenant(user.tenant_id).await?;
+    let recharging = tenant.catalog.recharging_codes();
+    if !recharging.is_empty() {
+        // Regenerating balances are settled before they are shown.
+        let mut tx = state.storage.begin(user.tenant_id, user.id, None).await?;
+        let settled = settle(tx.as_mut(), &recharging).await;
+        finish(tx, settled).await?;
+    }
     Ok(Data(state.storage.wallet(&user).await?))
+}
+
+async fn settle(tx: &mut dyn Tx, codes: &[&str]) -> Result<(), ApiError> {
+    for code in codes {
+        tx.settle_recharge(code).await?;
+    }
+    Ok(())
 }
 
 pub async fn inventory(

@@ -118,6 +118,9 @@ pub async fn grant(
 async fn apply_grant(tx: &mut dyn Tx, catalog: &Catalog, grant: ValidGrant) -> Result<Granted, ApiError> {
     match grant {
         ValidGrant::Currency { code, amount, reason } => {
+            if catalog.recharges(code.as_str()) {
+                tx.settle_recharge(code.as_str()).await?;
+            }
             match tx.change_balance(code.as_str(), amount, reason, None).await? {
                 Ok(balance_after) => Ok(Granted::Currency { balance_after }),
                 Err(WalletRefusal::UnknownCurrency) => Err(ApiError::not_found("currency")),

@@ -220,6 +220,9 @@ pub struct WalletEntry {
     pub balance: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recharge: Option<Recharge>,
+    /// When the next recharge lands, for a regenerating balance below its max.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_recharge_at: Option<DateTime<Utc>>,
 }
 
 /// The catalog fields shown with an inventory stack (Amba's `catalog_items`).
@@ -449,6 +452,10 @@ pub trait Tx: Send {
     /// The user's balance (the initial balance if never touched), or none
     /// for an unknown currency.
     async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>>;
+    /// Credits what a regenerating currency has recharged since it was last
+    /// settled (with a `recharge` ledger entry). Does nothing for other
+    /// currencies or a balance at its recharge max.
+    async fn settle_recharge(&mut self, code: &str) -> StorageResult<()>;
     /// Adds `delta` (positive or negative, not zero) to the balance under a
     /// row lock and appends a ledger entry; returns the balance after.
     async fn change_balance(

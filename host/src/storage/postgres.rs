@@ -384,7 +384,10 @@ impl Storage for PgStorage {
         let rows = sqlx::query(concat!(
             "SELECT ",
             currency_columns!(),
-            ", COALESCE(b.balance, c.initial_balance) AS balance
+            ", COALESCE(b.balance, c.initial_balance) AS balance,
+                CASE WHEN COALESCE(b.balance, c.initial_balance) < c.recharge_max
+                     THEN COALESCE(b.recharged_at, now()) + make_interval(secs => c.recharge_period_seconds::double precision)
+                END AS next_recharge_at
              FROM currencies c LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
              WHERE c.tenant_id = $1 ORDER BY c.code"
         ))
@@ -399,6 +402,7 @@ impl Storage for PgStorage {
                     currency_code: currency.code,
                     balance: row.try_get("balance")?,
                     recharge: currency.recharge,
+                    next_recharge_at: row.try_get("next_recharge_at")?,
                 })
             })
             .collect()
@@ -699,6 +703,42 @@ impl Tx for PgTx {
         Ok(balance)
     }
 
+    async fn settle_recharge(&mut self, code: &str) -> StorageResult<()> {
+        // The multiplier is capped at what reaches the max, so it cannot
+        // overflow however long the balance sat idle.
+        sqlx::query(
+            "WITH due AS (
+                SELECT b.balance, c.recharge_amount AS amount, c.recharge_period_seconds AS period,
+                       c.recharge_max AS max,
+                       floor(extract(epoch FROM now() - b.recharged_at) / c.recharge_period_seconds)::bigint AS periods
+                FROM balances b JOIN currencies c ON c.tenant_id = $1 AND c.code = b.currency_code
+                WHERE b.user_id = $2 AND b.currency_code = $3 AND c.recharge_amount IS NOT NULL
+                  AND b.balance < c.recharge_max
+                FOR UPDATE OF b
+             ), settled AS (
+                UPDATE balances b SET
+                  balance = LEAST(due.max, due.balance + LEAST(due.periods, (due.max - due.balance + due.amount - 1) / due.amount) * due.amount),
+                  recharged_at = CASE
+                    WHEN due.balance + LEAST(due.periods, (due.max - due.balance + due.amount - 1) / due.amount) * due.amount >= due.max
+                    THEN now()
+                    ELSE b.recharged_at + make_interval(secs => (due.periods * due.period)::double precision) END,
+                  updated_at = now()
+                FROM due
+                WHERE b.user_id = $2 AND b.currency_code = $3 AND due.periods > 0
+                RETURNING b.balance, b.balance - due.balance AS delta
+             )
+             INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason)
+             SELECT $2, $4, $3, delta, balance, 'recharge' FROM settled",
+        )
+        .bind(self.tenant_id)
+        .bind(self.user_id)
+        .bind(code)
+        .bind(Uuid::now_v7())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn change_balance(
         &mut self,
         code: &str,
@@ -712,7 +752,10 @@ impl Tx for PgTx {
         for _ in 0..BALANCE_ATTEMPTS {
             let after: Option<i64> = sqlx::query_scalar(
                 "WITH changed AS (
-                    UPDATE balances b SET balance = b.balance + $3, updated_at = now()
+                    UPDATE balances b SET balance = b.balance + $3, updated_at = now(),
+                      -- A regenerating balance that drops below its max starts its clock now.
+                      recharged_at = CASE WHEN b.balance >= c.recharge_max AND b.balance + $3 < c.recharge_max
+                                          THEN now() ELSE b.recharged_at END
                     FROM currencies c
                     WHERE b.user_id = $2 AND b.currency_code = $4 AND c.tenant_id = $1 AND c.code = $4
                       AND CASE WHEN $3 < 0 THEN b.balance >= -$3

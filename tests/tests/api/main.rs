@@ -8,3 +8,4 @@ mod idempotency;
 mod ledger;
 mod modules;
 mod purchase;
+mod wallet;
