@@ -28,6 +28,10 @@ impl Tx for MemoryTx {
         Ok(Some(1_000_000))
     }
 
+    async fn settle_recharge(&mut self, _code: &str) -> StorageResult<()> {
+        Ok(())
+    }
+
     async fn change_balance(
         &mut self,
         _code: &str,
