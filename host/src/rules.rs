@@ -90,11 +90,7 @@ impl Rules {
     /// rules, on this host at once and on the others within a refresh.
     pub async fn activate(&self, tenant_id: Uuid, sha256: Option<&str>) -> Result<(), ModuleError> {
         if let Some(sha256) = sha256 {
-            let storage = &self.storage;
-            self.compiled_module(sha256, || async move {
-                storage.module_bytes(tenant_id, sha256).await?.ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))
-            })
-            .await?;
+            self.stored_module(tenant_id, sha256).await?;
         }
         self.storage.set_active_module(tenant_id, sha256).await?;
         self.refresh(&[tenant_id]).await
@@ -115,16 +111,7 @@ impl Rules {
         let current = self.tenants.read().expect("tenant rules lock").get(&tenant_id).cloned();
         let module = match &rules.active_sha256 {
             None => self.runtime.default_module(),
-            Some(sha256) => {
-                let storage = &self.storage;
-                self.compiled_module(sha256, || async move {
-                    storage
-                        .module_bytes(tenant_id, sha256)
-                        .await?
-                        .ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))
-                })
-                .await?
-            }
+            Some(sha256) => self.stored_module(tenant_id, sha256).await?,
         };
         let catalog = match &current {
             Some(current) if current.rules.catalog_version == rules.catalog_version => current.catalog.clone(),
@@ -148,6 +135,15 @@ impl Rules {
                 Ok(installed)
             }
         }
+    }
+
+    /// A module the tenant uploaded, compiled.
+    async fn stored_module(&self, tenant_id: Uuid, sha256: &str) -> Result<Arc<RulesModule>, ModuleError> {
+        let storage = &self.storage;
+        self.compiled_module(sha256, || async move {
+            storage.module_bytes(tenant_id, sha256).await?.ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))
+        })
+        .await
     }
 
     /// The compiled module with this hash: from memory, else from a stored
