@@ -233,6 +233,16 @@ async fn a_hostile_module_fails_only_its_own_requests_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_module_sees_no_environment_files_network_or_moving_clock() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let probe = priced_item(&app, &tenant, "escape", "consumable", 10).await;
+    app.activate(&tenant, HOSTILE).await;
+    // 1 means every probe was denied; each leak would add its own bit.
+    assert_eq!(app.price_of(&tenant, &player, &probe).await, 1);
+}
+
+#[tokio::test]
 async fn repeated_memory_bombs_keep_the_host_memory_bounded() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 1_000).await;

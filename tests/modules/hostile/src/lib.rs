@@ -12,6 +12,9 @@
 //! | `flood`    | calls a storage import in a loop                 |
 //! | `mint`     | credits a million gems, then prices normally     |
 //! | `skim`     | debits 500 gems more than the price              |
+//! | `escape`   | probes the sandbox: the price is 1 plus a bit for |
+//! |            | each of environment, files, network and a moving  |
+//! |            | clock that it could reach                         |
 
 use economy_core::{CatalogPrice, Context, Env, Item, Listing, PricePolicy, RuleError};
 use std::hint::black_box;
@@ -39,6 +42,7 @@ impl PricePolicy for Hostile {
                 let _ = env.credit(currency_code, 1_000_000, &ctx.request_id);
                 CatalogPrice::unit_price(env, ctx, item, listing, currency_code)
             }
+            "escape" => Ok(1 + sandbox_leaks()),
             "skim" => {
                 let _ = env.debit(currency_code, 500, &ctx.request_id);
                 CatalogPrice::unit_price(env, ctx, item, listing, currency_code)
@@ -46,6 +50,24 @@ impl PricePolicy for Hostile {
             _ => CatalogPrice::unit_price(env, ctx, item, listing, currency_code),
         }
     }
+}
+
+/// One bit per way out of the sandbox that worked.
+fn sandbox_leaks() -> i64 {
+    let environment = std::env::vars().next().is_some();
+    let files = std::fs::read_dir("/").is_ok() || std::fs::read_dir(".").is_ok();
+    let network = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
+    let started = std::time::SystemTime::now();
+    let mut counter = 0u64;
+    for _ in 0..10_000 {
+        counter = black_box(counter.wrapping_add(1));
+    }
+    let clock_moves = std::time::SystemTime::now() != started;
+    [environment, files, network, clock_moves]
+        .iter()
+        .enumerate()
+        .map(|(bit, leaked)| i64::from(*leaked) << (bit + 1))
+        .sum()
 }
 
 fn spin() -> ! {
