@@ -6,6 +6,7 @@ use crate::server::{Player, Shop};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -60,6 +61,9 @@ pub struct Measurement {
 }
 
 pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, duration: Duration) -> Run {
+    // Copied once, before the clock starts, and shared by every client.
+    let shop = Arc::new(shop.clone());
+    let players: Arc<[Player]> = players.into();
     let cpu = Cpu::now();
     let started = Instant::now();
     let deadline = started + duration;
@@ -67,7 +71,7 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
     let tasks = (0..clients).map(|client| {
         let run_id = run_id.clone();
         let shop = shop.clone();
-        let players = players.to_vec();
+        let players = players.clone();
         tokio::spawn(async move {
             let mut seen = Run::empty(op, clients);
             let mut connection = match Connection::open(&shop.address).await {
