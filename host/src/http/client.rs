@@ -6,10 +6,13 @@ use super::extract::{ApiJson, ApiPath, ClientKey, ClientSession, Created, Data, 
 use super::server::open_session;
 use super::{AppState, finish, rollback};
 use crate::domain::{self, CurrencyCode, IdempotencyKey, Identity, Quantity};
+use crate::rules::TenantContext;
 use crate::runtime::{
     Invocation, ModuleFailure, PurchaseCheck, PurchaseOutcome, PurchaseRequest, RequestContext, RuleError,
 };
-use crate::storage::{InventoryEntry, NewGrant, PurchaseRecord, Recorded, StoredResponse, Tx, User, WalletEntry};
+use crate::storage::{
+    InventoryEntry, NewGrant, PurchaseRecord, Recorded, StorageError, StoredResponse, Tx, User, WalletEntry,
+};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -135,12 +138,15 @@ impl ValidPurchase {
 
 /// Buys an item: at most once per idempotency key, all or nothing.
 ///
-/// The key is claimed by the statement that records the purchase, in the
-/// same transaction: a concurrent request with the same key waits there
-/// for this one to end (both wait earlier on the balance row anyway), then
-/// finds the key taken, rolls back and replays the stored response. A
-/// keyed request that fails may be the retry of one that succeeded: before
-/// answering with its error it looks for that earlier response.
+/// A purchase first runs optimistically: the rules see the balance this
+/// host last saw, and it commits as one statement guarded on that balance.
+/// If the guess was stale, or the rules needed more than that statement
+/// covers, it runs again under row locks. Either way the key is claimed by
+/// the statement that records the purchase: a concurrent request with the
+/// same key waits there for this one to end, then finds the key taken and
+/// replays the stored response. A keyed request that fails may be the retry
+/// of one that succeeded: before answering with its error it looks for that
+/// earlier response.
 pub async fn purchase(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,
@@ -150,28 +156,13 @@ pub async fn purchase(
     let purchase = ValidPurchase::parse(body, &headers)?;
     let tenant = state.rules.for_tenant(user.tenant_id).await?;
     let _turn = state.user_queue.turn(user.id).await;
-    let tx = state.storage.begin(user.tenant_id, user.id, Some(&tenant.module.sha256)).await?;
-    let ctx = context(&user);
-    let purchase_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;
-    let request = PurchaseRequest {
-        item_id: purchase.item_id.to_string(),
-        currency_code: purchase.currency_code.to_string(),
-        store_id: purchase.store_id.map(|id| id.to_string()),
-        quantity: purchase.quantity.get(),
+    let result = match buy(&state, &user, &tenant, &purchase, Locking::Optimistic).await {
+        Some(result) => result,
+        None => buy(&state, &user, &tenant, &purchase, Locking::RowLocks)
+            .await
+            .unwrap_or_else(|| Err(ApiError::internal("a purchase under row locks came back unconfirmed"))),
     };
-    let call = tenant.call(ctx);
-    let Invocation { mut tx, journal, pending_grants, result } =
-        state.rules.runtime().purchase(call, tx, request).await;
-    let result = match module_answer(&tenant.module.sha256, result) {
-        Ok(outcome) => {
-            match journal.check_purchase(&purchase.check(), outcome.unit_price, outcome.total, outcome.balance_after) {
-                Ok(()) => record(tx.as_mut(), &purchase, purchase_id, outcome, &pending_grants).await,
-                Err(reason) => Err(module_misbehaved(&tenant.module.sha256, &reason)),
-            }
-        }
-        Err(error) => Err(error),
-    };
-    match (finish(tx, result).await, &purchase.idempotency_key) {
+    match (result, &purchase.idempotency_key) {
         (Ok(body), _) => Ok(axum::Json(body).into_response()),
         (Err(error), None) => Err(error),
         (Err(error), Some(key)) => match state.storage.idempotency_record(user.id, key.as_str()).await {
@@ -179,6 +170,67 @@ pub async fn purchase(
             Ok(Some(_)) => Err(ApiError::IdempotencyKeyReused),
             Ok(None) | Err(_) => Err(error),
         },
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Locking {
+    Optimistic,
+    RowLocks,
+}
+
+/// One attempt at a purchase. `None`: an optimistic attempt that cannot
+/// vouch for its answer (it wrote nothing); the purchase runs again under
+/// row locks.
+async fn buy(
+    state: &AppState,
+    user: &User,
+    tenant: &TenantContext,
+    purchase: &ValidPurchase,
+    locking: Locking,
+) -> Option<Result<Value, ApiError>> {
+    let module = Some(tenant.module.sha256.as_str());
+    let begun = match locking {
+        Locking::Optimistic => state.storage.begin_optimistic(user.tenant_id, user.id, module).await,
+        Locking::RowLocks => state.storage.begin(user.tenant_id, user.id, module).await,
+    };
+    let tx = match begun {
+        Ok(tx) => tx,
+        Err(error) => return Some(Err(error.into())),
+    };
+    let purchase_id = Uuid::now_v7();
+    let request = PurchaseRequest {
+        item_id: purchase.item_id.to_string(),
+        currency_code: purchase.currency_code.to_string(),
+        store_id: purchase.store_id.map(|id| id.to_string()),
+        quantity: purchase.quantity.get(),
+    };
+    let call = tenant.call(context(user, purchase_id));
+    let Invocation { mut tx, journal, pending_grants, result } =
+        state.rules.runtime().purchase(call, tx, request).await;
+    if tx.unconfirmed() && !matches!(result, Ok(Ok(_))) {
+        rollback(tx).await;
+        return None;
+    }
+    let result = match module_answer(&tenant.module.sha256, result) {
+        Ok(outcome) => {
+            match journal.check_purchase(&purchase.check(), outcome.unit_price, outcome.total, outcome.balance_after) {
+                Ok(()) => record(tx.as_mut(), purchase, purchase_id, outcome, &pending_grants).await,
+                Err(reason) => Err(module_misbehaved(&tenant.module.sha256, &reason)),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(body) => match tx.commit().await {
+            Ok(()) => Some(Ok(body)),
+            Err(StorageError::Stale) => None,
+            Err(error) => Some(Err(error.into())),
+        },
+        Err(error) => {
+            rollback(tx).await;
+            Some(Err(error))
+        }
     }
 }
 
@@ -243,9 +295,8 @@ pub async fn consume(
     let tenant = state.rules.for_tenant(user.tenant_id).await?;
     let _turn = state.user_queue.turn(user.id).await;
     let tx = state.storage.begin(user.tenant_id, user.id, Some(&tenant.module.sha256)).await?;
-    let ctx = context(&user);
-    let consume_id = Uuid::parse_str(&ctx.request_id).map_err(ApiError::internal)?;
-    let call = tenant.call(ctx);
+    let consume_id = Uuid::now_v7();
+    let call = tenant.call(context(&user, consume_id));
     let Invocation { mut tx, journal, result, .. } =
         state.rules.runtime().consume(call, tx, item_id.to_string(), quantity.get()).await;
     let result = match module_answer(&tenant.module.sha256, result) {
@@ -294,7 +345,7 @@ pub async fn store(
                 store_id: Some(store.id.to_string()),
                 quantity: 1,
             };
-            let call = tenant.call(context(&user));
+            let call = tenant.call(context(&user, Uuid::now_v7()));
             let invocation = state.rules.runtime().quote(call, tx, request).await;
             tx = invocation.tx;
             match module_answer(&tenant.module.sha256, invocation.result) {
@@ -353,11 +404,11 @@ fn module_misbehaved(sha256: &str, reason: &str) -> ApiError {
 }
 
 /// The request context a rules module sees.
-fn context(user: &User) -> RequestContext {
+fn context(user: &User, request_id: Uuid) -> RequestContext {
     RequestContext {
         tenant_id: user.tenant_id.to_string(),
         user_id: user.id.to_string(),
-        request_id: Uuid::now_v7().to_string(),
+        request_id: request_id.to_string(),
         now_ms: Utc::now().timestamp_millis(),
     }
 }

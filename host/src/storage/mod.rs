@@ -25,6 +25,11 @@ pub enum StorageError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An optimistic transaction could not vouch for what it did: a balance
+    /// it read changed before its commit, or the request needed more than
+    /// its one guarded statement covers. Nothing was written.
+    #[error("the optimistic transaction must run again under locks")]
+    Stale,
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -443,6 +448,19 @@ pub trait Storage: Send + Sync {
     /// Opens a transaction scoped to one tenant and one user; every ledger
     /// entry, purchase and consume it records names `module_sha256`.
     async fn begin(&self, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> StorageResult<Box<dyn Tx>>;
+    /// Opens an optimistic transaction for a purchase: it holds no
+    /// connection while the rules run, answers balance reads with the
+    /// balance this host last saw committed, and commits as one statement
+    /// guarded on that balance being unchanged. It covers one currency, one
+    /// debit and the purchase record; anything else, and a guard that fails,
+    /// ends in [`StorageError::Stale`] with nothing written, and the caller
+    /// runs the request again in a [`Storage::begin`] transaction.
+    async fn begin_optimistic(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        module_sha256: Option<&str>,
+    ) -> StorageResult<Box<dyn Tx>>;
 }
 
 /// One request's transaction, scoped to one tenant and one user. Dropping it
@@ -500,4 +518,11 @@ pub trait Tx: Send {
 
     async fn commit(self: Box<Self>) -> StorageResult<()>;
     async fn rollback(self: Box<Self>) -> StorageResult<()>;
+
+    /// Whether an answer reached in this transaction may rest on a stale
+    /// read, so a refusal or failure must be confirmed by a locking one.
+    /// Only an optimistic transaction that read a balance is unconfirmed.
+    fn unconfirmed(&self) -> bool {
+        false
+    }
 }

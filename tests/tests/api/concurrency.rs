@@ -117,3 +117,44 @@ async fn mixed_purchases_grants_and_consumes_on_one_user_lose_no_update() {
     assert_eq!(app.quantity(&tenant, &player, &potion).await, 0);
     app.audit().await;
 }
+
+/// A host runs a purchase against the balance it last saw and commits it
+/// guarded on that balance: a balance changed by another host since must
+/// be noticed, whichever way it moved.
+#[tokio::test]
+async fn a_purchase_after_another_host_spent_the_balance_is_refused() {
+    let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let (tenant, player) = shop(&app, 200).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    let body = json!({"catalog_item_id": sword, "currency_code": "gems"});
+    assert_eq!(app.purchase(&tenant, &player, body.clone()).await.assert_ok()["balance_after"], 100);
+    assert_eq!(other_host.purchase(&tenant, &player, body.clone()).await.assert_ok()["balance_after"], 0);
+    app.purchase(&tenant, &player, body).await.assert_error(400, "INSUFFICIENT_BALANCE");
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 0);
+    assert_eq!(app.quantity(&tenant, &player, &sword).await, 2);
+    app.audit().await;
+}
+
+#[tokio::test]
+async fn a_purchase_after_another_host_credited_the_balance_reports_the_true_balance() {
+    let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let (tenant, player) = shop(&app, 150).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    let body = json!({"catalog_item_id": sword, "currency_code": "gems"});
+    assert_eq!(app.purchase(&tenant, &player, body.clone()).await.assert_ok()["balance_after"], 50);
+    // This host last saw 50: too little for a sword, until the grant elsewhere.
+    other_host.grant(&tenant, &player, json!({"currency_code": "gems", "amount": 100})).await.assert_ok();
+    assert_eq!(app.purchase(&tenant, &player, body.clone()).await.assert_ok()["balance_after"], 50);
+    other_host.grant(&tenant, &player, json!({"currency_code": "gems", "amount": 30})).await.assert_ok();
+    // This host last saw 50 again; the balance is 80.
+    let cheap = priced_item(&app, &tenant, "arrow", "consumable", 10).await;
+    let arrows = json!({"catalog_item_id": cheap, "currency_code": "gems", "quantity": 3});
+    assert_eq!(app.purchase(&tenant, &player, arrows).await.assert_ok()["balance_after"], 50);
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 50);
+    let ledger = app.ledger(&tenant, &player, "?limit=100").await;
+    let entries = ledger.assert_ok()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum::<i64>(), 50);
+    app.audit().await;
+}

@@ -3,10 +3,12 @@
 //! statement that locks, checks, updates and appends the ledger entry.
 
 use super::*;
+use optimistic::{OptimisticTx, SeenBalances};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Migrations shipped with the host, run on start.
@@ -26,6 +28,7 @@ pub struct PgSettings {
 #[derive(Clone)]
 pub struct PgStorage {
     pool: PgPool,
+    seen: Arc<SeenBalances>,
 }
 
 impl PgStorage {
@@ -47,7 +50,7 @@ impl PgStorage {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, seen: Arc::default() })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -605,7 +608,23 @@ impl Storage for PgStorage {
 
     async fn begin(&self, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> StorageResult<Box<dyn Tx>> {
         let tx = self.pool.begin().await?;
-        Ok(Box::new(PgTx { tx, tenant_id, user_id, module_sha256: module_sha256.map(str::to_owned) }))
+        Ok(Box::new(PgTx {
+            tx,
+            tenant_id,
+            user_id,
+            module_sha256: module_sha256.map(str::to_owned),
+            seen: self.seen.clone(),
+            balances_after: Vec::new(),
+        }))
+    }
+
+    async fn begin_optimistic(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        module_sha256: Option<&str>,
+    ) -> StorageResult<Box<dyn Tx>> {
+        Ok(Box::new(OptimisticTx::new(self.pool.clone(), self.seen.clone(), tenant_id, user_id, module_sha256)))
     }
 }
 
@@ -639,21 +658,25 @@ async fn open_balance(
 
 /// Grants into the default stacks, as `$3..$6` arrays (item id, quantity,
 /// acquired via, duration seconds) for tenant `$1` and user `$2`, without
-/// its RETURNING clause. A grant into an expired or empty stack restarts
-/// it; otherwise quantities add up and the later expiry wins.
+/// its RETURNING clause; the optional argument is a WHERE clause. A grant
+/// into an expired or empty stack restarts it; otherwise quantities add up
+/// and the later expiry wins.
 macro_rules! grant_statement {
     () => {
-        "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
+        grant_statement!("")
+    };
+    ($where:literal) => {
+        concat!("INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
          SELECT $2, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
          FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[]) AS g(item_id, quantity, via, duration)
-         JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id
+         JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id ", $where, "
          ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
            quantity = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
            acquired_at = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN now() ELSE s.acquired_at END,
            expires_at = CASE
              WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.expires_at
              WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
-             ELSE greatest(s.expires_at, excluded.expires_at) END"
+             ELSE greatest(s.expires_at, excluded.expires_at) END")
     };
 }
 
@@ -685,6 +708,9 @@ struct PgTx {
     tenant_id: Uuid,
     user_id: Uuid,
     module_sha256: Option<String>,
+    seen: Arc<SeenBalances>,
+    /// Balances this transaction left, remembered once it commits.
+    balances_after: Vec<(String, i64)>,
 }
 
 #[async_trait]
@@ -778,6 +804,8 @@ impl Tx for PgTx {
             .fetch_optional(&mut *self.tx)
             .await?;
             if let Some(after) = after {
+                self.balances_after.retain(|(changed, _)| changed != code);
+                self.balances_after.push((code.to_owned(), after));
                 return Ok(Ok(after));
             }
             // Slow path: find out why, opening the balance row on first use.
@@ -982,6 +1010,9 @@ impl Tx for PgTx {
 
     async fn commit(self: Box<Self>) -> StorageResult<()> {
         self.tx.commit().await?;
+        for (code, balance) in &self.balances_after {
+            self.seen.set(self.user_id, code, *balance);
+        }
         Ok(())
     }
 
@@ -990,3 +1021,5 @@ impl Tx for PgTx {
         Ok(())
     }
 }
+
+mod optimistic;
