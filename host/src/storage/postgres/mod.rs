@@ -338,25 +338,41 @@ impl Storage for PgStorage {
         };
         let user = User { id: row.try_get("id")?, tenant_id, identity: identity.to_owned() };
         // The initial balances, each with its ledger entry.
-        let codes: Vec<String> =
-            sqlx::query_scalar("SELECT code FROM currencies c WHERE tenant_id = $1 AND initial_balance > 0")
-                .bind(tenant_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        for code in codes {
-            open_balance(&mut tx, tenant_id, user.id, &code).await?;
+        let opened: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT code, initial_balance FROM currencies c WHERE tenant_id = $1 AND initial_balance > 0",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (code, _) in &opened {
+            open_balance(&mut tx, tenant_id, user.id, code).await?;
         }
         tx.commit().await?;
+        for (code, balance) in &opened {
+            self.seen.set(user.id, code, *balance);
+        }
         Ok(user)
     }
 
     async fn find_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<Option<User>> {
-        let row = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND identity = $2")
-            .bind(tenant_id)
-            .bind(identity)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|row| User { id: row.get("id"), tenant_id, identity: identity.to_owned() }))
+        let rows = sqlx::query(
+            "SELECT u.id, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
+             WHERE u.tenant_id = $1 AND u.identity = $2",
+        )
+        .bind(tenant_id)
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let user = User { id: first.try_get("id")?, tenant_id, identity: identity.to_owned() };
+        // A player found is usually about to play: its balances are what
+        // its first optimistic purchase starts from.
+        for row in &rows {
+            if let Some(code) = row.try_get::<Option<String>, _>("currency_code")? {
+                self.seen.set(user.id, &code, row.try_get("balance")?);
+            }
+        }
+        Ok(Some(user))
     }
 
     async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()> {
