@@ -120,8 +120,13 @@ fn catalog() -> (Arc<Catalog>, Uuid) {
 fn purchase_call(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let (catalog, item_id) = catalog();
-    for (name, metering) in [("metered", true), ("unmetered", false)] {
-        let runtime = Runtime::new(RuntimeLimits { metering, ..RuntimeLimits::default() }).expect("the runtime starts");
+    let variants = [
+        ("metered", RuntimeLimits::default()),
+        ("unmetered", RuntimeLimits { metering: false, ..RuntimeLimits::default() }),
+        ("metered, memory reset by prefix", RuntimeLimits { scan_dirty_pages: false, ..RuntimeLimits::default() }),
+    ];
+    for (name, limits) in variants {
+        let runtime = Runtime::new(limits).expect("the runtime starts");
         let module = runtime.default_module();
         let limits = runtime.limits().for_call(&Default::default());
         c.bench_function(&format!("store + instantiate + purchase ({name})"), |b| {

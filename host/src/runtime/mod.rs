@@ -32,16 +32,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 /// The default rules, built from `economy-core/` by `build.rs`.
 pub static ECONOMY_CORE_WASM: &[u8] = include_bytes!(env!("ECONOMY_CORE_WASM"));
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// How much of an instance's memory, tables and fiber stack stays mapped
-/// between requests.
+/// How much of an instance's tables and fiber stack stays mapped between
+/// requests.
 const KEEP_RESIDENT_BYTES: usize = 64 << 10;
+/// How much of an instance's linear memory stays mapped between requests
+/// when only its dirty pages are reset: a Rust guest's stack ends at 1 MiB,
+/// and its data and heap follow.
+const KEEP_RESIDENT_SCANNED_BYTES: usize = 2 << 20;
 /// How long past its deadline a call parked in a host import may run
 /// before it is abandoned.
 const DEADLINE_GRACE: Duration = Duration::from_millis(500);
@@ -64,6 +68,12 @@ pub struct RuntimeLimits {
     /// Fuel and epoch deadlines. Only the benchmarks turn this off, to
     /// measure what metering costs; the server always meters.
     pub metering: bool,
+    /// Reset a finished instance's memory by finding the pages it dirtied
+    /// (Linux's `PAGEMAP_SCAN`, where the kernel has it) and restoring only
+    /// those, keeping them mapped; otherwise a fixed prefix is restored and
+    /// the rest unmapped, to fault back in on the next request. Only the
+    /// benchmarks turn this off, to measure what it saves.
+    pub scan_dirty_pages: bool,
 }
 
 impl Default for RuntimeLimits {
@@ -76,6 +86,7 @@ impl Default for RuntimeLimits {
             max_import_calls: 1_000,
             max_instances: 128,
             metering: true,
+            scan_dirty_pages: true,
         }
     }
 }
@@ -169,7 +180,12 @@ impl Runtime {
             .max_memory_size(limits.memory_bytes)
             // Reset what a request dirtied with memset instead of madvise, so
             // the next request does not page-fault it back in.
-            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .pagemap_scan(if limits.scan_dirty_pages { Enabled::Auto } else { Enabled::No })
+            .linear_memory_keep_resident(if limits.scan_dirty_pages {
+                KEEP_RESIDENT_SCANNED_BYTES
+            } else {
+                KEEP_RESIDENT_BYTES
+            })
             .table_keep_resident(KEEP_RESIDENT_BYTES)
             .async_stack_keep_resident(KEEP_RESIDENT_BYTES);
         let mut config = Config::new();
