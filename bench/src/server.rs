@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use economy_host::config::Settings;
 use economy_host::startup::Application;
+use economy_host::storage::PgStorage;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -16,6 +17,7 @@ pub const INITIAL_POTIONS: i64 = 1_000_000;
 pub struct Server {
     pub base: String,
     pub pool: PgPool,
+    storage: PgStorage,
     pub database_url: String,
     database: String,
     admin_url: String,
@@ -49,7 +51,7 @@ impl Server {
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("server").enable_all().build()?;
         let database = format!("economy_bench_{}", std::process::id());
         let database_url = format!("{}/{database}", admin_url.rsplit_once('/').map_or(admin_url, |(server, _)| server));
-        let (base, pool) = runtime.block_on(async {
+        let (base, storage) = runtime.block_on(async {
             let mut admin = PgConnection::connect(admin_url).await.context("connecting to PostgreSQL")?;
             admin.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#))).await?;
             let mut settings = Settings::for_database(&database_url);
@@ -58,11 +60,12 @@ impl Server {
             settings.db_pool_size = pool_size;
             let app = Application::build(&settings).await?;
             let base = format!("http://{}", app.local_addr());
-            let pool = app.pool().clone();
+            let storage = app.storage().clone();
             tokio::spawn(app.run_until(std::future::pending()));
-            anyhow::Ok((base, pool))
+            anyhow::Ok((base, storage))
         })?;
-        Ok(Self { base, pool, database_url, database, admin_url: admin_url.to_owned(), runtime })
+        let pool = storage.pool().clone();
+        Ok(Self { base, pool, storage, database_url, database, admin_url: admin_url.to_owned(), runtime })
     }
 
     /// Creates the tenant, a currency, two items, `users` spread players and
@@ -129,9 +132,9 @@ impl Server {
 
     /// Stops the server and drops the bench database.
     pub fn stop(self) {
-        let Self { runtime, pool, database, admin_url, .. } = self;
+        let Self { runtime, storage, database, admin_url, .. } = self;
         runtime.block_on(async move {
-            pool.close().await;
+            storage.close().await;
             if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
                 let _ = admin
                     .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#)))

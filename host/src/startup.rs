@@ -52,6 +52,10 @@ impl Application {
         self.storage.pool()
     }
 
+    pub fn storage(&self) -> &PgStorage {
+        &self.storage
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await

@@ -3,7 +3,7 @@
 //! statement that locks, checks, updates and appends the ledger entry.
 
 use super::*;
-use optimistic::{OptimisticTx, SeenBalances};
+use optimistic::{KeptConnections, OptimisticTx, SeenBalances};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -28,6 +28,7 @@ pub struct PgSettings {
 #[derive(Clone)]
 pub struct PgStorage {
     pool: PgPool,
+    connections: Arc<KeptConnections>,
     seen: Arc<SeenBalances>,
 }
 
@@ -50,11 +51,20 @@ impl PgStorage {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, seen: Arc::default() })
+        let connections = Arc::new(KeptConnections::new(settings.max_connections));
+        Ok(Self { pool, connections, seen: Arc::default() })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Closes the pool once every connection is back, including those kept
+    /// for optimistic purchases.
+    pub async fn close(&self) {
+        let closing = self.pool.close();
+        self.connections.release();
+        closing.await;
     }
 }
 
@@ -640,7 +650,7 @@ impl Storage for PgStorage {
         user_id: Uuid,
         module_sha256: Option<&str>,
     ) -> StorageResult<Box<dyn Tx>> {
-        Ok(Box::new(OptimisticTx::new(self.pool.clone(), self.seen.clone(), tenant_id, user_id, module_sha256)))
+        Ok(Box::new(OptimisticTx::new(self, tenant_id, user_id, module_sha256)))
     }
 }
 

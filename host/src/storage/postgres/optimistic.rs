@@ -6,8 +6,10 @@
 //! is written.
 
 use super::*;
+use sqlx::pool::PoolConnection;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Users whose balances are remembered; past it the memo starts over.
 const REMEMBERED_USERS: usize = 100_000;
@@ -45,6 +47,52 @@ impl SeenBalances {
     }
 }
 
+/// Connections held out of the pool for optimistic purchases. sqlx pings a
+/// connection every time it goes back to its pool: a round trip per request
+/// on a path that is otherwise one. Here a connection goes back to the
+/// kept set only after its statement ran to the end; one dropped
+/// mid-statement (a cancelled request) or after an error goes back to the
+/// pool, whose ping resynchronises or discards it. Purchases take turns
+/// (first come, first served) for at most half the pool, so transactions
+/// always find connections.
+pub(super) struct KeptConnections {
+    idle: Mutex<Vec<PoolConnection<Postgres>>>,
+    turns: Semaphore,
+}
+
+/// A kept connection, and the turn that holds it.
+struct Kept<'a> {
+    connection: PoolConnection<Postgres>,
+    _turn: SemaphorePermit<'a>,
+}
+
+impl KeptConnections {
+    pub(super) fn new(pool_size: u32) -> Self {
+        Self { idle: Mutex::default(), turns: Semaphore::new((pool_size as usize / 2).max(1)) }
+    }
+
+    async fn take(&self, pool: &PgPool) -> Result<Kept<'_>, sqlx::Error> {
+        let turn = self.turns.acquire().await.expect("the turns semaphore is never closed");
+        let kept = self.idle.lock().expect("kept connections lock").pop();
+        let connection = match kept {
+            Some(connection) => connection,
+            None => pool.acquire().await?,
+        };
+        Ok(Kept { connection, _turn: turn })
+    }
+
+    fn keep(&self, kept: Kept<'_>, pool: &PgPool) {
+        if !pool.is_closed() {
+            self.idle.lock().expect("kept connections lock").push(kept.connection);
+        }
+    }
+
+    /// Gives every kept connection back to the pool.
+    pub(super) fn release(&self) {
+        self.idle.lock().expect("kept connections lock").clear();
+    }
+}
+
 /// The one balance change an optimistic purchase makes.
 struct Debit {
     delta: i64,
@@ -61,6 +109,7 @@ struct Record {
 
 pub(super) struct OptimisticTx {
     pool: PgPool,
+    connections: Arc<KeptConnections>,
     seen: Arc<SeenBalances>,
     tenant_id: Uuid,
     user_id: Uuid,
@@ -73,16 +122,11 @@ pub(super) struct OptimisticTx {
 }
 
 impl OptimisticTx {
-    pub(super) fn new(
-        pool: PgPool,
-        seen: Arc<SeenBalances>,
-        tenant_id: Uuid,
-        user_id: Uuid,
-        module_sha256: Option<&str>,
-    ) -> Self {
+    pub(super) fn new(storage: &PgStorage, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> Self {
         Self {
-            pool,
-            seen,
+            pool: storage.pool.clone(),
+            connections: storage.connections.clone(),
+            seen: storage.seen.clone(),
             tenant_id,
             user_id,
             module_sha256: module_sha256.map(str::to_owned),
@@ -128,6 +172,7 @@ impl OptimisticTx {
     async fn commit_purchase(&self, code: &str, before: i64, debit: &Debit, record: &Record) -> StorageResult<()> {
         let grants = GrantColumns::new(&record.grants);
         let p = &record.purchase;
+        let mut kept = self.connections.take(&self.pool).await?;
         let row = sqlx::query(concat!(
             "WITH changed AS (
                 UPDATE balances SET balance = balance + $8, updated_at = now()
@@ -175,9 +220,10 @@ impl OptimisticTx {
         .bind(&p.currency_code)
         .bind(p.unit_price)
         .bind(p.total)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *kept.connection)
         .await
         .map_err(conflict("idempotency key"))?;
+        self.connections.keep(kept, &self.pool);
         if let Some(after) = row.try_get::<Option<i64>, _>("after")? {
             self.seen.set(self.user_id, code, after);
             return Ok(());
