@@ -191,3 +191,19 @@ async fn currencies_added_later_start_at_their_initial_balance() {
         ledger.assert_ok()["entries"].as_array().unwrap().iter().map(|e| e["delta"].as_i64().unwrap()).collect();
     assert_eq!(deltas, vec![-200, 250]);
 }
+
+#[tokio::test]
+async fn a_free_item_is_granted_without_a_charge() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 100).await;
+    let gift = priced_item(&app, &tenant, "gift", "durable", 0).await;
+    let body = json!({"catalog_item_id": gift, "currency_code": "gems", "idempotency_key": "free-1"});
+    let reply = app.purchase(&tenant, &player, body.clone()).await;
+    assert_eq!(reply.assert_ok()["price"], 0);
+    assert_eq!(reply.data()["balance_after"], 100);
+    let replay = app.purchase(&tenant, &player, body).await;
+    assert_eq!(replay.data()["purchase_id"], reply.data()["purchase_id"]);
+    assert_eq!(app.quantity(&tenant, &player, &gift).await, 1);
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 100);
+    app.audit().await;
+}
