@@ -1,7 +1,8 @@
 //! What the rules component costs per request: a new store, an
 //! instantiation from the pre-instantiated component (pooling allocator)
 //! and one `purchase` call, against storage that answers from memory, with
-//! fuel and epoch metering on and off.
+//! fuel and epoch metering on and off, and with the memory of a finished
+//! instance reset by dirty-page scan or by a fixed prefix.
 //!
 //! ```console
 //! $ cargo bench -p economy-host --bench component

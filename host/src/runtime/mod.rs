@@ -40,7 +40,7 @@ pub static ECONOMY_CORE_WASM: &[u8] = include_bytes!(env!("ECONOMY_CORE_WASM"));
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How much of an instance's tables and fiber stack stays mapped between
-/// requests.
+/// requests, and of its linear memory when dirty pages are not scanned.
 const KEEP_RESIDENT_BYTES: usize = 64 << 10;
 /// How much of an instance's linear memory stays mapped between requests
 /// when only its dirty pages are reset: a Rust guest's stack ends at 1 MiB,

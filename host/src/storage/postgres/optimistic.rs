@@ -108,9 +108,8 @@ struct Record {
 }
 
 pub(super) struct OptimisticTx {
-    pool: PgPool,
-    connections: Arc<KeptConnections>,
-    seen: Arc<SeenBalances>,
+    /// The pool, the kept connections and the remembered balances.
+    storage: PgStorage,
     tenant_id: Uuid,
     user_id: Uuid,
     module_sha256: Option<String>,
@@ -124,9 +123,7 @@ pub(super) struct OptimisticTx {
 impl OptimisticTx {
     pub(super) fn new(storage: &PgStorage, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> Self {
         Self {
-            pool: storage.pool.clone(),
-            connections: storage.connections.clone(),
-            seen: storage.seen.clone(),
+            storage: storage.clone(),
             tenant_id,
             user_id,
             module_sha256: module_sha256.map(str::to_owned),
@@ -152,13 +149,13 @@ impl OptimisticTx {
             Some(_) => return Err(StorageError::Stale),
             None => {}
         }
-        let balance = match self.seen.get(self.user_id, code) {
+        let balance = match self.storage.seen.get(self.user_id, code) {
             Some(balance) => balance,
             // No row yet (or no such currency): the locking path opens it.
             None => sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1 AND currency_code = $2")
                 .bind(self.user_id)
                 .bind(code)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.storage.pool)
                 .await?
                 .ok_or(StorageError::Stale)?,
         };
@@ -172,7 +169,7 @@ impl OptimisticTx {
     async fn commit_purchase(&self, code: &str, before: i64, debit: &Debit, record: &Record) -> StorageResult<()> {
         let grants = GrantColumns::new(&record.grants);
         let p = &record.purchase;
-        let mut kept = self.connections.take(&self.pool).await?;
+        let mut kept = self.storage.connections.take(&self.storage.pool).await?;
         let row = sqlx::query(concat!(
             "WITH changed AS (
                 UPDATE balances SET balance = balance + $8, updated_at = now()
@@ -223,16 +220,16 @@ impl OptimisticTx {
         .fetch_one(&mut *kept.connection)
         .await
         .map_err(conflict("idempotency key"))?;
-        self.connections.keep(kept, &self.pool);
+        self.storage.connections.keep(kept, &self.storage.pool);
         if let Some(after) = row.try_get::<Option<i64>, _>("after")? {
-            self.seen.set(self.user_id, code, after);
+            self.storage.seen.set(self.user_id, code, after);
             return Ok(());
         }
         // The balance moved under the rules (another host, a grant): the
         // next request starts from what it is now.
         match row.try_get::<Option<i64>, _>("current")? {
-            Some(current) => self.seen.set(self.user_id, code, current),
-            None => self.seen.forget(self.user_id, code),
+            Some(current) => self.storage.seen.set(self.user_id, code, current),
+            None => self.storage.seen.forget(self.user_id, code),
         }
         Err(StorageError::Stale)
     }
