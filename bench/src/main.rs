@@ -48,6 +48,18 @@ struct Args {
     /// Skip the pgbench baselines.
     #[arg(long)]
     skip_pgbench: bool,
+    /// Only these runs (e.g. `--only purchase-spread` to profile one).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Run>,
+}
+
+/// One measurement of the sweep, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum Run {
+    PurchaseSpread,
+    PurchaseHot,
+    Consume,
+    Inventory,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,7 +74,13 @@ fn main() -> anyhow::Result<()> {
         let mut ledger = audit::Expected::default();
         println!("{}", Measurement::header());
         for &clients in &args.clients {
-            for (shape, players) in [("spread", &shop.spread[..]), ("hot", &shop.hot[..])] {
+            let wanted = |run: Run| args.only.is_empty() || args.only.contains(&run);
+            for (run, shape, players) in
+                [(Run::PurchaseSpread, "spread", &shop.spread[..]), (Run::PurchaseHot, "hot", &shop.hot[..])]
+            {
+                if !wanted(run) {
+                    continue;
+                }
                 let run = load::run(&shop, players, Op::Purchase, clients, duration).await;
                 ledger.add(&run);
                 rows.push(run.measurement("economy-host", shape));
@@ -75,9 +93,11 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            for (op, shape, players) in
-                [(Op::Consume, "spread", &shop.spread[..]), (Op::Inventory, "spread", &shop.spread[..])]
-            {
+            for (run, op) in [(Run::Consume, Op::Consume), (Run::Inventory, Op::Inventory)] {
+                if !wanted(run) {
+                    continue;
+                }
+                let (shape, players) = ("spread", &shop.spread[..]);
                 let run = load::run(&shop, players, op, clients, duration).await;
                 rows.push(run.measurement("economy-host", shape));
                 println!("{}", rows.last().expect("a row"));
