@@ -158,3 +158,89 @@ async fn a_purchase_after_another_host_credited_the_balance_reports_the_true_bal
     assert_eq!(entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum::<i64>(), 50);
     app.audit().await;
 }
+
+/// Purchases of many players arriving together commit in shared
+/// statements (group commit); each one keeps its own guard, so refusals
+/// and bundles in the same batch land exactly as they would alone.
+#[tokio::test]
+async fn purchases_of_many_players_at_once_commit_together_and_each_lands_exactly_once() {
+    let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let hosts = [&app, &other_host];
+    let (tenant, _) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    let potion = app.put_item(&tenant, "potion", json!({"name": "Potion", "item_type": "consumable"})).await;
+    let shield = app.put_item(&tenant, "shield", json!({"name": "Shield", "item_type": "durable"})).await;
+    let kit = app
+        .put_item(
+            &tenant,
+            "kit",
+            json!({"name": "Kit", "item_type": "bundle", "prices": [{"currency_code": "gems", "amount": 200}],
+                   "contents": [{"item_key": "potion", "quantity": 3}, {"item_key": "shield", "quantity": 1}]}),
+        )
+        .await;
+    let names: Vec<String> = (0..30).map(|i| format!("player-{i}")).collect();
+    let players = join_all(names.iter().map(|name| app.login(&tenant, name))).await;
+    // Every player tries five swords and three kits: 1,100 gems of 1,000.
+    let orders = players.iter().enumerate().flat_map(|(i, player)| {
+        let items = [&sword, &kit, &sword, &sword, &kit, &sword, &kit, &sword];
+        items.into_iter().enumerate().map(move |(j, item)| (hosts[(i + j) % 2], player, item))
+    });
+    let tenant = &tenant;
+    let replies = join_all(orders.map(|(host, player, item)| async move {
+        (player, item, host.purchase(tenant, player, json!({"catalog_item_id": item, "currency_code": "gems"})).await)
+    }))
+    .await;
+    for player in &players {
+        let mine: Vec<_> = replies.iter().filter(|(p, _, _)| p.identity == player.identity).collect();
+        let bought = |item: &String| mine.iter().filter(|(_, i, r)| *i == item && r.status == 200).count() as i64;
+        let (swords, kits) = (bought(&sword), bought(&kit));
+        let left = 1_000 - swords * 100 - kits * 200;
+        assert!(left >= 0 && swords + kits < 8, "{swords} swords and {kits} kits");
+        for (_, item, refused) in mine.iter().filter(|(_, _, r)| r.status != 200) {
+            refused.assert_error(400, "INSUFFICIENT_BALANCE");
+            let price = if *item == &sword { 100 } else { 200 };
+            assert!(left < price, "a purchase was refused with {left} gems left for {price}");
+        }
+        assert_eq!(app.balance(tenant, player, "gems").await, left);
+        assert_eq!(app.quantity(tenant, player, &sword).await, swords);
+        assert_eq!(app.quantity(tenant, player, &potion).await, 3 * kits);
+        assert_eq!(app.quantity(tenant, player, &shield).await, kits);
+    }
+    let (purchases, transactions): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT xmin::text) FROM purchases")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(transactions < purchases, "{purchases} purchases in {transactions} transactions: none shared a commit");
+    app.audit().await;
+}
+
+/// One key sent to two hosts at once, among other players' purchases:
+/// batches that meet the taken key are refused whole by the database and
+/// their purchases run again one by one, so only the key's reuse is
+/// refused, and the other players are charged exactly once.
+#[tokio::test]
+async fn a_key_racing_on_two_hosts_among_other_purchases_charges_once() {
+    let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let hosts = [&app, &other_host];
+    let (tenant, player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    let names: Vec<String> = (0..20).map(|i| format!("other-{i}")).collect();
+    let others = join_all(names.iter().map(|name| app.login(&tenant, name))).await;
+    let keyed = json!({"catalog_item_id": sword, "currency_code": "gems", "idempotency_key": "launch-day"});
+    let plain = json!({"catalog_item_id": sword, "currency_code": "gems"});
+    let racing = join_all((0..16).map(|i| hosts[i % 2].purchase(&tenant, &player, keyed.clone())));
+    let around = join_all(others.iter().enumerate().map(|(i, p)| hosts[i % 2].purchase(&tenant, p, plain.clone())));
+    let (racing, around) = tokio::join!(racing, around);
+    assert_eq!(count(&racing, 200), 16, "every caller with the key gets the one result");
+    let purchase_ids: HashSet<&str> = racing.iter().map(|r| r.data()["purchase_id"].as_str().unwrap()).collect();
+    assert_eq!(purchase_ids.len(), 1);
+    assert_eq!(count(&around, 200), 20);
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 900);
+    for other in &others {
+        assert_eq!(app.balance(&tenant, other, "gems").await, 900);
+    }
+    app.audit().await;
+}

@@ -3,7 +3,8 @@
 //! statement that locks, checks, updates and appends the ledger entry.
 
 use super::*;
-use optimistic::{KeptConnections, OptimisticTx, SeenBalances};
+use batch::Committers;
+use optimistic::{OptimisticTx, SeenBalances};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -28,7 +29,7 @@ pub struct PgSettings {
 #[derive(Clone)]
 pub struct PgStorage {
     pool: PgPool,
-    connections: Arc<KeptConnections>,
+    committers: Arc<Committers>,
     seen: Arc<SeenBalances>,
 }
 
@@ -51,21 +52,27 @@ impl PgStorage {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        let connections = Arc::new(KeptConnections::new(settings.max_connections));
-        Ok(Self { pool, connections, seen: Arc::default() })
+        let seen = Arc::default();
+        let committers = Arc::new(Committers::start(&pool, &seen, committers(settings.max_connections)));
+        Ok(Self { pool, committers, seen })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Closes the pool once every connection is back, including those kept
-    /// for optimistic purchases.
+    /// Commits what is queued, then closes the pool once every connection
+    /// is back.
     pub async fn close(&self) {
-        let closing = self.pool.close();
-        self.connections.release();
-        closing.await;
+        self.committers.close().await;
+        self.pool.close().await;
     }
+}
+
+/// Optimistic purchases commit in batches on a quarter of the pool; the
+/// rest serves transactions and reads.
+fn committers(pool_size: u32) -> usize {
+    (pool_size as usize / 4).max(1)
 }
 
 /// Turns a unique violation into [`StorageError::Conflict`].
@@ -475,7 +482,7 @@ impl Storage for PgStorage {
 
     async fn idempotency_record(&self, user_id: Uuid, key: &str) -> StorageResult<Option<IdempotencyRecord>> {
         let row = sqlx::query(
-            "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+            "SELECT request_hash, response_status, response_body FROM purchases WHERE user_id = $1 AND idempotency_key = $2",
         )
         .bind(user_id)
         .bind(key)
@@ -682,27 +689,33 @@ async fn open_balance(
     Ok(())
 }
 
-/// Grants into the default stacks, as `$3..$6` arrays (item id, quantity,
-/// acquired via, duration seconds) for tenant `$1` and user `$2`, without
-/// its RETURNING clause; the optional argument is a WHERE clause. A grant
-/// into an expired or empty stack restarts it; otherwise quantities add up
-/// and the later expiry wins.
-macro_rules! grant_statement {
+/// How a grant lands on an existing stack: an expired or emptied stack
+/// starts over; otherwise quantities add up and a timed stack keeps the
+/// later expiry (an untimed grant makes it untimed).
+macro_rules! stack_upsert {
     () => {
-        grant_statement!("")
-    };
-    ($where:literal) => {
-        concat!("INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
-         SELECT $2, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
-         FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[]) AS g(item_id, quantity, via, duration)
-         JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id ", $where, "
-         ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
+        "ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
            quantity = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
            acquired_at = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN now() ELSE s.acquired_at END,
            expires_at = CASE
              WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.expires_at
              WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
-             ELSE greatest(s.expires_at, excluded.expires_at) END")
+             ELSE greatest(s.expires_at, excluded.expires_at) END"
+    };
+}
+
+/// Grants into the default stacks, as `$3..$6` arrays (item id, quantity,
+/// acquired via, duration seconds) for tenant `$1` and user `$2`, without
+/// its RETURNING clause. Items not in the tenant's catalog are left out.
+macro_rules! grant_statement {
+    () => {
+        concat!(
+            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
+             SELECT $2, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
+             FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[]) AS g(item_id, quantity, via, duration)
+             JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id ",
+            stack_upsert!()
+        )
     };
 }
 
@@ -721,6 +734,24 @@ impl<'a> GrantColumns<'a> {
             quantities: grants.iter().map(|g| g.quantity).collect(),
             vias: grants.iter().map(|g| g.acquired_via.as_str()).collect(),
             durations: grants.iter().map(|g| g.duration_seconds).collect(),
+        }
+    }
+}
+
+/// A purchase row's idempotency columns: set with a key, NULL without one.
+struct IdempotencyColumns<'a> {
+    request_hash: Option<&'a [u8]>,
+    status: Option<i16>,
+    body: Option<&'a Value>,
+}
+
+impl<'a> IdempotencyColumns<'a> {
+    fn new(purchase: &'a PurchaseRecord, response: &'a StoredResponse) -> Self {
+        let keyed = purchase.idempotency_key.is_some();
+        Self {
+            request_hash: keyed.then_some(purchase.request_hash.as_slice()),
+            status: keyed.then(|| i16::try_from(response.status).unwrap_or(200)),
+            body: keyed.then_some(&response.body),
         }
     }
 }
@@ -972,21 +1003,19 @@ impl Tx for PgTx {
         response: &StoredResponse,
     ) -> StorageResult<Recorded> {
         let grants = GrantColumns::new(grants);
+        let idempotency = IdempotencyColumns::new(p, response);
         let row = sqlx::query(concat!(
             "WITH granted AS (",
             grant_statement!(),
             " RETURNING 1
-             ), claimed AS (
-                INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
-                SELECT $2, $13, $14, $15, $16 WHERE $13::text IS NOT NULL
-                ON CONFLICT DO NOTHING
-                RETURNING 1
              ), recorded AS (
                 INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total,
-                                       idempotency_key, module_sha256)
-                VALUES ($2, $7, $8, $9, $10, $11, $12, $17, $13, $18)
+                                       idempotency_key, request_hash, response_status, response_body, module_sha256)
+                VALUES ($2, $7, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16, $18)
+                ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING 1
              )
-             SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM claimed) AS claimed"
+             SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM recorded) AS recorded"
         ))
         .bind(self.tenant_id)
         .bind(self.user_id)
@@ -1001,18 +1030,18 @@ impl Tx for PgTx {
         .bind(&p.currency_code)
         .bind(p.unit_price)
         .bind(&p.idempotency_key)
-        .bind(&p.request_hash)
-        .bind(i16::try_from(response.status).unwrap_or(200))
-        .bind(&response.body)
+        .bind(idempotency.request_hash)
+        .bind(idempotency.status)
+        .bind(idempotency.body)
         .bind(p.total)
         .bind(&self.module_sha256)
         .fetch_one(&mut *self.tx)
         .await?;
         let granted: i64 = row.try_get("granted")?;
-        let claimed: i64 = row.try_get("claimed")?;
+        let recorded: i64 = row.try_get("recorded")?;
         Ok(if granted != grants.ids.len() as i64 {
             Recorded::UnknownItem
-        } else if p.idempotency_key.is_some() && claimed == 0 {
+        } else if recorded == 0 {
             Recorded::KeyTaken
         } else {
             Recorded::Done
@@ -1048,4 +1077,5 @@ impl Tx for PgTx {
     }
 }
 
+mod batch;
 mod optimistic;

@@ -1,15 +1,13 @@
 //! Optimistic purchases ([`Storage::begin_optimistic`]): the rules run
 //! against the balance this host last saw, with no connection held and no
-//! lock taken, and the purchase commits as one statement whose balance
-//! update is guarded on that balance being unchanged. One statement in
-//! autocommit is the whole transaction: when its guard fails, nothing of it
-//! is written.
+//! lock taken, and the purchase commits in one statement (with the others
+//! waiting, see [`super::batch`]) whose balance update is guarded on that
+//! balance being unchanged. When its guard fails, nothing of it is written.
 
+use super::batch::BatchedPurchase;
 use super::*;
-use sqlx::pool::PoolConnection;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Users whose balances are remembered; past it the memo starts over.
 const REMEMBERED_USERS: usize = 100_000;
@@ -40,56 +38,10 @@ impl SeenBalances {
         }
     }
 
-    fn forget(&self, user_id: Uuid, code: &str) {
+    pub(super) fn forget(&self, user_id: Uuid, code: &str) {
         if let Some(balances) = self.users.lock().expect("seen balances lock").get_mut(&user_id) {
             balances.retain(|(seen, _)| seen != code);
         }
-    }
-}
-
-/// Connections held out of the pool for optimistic purchases. sqlx pings a
-/// connection every time it goes back to its pool: a round trip per request
-/// on a path that is otherwise one. Here a connection goes back to the
-/// kept set only after its statement ran to the end; one dropped
-/// mid-statement (a cancelled request) or after an error goes back to the
-/// pool, whose ping resynchronises or discards it. Purchases take turns
-/// (first come, first served) for at most half the pool, so transactions
-/// always find connections.
-pub(super) struct KeptConnections {
-    idle: Mutex<Vec<PoolConnection<Postgres>>>,
-    turns: Semaphore,
-}
-
-/// A kept connection, and the turn that holds it.
-struct Kept<'a> {
-    connection: PoolConnection<Postgres>,
-    _turn: SemaphorePermit<'a>,
-}
-
-impl KeptConnections {
-    pub(super) fn new(pool_size: u32) -> Self {
-        Self { idle: Mutex::default(), turns: Semaphore::new((pool_size as usize / 2).max(1)) }
-    }
-
-    async fn take(&self, pool: &PgPool) -> Result<Kept<'_>, sqlx::Error> {
-        let turn = self.turns.acquire().await.expect("the turns semaphore is never closed");
-        let kept = self.idle.lock().expect("kept connections lock").pop();
-        let connection = match kept {
-            Some(connection) => connection,
-            None => pool.acquire().await?,
-        };
-        Ok(Kept { connection, _turn: turn })
-    }
-
-    fn keep(&self, kept: Kept<'_>, pool: &PgPool) {
-        if !pool.is_closed() {
-            self.idle.lock().expect("kept connections lock").push(kept.connection);
-        }
-    }
-
-    /// Gives every kept connection back to the pool.
-    pub(super) fn release(&self) {
-        self.idle.lock().expect("kept connections lock").clear();
     }
 }
 
@@ -108,7 +60,7 @@ struct Record {
 }
 
 pub(super) struct OptimisticTx {
-    /// The pool, the kept connections and the remembered balances.
+    /// The pool, the committers and the remembered balances.
     storage: PgStorage,
     tenant_id: Uuid,
     user_id: Uuid,
@@ -161,77 +113,6 @@ impl OptimisticTx {
         };
         self.balance = Some((code.to_owned(), balance));
         Ok(balance)
-    }
-
-    /// The purchase in one statement. The debit is guarded on the balance
-    /// the rules saw and on every granted item being in the tenant's
-    /// catalog; everything else is written only if the debit was.
-    async fn commit_purchase(&self, code: &str, before: i64, debit: &Debit, record: &Record) -> StorageResult<()> {
-        let grants = GrantColumns::new(&record.grants);
-        let p = &record.purchase;
-        let mut kept = self.storage.connections.take(&self.storage.pool).await?;
-        let row = sqlx::query(concat!(
-            "WITH changed AS (
-                UPDATE balances SET balance = balance + $8, updated_at = now()
-                WHERE user_id = $2 AND currency_code = $7 AND balance = $9
-                  AND (SELECT count(*) FROM catalog_items WHERE tenant_id = $1 AND id = ANY($3)) = cardinality($3)
-                RETURNING balance
-             ), entry AS (
-                INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256)
-                SELECT $2, $10, $7, $8, balance, $11, $12, $13 FROM changed
-             ), claimed AS (
-                INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
-                SELECT $2, $14, $15, $16, $17 FROM changed WHERE $14::text IS NOT NULL
-             ), granted AS (",
-            grant_statement!("WHERE EXISTS (SELECT 1 FROM changed)"),
-            " RETURNING 1
-             ), recorded AS (
-                INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total,
-                                       idempotency_key, module_sha256)
-                SELECT $2, $18, $19, $20, $21, $22, $23, $24, $14, $13 FROM changed
-             )
-             SELECT (SELECT balance FROM changed) AS after,
-                    (SELECT balance FROM balances WHERE user_id = $2 AND currency_code = $7) AS current"
-        ))
-        .bind(self.tenant_id)
-        .bind(self.user_id)
-        .bind(&grants.ids)
-        .bind(&grants.quantities)
-        .bind(&grants.vias)
-        .bind(&grants.durations)
-        .bind(code)
-        .bind(debit.delta)
-        .bind(before)
-        .bind(Uuid::now_v7())
-        .bind(debit.reason.as_str())
-        .bind(&debit.reference)
-        .bind(&self.module_sha256)
-        .bind(&p.idempotency_key)
-        .bind(&p.request_hash)
-        .bind(i16::try_from(record.response.status).unwrap_or(200))
-        .bind(&record.response.body)
-        .bind(p.id)
-        .bind(p.item_id)
-        .bind(p.store_id)
-        .bind(p.quantity)
-        .bind(&p.currency_code)
-        .bind(p.unit_price)
-        .bind(p.total)
-        .fetch_one(&mut *kept.connection)
-        .await
-        .map_err(conflict("idempotency key"))?;
-        self.storage.connections.keep(kept, &self.storage.pool);
-        if let Some(after) = row.try_get::<Option<i64>, _>("after")? {
-            self.storage.seen.set(self.user_id, code, after);
-            return Ok(());
-        }
-        // The balance moved under the rules (another host, a grant): the
-        // next request starts from what it is now.
-        match row.try_get::<Option<i64>, _>("current")? {
-            Some(current) => self.storage.seen.set(self.user_id, code, current),
-            None => self.storage.seen.forget(self.user_id, code),
-        }
-        Err(StorageError::Stale)
     }
 }
 
@@ -312,12 +193,26 @@ impl Tx for OptimisticTx {
     }
 
     async fn commit(self: Box<Self>) -> StorageResult<()> {
-        match (&self.balance, &self.debit, &self.record) {
-            (Some((code, before)), Some(debit), Some(record)) => {
-                self.commit_purchase(code, *before, debit, record).await
-            }
-            (_, None, None) => Ok(()),
-            _ => Err(StorageError::Stale),
+        let Self { storage, tenant_id, user_id, module_sha256, balance, debit, record, .. } = *self;
+        let (Some((currency_code, before)), Some(debit), Some(record)) = (balance, debit, record) else {
+            return Err(StorageError::Stale);
+        };
+        let purchase = BatchedPurchase {
+            tenant_id,
+            user_id,
+            module_sha256,
+            currency_code,
+            before,
+            delta: debit.delta,
+            reason: debit.reason,
+            reference: debit.reference,
+            purchase: record.purchase,
+            grants: record.grants,
+            response: record.response,
+        };
+        match storage.committers.commit(purchase).await? {
+            true => Ok(()),
+            false => Err(StorageError::Stale),
         }
     }
 

@@ -1,0 +1,337 @@
+//! Group commit of optimistic purchases. A few committer tasks, each with a
+//! connection of its own, take every purchase waiting when they come free
+//! and write them in one statement: one round trip, one executor start and
+//! one WAL flush for the lot. Under light load a batch is one purchase;
+//! under heavy load the queue fills while the committers are busy, and the
+//! batches grow with it.
+//!
+//! Each purchase in a batch keeps its own guard (the balance its rules saw,
+//! its items in the catalog, its idempotency key unused), so one that fails
+//! its guard writes nothing and the others are unaffected.
+
+use super::*;
+use sqlx::PgConnection;
+use sqlx::pool::PoolConnection;
+use std::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// The most purchases one statement writes.
+const MAX_BATCH: usize = 64;
+
+/// A purchase ready to commit: its one debit and everything recorded with it.
+pub(super) struct BatchedPurchase {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub module_sha256: Option<String>,
+    pub currency_code: String,
+    /// The balance the rules saw: the guard.
+    pub before: i64,
+    pub delta: i64,
+    pub reason: LedgerReason,
+    pub reference: Option<String>,
+    pub purchase: PurchaseRecord,
+    pub grants: Vec<NewGrant>,
+    pub response: StoredResponse,
+}
+
+/// `Ok(true)`: committed. `Ok(false)`: its guard failed and nothing of it
+/// was written.
+type Reply = StorageResult<bool>;
+
+struct Pending {
+    purchase: BatchedPurchase,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// The queue of purchases waiting to commit, and the tasks that commit them.
+pub(super) struct Committers {
+    /// `None` once closed: no purchase is taken after that.
+    queue: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Committers {
+    /// Starts `count` committer tasks on the current runtime.
+    pub(super) fn start(pool: &PgPool, seen: &Arc<SeenBalances>, count: usize) -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let tasks = (0..count.max(1))
+            .map(|_| tokio::spawn(commit_batches(pool.clone(), seen.clone(), receiver.clone())))
+            .collect();
+        Self { queue: Mutex::new(Some(queue)), tasks: Mutex::new(tasks) }
+    }
+
+    /// Commits `purchase` with whatever else is waiting.
+    pub(super) async fn commit(&self, purchase: BatchedPurchase) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let queued = match &*self.queue.lock().expect("commit queue lock") {
+            Some(queue) => queue.send(Pending { purchase, reply }).is_ok(),
+            None => false,
+        };
+        if !queued {
+            return Err(StorageError::Database(sqlx::Error::PoolClosed));
+        }
+        // A committer answers every purchase it takes, even when the
+        // request that sent it has gone.
+        answer.await.unwrap_or(Err(StorageError::Database(sqlx::Error::PoolClosed)))
+    }
+
+    /// Takes no more purchases, lets the committers finish what is queued
+    /// and waits for them to give their connections back.
+    pub(super) async fn close(&self) {
+        self.queue.lock().expect("commit queue lock").take();
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("committer tasks lock"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// One committer: waits for purchases, writes them, answers each.
+async fn commit_batches(
+    pool: PgPool,
+    seen: Arc<SeenBalances>,
+    receiver: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>,
+) {
+    let mut connection: Option<PoolConnection<Postgres>> = None;
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if receiver.lock().await.recv_many(&mut waiting, MAX_BATCH).await == 0 {
+            return;
+        }
+        // The purchases of one user go to separate statements (one host
+        // serves a user's purchases one at a time, so this is rare).
+        while !waiting.is_empty() {
+            let batch = take_one_per_user(&mut waiting);
+            commit_batch(&pool, &seen, &mut connection, batch).await;
+        }
+    }
+}
+
+/// Takes from `waiting` the first purchase of each user, in order.
+fn take_one_per_user(waiting: &mut Vec<Pending>) -> Vec<Pending> {
+    let mut users = std::collections::HashSet::with_capacity(waiting.len());
+    let (batch, rest) = std::mem::take(waiting).into_iter().partition(|p| users.insert(p.purchase.user_id));
+    *waiting = rest;
+    batch
+}
+
+async fn commit_batch(
+    pool: &PgPool,
+    seen: &SeenBalances,
+    connection: &mut Option<PoolConnection<Postgres>>,
+    batch: Vec<Pending>,
+) {
+    let result = match connection {
+        Some(kept) => write(kept, &batch).await,
+        None => match pool.acquire().await {
+            Ok(fresh) => write(connection.insert(fresh), &batch).await,
+            Err(error) => Err(error),
+        },
+    };
+    match result {
+        Ok(balances) => {
+            for (pending, after) in batch.into_iter().zip(balances) {
+                let p = &pending.purchase;
+                match after {
+                    Some(after) => seen.set(p.user_id, &p.currency_code, after),
+                    // The balance moved under the rules (another host, a
+                    // grant): the next attempt reads it afresh.
+                    None => seen.forget(p.user_id, &p.currency_code),
+                }
+                let _ = pending.reply.send(Ok(after.is_some()));
+            }
+        }
+        Err(error) => {
+            // A connection that failed goes back to the pool, whose
+            // check resynchronises or discards it.
+            connection.take();
+            if is_unique_violation(&error) && batch.len() > 1 {
+                // A key taken on another host since the guard's snapshot
+                // refused the whole statement, and nothing was written:
+                // each purchase runs alone, and only the one that reused
+                // the key is refused.
+                for pending in batch {
+                    Box::pin(commit_batch(pool, seen, connection, vec![pending])).await;
+                }
+                return;
+            }
+            for pending in batch {
+                let _ = pending.reply.send(Err(shared_error(&error)));
+            }
+        }
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The failure of a batch, for each of its purchases.
+fn shared_error(error: &sqlx::Error) -> StorageError {
+    if is_unique_violation(error) {
+        return StorageError::Conflict("idempotency key");
+    }
+    StorageError::Database(match error {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(other.to_string()),
+    })
+}
+
+/// Writes a batch (one purchase per user) in one statement; the balance
+/// after each purchase, or `None` where its guard failed. The guards'
+/// subqueries end in `OFFSET 0` so that they stay index probes per
+/// purchase: as joins, the planner may hash a whole table instead.
+async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let columns = BatchColumns::new(batch);
+    let written: Vec<(i32, i64)> = sqlx::query_as(concat!(
+        "WITH d AS (
+            SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::bigint[],
+                                 $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[],
+                                 $13::smallint[], $14::jsonb[], $15::uuid[], $16::uuid[], $17::uuid[],
+                                 $18::bigint[], $19::text[], $20::bigint[], $21::bigint[])
+              AS d(n, tenant_id, user_id, code, delta, before, ledger_id, reason, reference, module_sha256,
+                   idempotency_key, request_hash, response_status, response_body, purchase_id, item_id,
+                   store_id, quantity, currency_code, unit_price, total)
+         ), g AS (
+            SELECT * FROM unnest($22::int[], $23::uuid[], $24::bigint[], $25::text[], $26::bigint[])
+              AS g(n, item_id, quantity, via, duration)
+         ), changed AS (
+            UPDATE balances b SET balance = b.balance + d.delta, updated_at = now()
+            FROM d
+            WHERE b.user_id = d.user_id AND b.currency_code = d.code AND b.balance = d.before
+              AND NOT EXISTS (SELECT 1 FROM g WHERE g.n = d.n AND NOT EXISTS (
+                    SELECT 1 FROM catalog_items i WHERE i.tenant_id = d.tenant_id AND i.id = g.item_id OFFSET 0
+                  ) OFFSET 0)
+              AND NOT EXISTS (SELECT 1 FROM purchases p
+                              WHERE p.user_id = d.user_id AND p.idempotency_key = d.idempotency_key OFFSET 0)
+            RETURNING d.*, b.balance AS after
+         ), entry AS (
+            INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256)
+            SELECT user_id, ledger_id, code, delta, after, reason, reference, module_sha256 FROM changed
+         ), granted AS (
+            INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
+            SELECT c.user_id, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
+            FROM g JOIN changed c ON c.n = g.n ",
+        stack_upsert!(),
+        "
+         ), recorded AS (
+            INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total,
+                                   idempotency_key, request_hash, response_status, response_body, module_sha256)
+            SELECT user_id, purchase_id, item_id, store_id, quantity, currency_code, unit_price, total,
+                   idempotency_key, request_hash, response_status, response_body, module_sha256
+            FROM changed
+         )
+         SELECT n, after FROM changed"
+    ))
+    .bind(&columns.n)
+    .bind(&columns.tenant_id)
+    .bind(&columns.user_id)
+    .bind(&columns.code)
+    .bind(&columns.delta)
+    .bind(&columns.before)
+    .bind(&columns.ledger_id)
+    .bind(&columns.reason)
+    .bind(&columns.reference)
+    .bind(&columns.module_sha256)
+    .bind(&columns.idempotency_key)
+    .bind(&columns.request_hash)
+    .bind(&columns.response_status)
+    .bind(&columns.response_body)
+    .bind(&columns.purchase_id)
+    .bind(&columns.item_id)
+    .bind(&columns.store_id)
+    .bind(&columns.quantity)
+    .bind(&columns.currency_code)
+    .bind(&columns.unit_price)
+    .bind(&columns.total)
+    .bind(&columns.grant_n)
+    .bind(&columns.grant_item_id)
+    .bind(&columns.grant_quantity)
+    .bind(&columns.grant_via)
+    .bind(&columns.grant_duration)
+    .fetch_all(connection)
+    .await?;
+    let mut balances = vec![None; batch.len()];
+    for (n, after) in written {
+        if let Some(balance) = usize::try_from(n).ok().and_then(|n| balances.get_mut(n)) {
+            *balance = Some(after);
+        }
+    }
+    Ok(balances)
+}
+
+/// A batch as the column arrays the statement unnests: one row per
+/// purchase, numbered `n`, and one per grant, carrying its purchase's `n`.
+#[derive(Default)]
+struct BatchColumns<'a> {
+    n: Vec<i32>,
+    tenant_id: Vec<Uuid>,
+    user_id: Vec<Uuid>,
+    code: Vec<&'a str>,
+    delta: Vec<i64>,
+    before: Vec<i64>,
+    ledger_id: Vec<Uuid>,
+    reason: Vec<&'static str>,
+    reference: Vec<Option<&'a str>>,
+    module_sha256: Vec<Option<&'a str>>,
+    idempotency_key: Vec<Option<&'a str>>,
+    request_hash: Vec<Option<&'a [u8]>>,
+    response_status: Vec<Option<i16>>,
+    response_body: Vec<Option<&'a Value>>,
+    purchase_id: Vec<Uuid>,
+    item_id: Vec<Uuid>,
+    store_id: Vec<Option<Uuid>>,
+    quantity: Vec<i64>,
+    currency_code: Vec<&'a str>,
+    unit_price: Vec<i64>,
+    total: Vec<i64>,
+    grant_n: Vec<i32>,
+    grant_item_id: Vec<Uuid>,
+    grant_quantity: Vec<i64>,
+    grant_via: Vec<&'a str>,
+    grant_duration: Vec<Option<i64>>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn new(batch: &'a [Pending]) -> Self {
+        let mut columns = Self::default();
+        for (n, pending) in (0..).zip(batch) {
+            let b = &pending.purchase;
+            let p = &b.purchase;
+            let idempotency = IdempotencyColumns::new(p, &b.response);
+            columns.n.push(n);
+            columns.tenant_id.push(b.tenant_id);
+            columns.user_id.push(b.user_id);
+            columns.code.push(&b.currency_code);
+            columns.delta.push(b.delta);
+            columns.before.push(b.before);
+            columns.ledger_id.push(Uuid::now_v7());
+            columns.reason.push(b.reason.as_str());
+            columns.reference.push(b.reference.as_deref());
+            columns.module_sha256.push(b.module_sha256.as_deref());
+            columns.idempotency_key.push(p.idempotency_key.as_deref());
+            columns.request_hash.push(idempotency.request_hash);
+            columns.response_status.push(idempotency.status);
+            columns.response_body.push(idempotency.body);
+            columns.purchase_id.push(p.id);
+            columns.item_id.push(p.item_id);
+            columns.store_id.push(p.store_id);
+            columns.quantity.push(p.quantity);
+            columns.currency_code.push(&p.currency_code);
+            columns.unit_price.push(p.unit_price);
+            columns.total.push(p.total);
+            for grant in &b.grants {
+                columns.grant_n.push(n);
+                columns.grant_item_id.push(grant.item_id);
+                columns.grant_quantity.push(grant.quantity);
+                columns.grant_via.push(&grant.acquired_via);
+                columns.grant_duration.push(grant.duration_seconds);
+            }
+        }
+        columns
+    }
+}
