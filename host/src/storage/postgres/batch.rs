@@ -1,5 +1,5 @@
 //! Group commit of optimistic purchases. A few committer tasks, each with a
-//! connection of its own, take every purchase waiting when they come free
+//! connection of its own (outside the pool), take every purchase waiting when they come free
 //! and write them in one statement: one round trip, one executor start and
 //! one WAL flush for the lot. Under light load a batch is one purchase;
 //! under heavy load the queue fills while the committers are busy, and the
@@ -10,8 +10,7 @@
 //! its guard writes nothing and the others are unaffected.
 
 use super::*;
-use sqlx::PgConnection;
-use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection};
 use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -78,7 +77,7 @@ impl Committers {
     }
 
     /// Takes no more purchases, lets the committers finish what is queued
-    /// and waits for them to give their connections back.
+    /// and waits for them to close their connections.
     pub(super) async fn close(&self) {
         self.queue.lock().expect("commit queue lock").take();
         let tasks = std::mem::take(&mut *self.tasks.lock().expect("committer tasks lock"));
@@ -88,44 +87,55 @@ impl Committers {
     }
 }
 
-/// One committer: waits for purchases, writes them, answers each.
+/// One committer: waits for purchases, writes them, answers each. It has
+/// a connection of its own, outside the pool, set to plan the statement
+/// once: planned for each batch's sizes, it would be planned again every
+/// time, which costs more than running it.
 async fn commit_batches(
     pool: PgPool,
     seen: Arc<SeenBalances>,
     receiver: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>,
 ) {
-    let mut connection: Option<PoolConnection<Postgres>> = None;
+    let options = pool.connect_options().as_ref().clone().options([("plan_cache_mode", "force_generic_plan")]);
+    let mut connection: Option<PgConnection> = None;
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     loop {
         if receiver.lock().await.recv_many(&mut waiting, MAX_BATCH).await == 0 {
+            if let Some(connection) = connection {
+                let _ = connection.close().await;
+            }
             return;
         }
         // The purchases of one user go to separate statements (one host
         // serves a user's purchases one at a time, so this is rare).
         while !waiting.is_empty() {
             let batch = take_one_per_user(&mut waiting);
-            commit_batch(&pool, &seen, &mut connection, batch).await;
+            commit_batch(&options, &seen, &mut connection, batch).await;
         }
     }
 }
 
-/// Takes from `waiting` the first purchase of each user, in order.
+/// Takes from `waiting` the first purchase of each user, in the order of
+/// their user ids: every batch, on every host, locks balances in that
+/// order, so two batches never wait on each other in a cycle.
 fn take_one_per_user(waiting: &mut Vec<Pending>) -> Vec<Pending> {
     let mut users = std::collections::HashSet::with_capacity(waiting.len());
-    let (batch, rest) = std::mem::take(waiting).into_iter().partition(|p| users.insert(p.purchase.user_id));
+    let (mut batch, rest): (Vec<_>, _) =
+        std::mem::take(waiting).into_iter().partition(|p| users.insert(p.purchase.user_id));
     *waiting = rest;
+    batch.sort_unstable_by_key(|p| p.purchase.user_id);
     batch
 }
 
 async fn commit_batch(
-    pool: &PgPool,
+    options: &PgConnectOptions,
     seen: &SeenBalances,
-    connection: &mut Option<PoolConnection<Postgres>>,
+    connection: &mut Option<PgConnection>,
     batch: Vec<Pending>,
 ) {
     let result = match connection {
-        Some(kept) => write(kept, &batch).await,
-        None => match pool.acquire().await {
+        Some(open) => write(open, &batch).await,
+        None => match PgConnection::connect_with(options).await {
             Ok(fresh) => write(connection.insert(fresh), &batch).await,
             Err(error) => Err(error),
         },
@@ -144,16 +154,18 @@ async fn commit_batch(
             }
         }
         Err(error) => {
-            // A connection that failed goes back to the pool, whose
-            // check resynchronises or discards it.
-            connection.take();
-            if is_unique_violation(&error) && batch.len() > 1 {
-                // A key taken on another host since the guard's snapshot
-                // refused the whole statement, and nothing was written:
-                // each purchase runs alone, and only the one that reused
-                // the key is refused.
+            // An error the database reported leaves the connection in step;
+            // after any other, the next batch opens a fresh one.
+            if !matches!(error, sqlx::Error::Database(_)) {
+                connection.take();
+            }
+            if refused_whole(&error) && batch.len() > 1 {
+                // The database refused the whole statement and nothing was
+                // written: a key taken on another host since the guard's
+                // snapshot, or (should lock orders ever cross) a deadlock.
+                // Each purchase runs alone, so only the one at fault fails.
                 for pending in batch {
-                    Box::pin(commit_batch(pool, seen, connection, vec![pending])).await;
+                    Box::pin(commit_batch(options, seen, connection, vec![pending])).await;
                 }
                 return;
             }
@@ -166,6 +178,13 @@ async fn commit_batch(
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// A statement error that one purchase of the batch may have caused alone.
+fn refused_whole(error: &sqlx::Error) -> bool {
+    const DEADLOCK_DETECTED: &str = "40P01";
+    is_unique_violation(error)
+        || matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(DEADLOCK_DETECTED))
 }
 
 /// The failure of a batch, for each of its purchases.

