@@ -1,9 +1,9 @@
 //! Group commit of optimistic purchases. A few committer tasks, each with a
-//! connection of its own (outside the pool), take every purchase waiting when they come free
-//! and write them in one statement: one round trip, one executor start and
-//! one WAL flush for the lot. Under light load a batch is one purchase;
-//! under heavy load the queue fills while the committers are busy, and the
-//! batches grow with it.
+//! connection of its own (outside the pool), take every purchase waiting
+//! when they come free and write them in one statement: one round trip, one
+//! executor start and one WAL flush for the lot. Under light load a batch is
+//! one purchase; under heavy load the queue fills while the committers are
+//! busy, and the batches grow with it.
 //!
 //! Each purchase in a batch keeps its own guard (the balance its rules saw,
 //! its items in the catalog, its idempotency key unused), so one that fails
@@ -51,13 +51,16 @@ pub(super) struct Committers {
 }
 
 impl Committers {
-    /// Starts `count` committer tasks on the current runtime.
+    /// Starts `count` committer tasks on the current runtime, connecting
+    /// as the pool does. Their connections are set to plan the statement
+    /// once: planned for each batch's sizes, it would be planned again on
+    /// every execution, which costs more than running it.
     pub(super) fn start(pool: &PgPool, seen: &Arc<SeenBalances>, count: usize) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-        let tasks = (0..count.max(1))
-            .map(|_| tokio::spawn(commit_batches(pool.clone(), seen.clone(), receiver.clone())))
-            .collect();
+        let options = pool.connect_options().as_ref().clone().options([("plan_cache_mode", "force_generic_plan")]);
+        let tasks =
+            (0..count).map(|_| tokio::spawn(commit_batches(options.clone(), seen.clone(), receiver.clone()))).collect();
         Self { queue: Mutex::new(Some(queue)), tasks: Mutex::new(tasks) }
     }
 
@@ -87,16 +90,12 @@ impl Committers {
     }
 }
 
-/// One committer: waits for purchases, writes them, answers each. It has
-/// a connection of its own, outside the pool, set to plan the statement
-/// once: planned for each batch's sizes, it would be planned again every
-/// time, which costs more than running it.
+/// One committer: waits for purchases, writes them, answers each.
 async fn commit_batches(
-    pool: PgPool,
+    options: PgConnectOptions,
     seen: Arc<SeenBalances>,
     receiver: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>,
 ) {
-    let options = pool.connect_options().as_ref().clone().options([("plan_cache_mode", "force_generic_plan")]);
     let mut connection: Option<PgConnection> = None;
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     loop {
