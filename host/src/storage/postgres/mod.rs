@@ -69,10 +69,11 @@ impl PgStorage {
     }
 }
 
-/// Optimistic purchases commit in batches on an eighth of the pool (at
-/// least two connections, so one slow batch never holds up all of them);
-/// the rest serves transactions and reads. Fewer committers make bigger
-/// batches: two commit over 10,000 purchases a second here.
+/// How many committers write optimistic purchases in batches, each on a
+/// connection of its own beside the pool: an eighth of the pool's size, at
+/// least two, so one slow batch never holds up all of them. Fewer
+/// committers make bigger batches: two commit over 10,000 purchases a
+/// second on a two-core machine.
 fn committers(pool_size: u32) -> usize {
     (pool_size as usize / 8).max(2)
 }
