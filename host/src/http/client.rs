@@ -139,7 +139,8 @@ impl ValidPurchase {
 /// Buys an item: at most once per idempotency key, all or nothing.
 ///
 /// A purchase first runs optimistically: the rules see the balance this
-/// host last saw, and it commits as one statement guarded on that balance.
+/// host last saw, and it commits in one statement guarded on that balance
+/// (shared with the other purchases waiting to commit).
 /// If the guess was stale, or the rules needed more than that statement
 /// covers, it runs again under row locks. Either way the key is claimed by
 /// the statement that records the purchase: a concurrent request with the

@@ -450,11 +450,12 @@ pub trait Storage: Send + Sync {
     async fn begin(&self, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> StorageResult<Box<dyn Tx>>;
     /// Opens an optimistic transaction for a purchase: it holds no
     /// connection while the rules run, answers balance reads with the
-    /// balance this host last saw committed, and commits as one statement
-    /// guarded on that balance being unchanged. It covers one currency, one
-    /// debit and the purchase record; anything else, and a guard that fails,
-    /// ends in [`StorageError::Stale`] with nothing written, and the caller
-    /// runs the request again in a [`Storage::begin`] transaction.
+    /// balance this host last saw committed, and commits in one statement
+    /// (shared with the other purchases waiting to commit) guarded on that
+    /// balance being unchanged. It covers one currency, one debit and the
+    /// purchase record; anything else, and a guard that fails, ends in
+    /// [`StorageError::Stale`] with nothing written, and the caller runs the
+    /// request again in a [`Storage::begin`] transaction.
     async fn begin_optimistic(
         &self,
         tenant_id: Uuid,

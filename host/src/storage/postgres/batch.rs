@@ -18,6 +18,20 @@ use tokio::task::JoinHandle;
 /// The most purchases one statement writes.
 const MAX_BATCH: usize = 64;
 
+/// The one balance change an optimistic purchase makes.
+pub(super) struct Debit {
+    pub delta: i64,
+    pub reason: LedgerReason,
+    pub reference: Option<String>,
+}
+
+/// What is recorded with the debit.
+pub(super) struct Record {
+    pub purchase: PurchaseRecord,
+    pub grants: Vec<NewGrant>,
+    pub response: StoredResponse,
+}
+
 /// A purchase ready to commit: its one debit and everything recorded with it.
 pub(super) struct BatchedPurchase {
     pub tenant_id: Uuid,
@@ -26,12 +40,8 @@ pub(super) struct BatchedPurchase {
     pub currency_code: String,
     /// The balance the rules saw: the guard.
     pub before: i64,
-    pub delta: i64,
-    pub reason: LedgerReason,
-    pub reference: Option<String>,
-    pub purchase: PurchaseRecord,
-    pub grants: Vec<NewGrant>,
-    pub response: StoredResponse,
+    pub debit: Debit,
+    pub record: Record,
 }
 
 /// `Ok(true)`: committed. `Ok(false)`: its guard failed and nothing of it
@@ -175,10 +185,6 @@ async fn commit_batch(
     }
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 /// A statement error that one purchase of the batch may have caused alone.
 fn refused_whole(error: &sqlx::Error) -> bool {
     const DEADLOCK_DETECTED: &str = "40P01";
@@ -319,17 +325,17 @@ impl<'a> BatchColumns<'a> {
         let mut columns = Self::default();
         for (n, pending) in (0..).zip(batch) {
             let b = &pending.purchase;
-            let p = &b.purchase;
-            let idempotency = IdempotencyColumns::new(p, &b.response);
+            let p = &b.record.purchase;
+            let idempotency = IdempotencyColumns::new(p, &b.record.response);
             columns.n.push(n);
             columns.tenant_id.push(b.tenant_id);
             columns.user_id.push(b.user_id);
             columns.code.push(&b.currency_code);
-            columns.delta.push(b.delta);
+            columns.delta.push(b.debit.delta);
             columns.before.push(b.before);
             columns.ledger_id.push(Uuid::now_v7());
-            columns.reason.push(b.reason.as_str());
-            columns.reference.push(b.reference.as_deref());
+            columns.reason.push(b.debit.reason.as_str());
+            columns.reference.push(b.debit.reference.as_deref());
             columns.module_sha256.push(b.module_sha256.as_deref());
             columns.idempotency_key.push(p.idempotency_key.as_deref());
             columns.request_hash.push(idempotency.request_hash);
@@ -342,7 +348,7 @@ impl<'a> BatchColumns<'a> {
             columns.currency_code.push(&p.currency_code);
             columns.unit_price.push(p.unit_price);
             columns.total.push(p.total);
-            for grant in &b.grants {
+            for grant in &b.record.grants {
                 columns.grant_n.push(n);
                 columns.grant_item_id.push(grant.item_id);
                 columns.grant_quantity.push(grant.quantity);

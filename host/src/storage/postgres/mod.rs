@@ -80,10 +80,11 @@ fn committers(pool_size: u32) -> usize {
 
 /// Turns a unique violation into [`StorageError::Conflict`].
 fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
-    move |error| match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(what),
-        _ => StorageError::Database(error),
-    }
+    move |error| if is_unique_violation(&error) { StorageError::Conflict(what) } else { StorageError::Database(error) }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// The currency columns every currency query selects.

@@ -4,7 +4,7 @@
 //! waiting, see [`super::batch`]) whose balance update is guarded on that
 //! balance being unchanged. When its guard fails, nothing of it is written.
 
-use super::batch::BatchedPurchase;
+use super::batch::{BatchedPurchase, Debit, Record};
 use super::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,20 +43,6 @@ impl SeenBalances {
             balances.retain(|(seen, _)| seen != code);
         }
     }
-}
-
-/// The one balance change an optimistic purchase makes.
-struct Debit {
-    delta: i64,
-    reason: LedgerReason,
-    reference: Option<String>,
-}
-
-/// What the purchase record statement writes besides the debit.
-struct Record {
-    purchase: PurchaseRecord,
-    grants: Vec<NewGrant>,
-    response: StoredResponse,
 }
 
 pub(super) struct OptimisticTx {
@@ -197,19 +183,7 @@ impl Tx for OptimisticTx {
         let (Some((currency_code, before)), Some(debit), Some(record)) = (balance, debit, record) else {
             return Err(StorageError::Stale);
         };
-        let purchase = BatchedPurchase {
-            tenant_id,
-            user_id,
-            module_sha256,
-            currency_code,
-            before,
-            delta: debit.delta,
-            reason: debit.reason,
-            reference: debit.reference,
-            purchase: record.purchase,
-            grants: record.grants,
-            response: record.response,
-        };
+        let purchase = BatchedPurchase { tenant_id, user_id, module_sha256, currency_code, before, debit, record };
         match storage.committers.commit(purchase).await? {
             true => Ok(()),
             false => Err(StorageError::Stale),
