@@ -4,7 +4,7 @@
 //! restart deserializes instead of recompiling), and cached in memory. A
 //! tenant's active module sits behind an `Arc`: a request clones it once
 //! and finishes on it, so swapping never drains or fails anything in flight.
-//! The catalog is reloaded whole when the tenant's `catalog_version` moves.
+//! The catalog is reloaded whole when the tenant's `config_version` moves.
 //! Changes made through another host are picked up by polling the tenants
 //! this host serves (every [`REFRESH_INTERVAL`]); nothing depends on
 //! LISTEN/NOTIFY.
@@ -79,20 +79,31 @@ impl Rules {
         self.install(tenant_id, rules).await
     }
 
-    /// Checks, compiles and stores a module; it is not active yet.
+    /// Checks, compiles and stores a module; it is not active yet. The
+    /// bytes are compiled even when another tenant uploaded the same ones:
+    /// how long an upload takes must tell nothing about other tenants'
+    /// modules. Only a tenant's re-upload of its own module answers at once.
     pub async fn upload(&self, tenant_id: Uuid, bytes: Vec<u8>) -> Result<ModuleInfo, ModuleError> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        self.compiled_module(&sha256, || async { Ok(bytes.clone()) }).await?;
+        if let Some(uploaded) = self.storage.module_info(tenant_id, &sha256).await? {
+            return Ok(uploaded);
+        }
+        let module = self.compile(&sha256, bytes.clone()).await?;
+        self.compiled.lock().expect("module cache lock").insert(sha256.clone(), module);
         Ok(self.storage.put_module(tenant_id, &sha256, &bytes).await?)
     }
 
     /// Makes an uploaded module (`None`: the built-in rules) the tenant's
-    /// rules, on this host at once and on the others within a refresh.
+    /// rules, on this host at once and on the others within a refresh. A
+    /// module the tenant never uploaded is [`ModuleError::Unknown`], and
+    /// nothing is written.
     pub async fn activate(&self, tenant_id: Uuid, sha256: Option<&str>) -> Result<(), ModuleError> {
         if let Some(sha256) = sha256 {
             self.stored_module(tenant_id, sha256).await?;
         }
-        self.storage.set_active_module(tenant_id, sha256).await?;
+        if !self.storage.set_active_module(tenant_id, sha256).await? {
+            return Err(ModuleError::Unknown(sha256.unwrap_or_default().to_owned()));
+        }
         self.refresh(&[tenant_id]).await
     }
 
@@ -114,7 +125,7 @@ impl Rules {
             Some(sha256) => self.stored_module(tenant_id, sha256).await?,
         };
         let catalog = match &current {
-            Some(current) if current.rules.catalog_version == rules.catalog_version => current.catalog.clone(),
+            Some(current) if current.rules.config_version == rules.config_version => current.catalog.clone(),
             _ => {
                 let (items, stores, currencies) = tokio::try_join!(
                     self.storage.items(tenant_id),
@@ -128,8 +139,9 @@ impl Rules {
         let installed = Arc::new(TenantContext { module, limits, catalog, rules });
         let mut tenants = self.tenants.write().expect("tenant rules lock");
         match tenants.get(&tenant_id) {
-            // A slower refresh must not put back an older catalog.
-            Some(newer) if newer.rules.catalog_version > installed.rules.catalog_version => Ok(newer.clone()),
+            // A slower refresh must not put back older rules: every change
+            // moves the version, so an equal version is the same rules.
+            Some(newer) if newer.rules.config_version >= installed.rules.config_version => Ok(newer.clone()),
             _ => {
                 tenants.insert(tenant_id, installed.clone());
                 Ok(installed)
@@ -137,53 +149,48 @@ impl Rules {
         }
     }
 
-    /// A module the tenant uploaded, compiled.
+    /// A module the tenant uploaded, compiled. Ownership is checked first:
+    /// the caches behind it are shared by all tenants (the same bytes make
+    /// the same code), so they must never answer for a module the tenant
+    /// does not have.
     async fn stored_module(&self, tenant_id: Uuid, sha256: &str) -> Result<Arc<RulesModule>, ModuleError> {
-        let storage = &self.storage;
-        self.compiled_module(sha256, || async move {
-            storage.module_bytes(tenant_id, sha256).await?.ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))
-        })
-        .await
-    }
-
-    /// The compiled module with this hash: from memory, else from a stored
-    /// artifact, else compiled from `bytes()` (off the async threads) and
-    /// its artifact stored.
-    async fn compiled_module<F, Fut>(&self, sha256: &str, bytes: F) -> Result<Arc<RulesModule>, ModuleError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<u8>, ModuleError>>,
-    {
+        if self.storage.module_info(tenant_id, sha256).await?.is_none() {
+            return Err(ModuleError::Unknown(sha256.to_owned()));
+        }
         if let Some(module) = self.compiled.lock().expect("module cache lock").get(sha256) {
             return Ok(module.clone());
         }
         let engine_hash = self.runtime.engine_hash();
         let loaded = match self.storage.artifact(sha256, &engine_hash).await? {
-            Some(artifact) => self.runtime.load_artifact(sha256, &artifact).ok(),
+            Some(artifact) => self.runtime.load_artifact(sha256, &artifact).ok().map(Arc::new),
             None => None,
         };
         let module = match loaded {
             Some(module) => module,
             None => {
-                let bytes = bytes().await?;
-                if bytes.len() > MAX_MODULE_BYTES {
-                    return Err(ModuleError::Invalid(format!(
-                        "the module is {} bytes; the limit is {MAX_MODULE_BYTES}",
-                        bytes.len()
-                    )));
-                }
-                let runtime = self.runtime.clone();
-                let (module, artifact) = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
-                    .await
-                    .map_err(|error| ModuleError::Invalid(format!("compilation failed: {error}")))?
-                    .map_err(|error| ModuleError::Invalid(format!("{error:#}")))?;
-                self.storage.put_artifact(sha256, &engine_hash, &artifact).await?;
-                module
+                let bytes = self.storage.module_bytes(tenant_id, sha256).await?;
+                self.compile(sha256, bytes.ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))?).await?
             }
         };
-        let module = Arc::new(module);
         self.compiled.lock().expect("module cache lock").insert(sha256.to_owned(), module.clone());
         Ok(module)
+    }
+
+    /// Compiles a module off the async threads and stores its artifact.
+    async fn compile(&self, sha256: &str, bytes: Vec<u8>) -> Result<Arc<RulesModule>, ModuleError> {
+        if bytes.len() > MAX_MODULE_BYTES {
+            return Err(ModuleError::Invalid(format!(
+                "the module is {} bytes; the limit is {MAX_MODULE_BYTES}",
+                bytes.len()
+            )));
+        }
+        let runtime = self.runtime.clone();
+        let (module, artifact) = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+            .await
+            .map_err(|error| ModuleError::Invalid(format!("compilation failed: {error}")))?
+            .map_err(|error| ModuleError::Invalid(format!("{error:#}")))?;
+        self.storage.put_artifact(sha256, &self.runtime.engine_hash(), &artifact).await?;
+        Ok(Arc::new(module))
     }
 }
 

@@ -15,6 +15,7 @@ mod inventory;
 mod journal;
 mod state;
 mod wallet;
+mod world;
 
 pub use bindings::types::{RequestContext, RuleError};
 pub use bindings::{PriceQuote, PurchaseOutcome, PurchaseRequest};
@@ -162,6 +163,8 @@ struct Inner {
     limits: RuntimeLimits,
     instances: Semaphore,
     default_module: Arc<RulesModule>,
+    /// The built-in component: the reference for the world's export types.
+    world: Component,
 }
 
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
@@ -206,7 +209,7 @@ impl Runtime {
         let component = Component::new(&engine, ECONOMY_CORE_WASM)?;
         let default_module = Arc::new(prepare(&linker, &component, hex::encode(Sha256::digest(ECONOMY_CORE_WASM)))?);
         let instances = Semaphore::new(limits.max_instances as usize);
-        Ok(Self { inner: Arc::new(Inner { engine, linker, limits, instances, default_module }) })
+        Ok(Self { inner: Arc::new(Inner { engine, linker, limits, instances, default_module, world: component }) })
     }
 
     /// The built-in rules.
@@ -228,10 +231,12 @@ impl Runtime {
     }
 
     /// Compiles a component (slow: run it off the request path), checks it
-    /// implements the economy world, and returns it with its serialized
-    /// artifact. The error says what is wrong, for the uploader.
+    /// implements the economy world (its imports against the linker, its
+    /// exports against the built-in component's), and returns it with its
+    /// serialized artifact. The error says what is wrong, for the uploader.
     pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(RulesModule, Vec<u8>)> {
         let component = Component::new(&self.inner.engine, bytes)?;
+        world::check_exports(&self.inner.engine, &self.inner.world, &component).map_err(wasmtime::Error::msg)?;
         let module = prepare(&self.inner.linker, &component, hex::encode(Sha256::digest(bytes)))?;
         Ok((module, component.serialize()?))
     }

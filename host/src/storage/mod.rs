@@ -396,8 +396,9 @@ pub struct TenantRules {
     /// `None`: the built-in `economy-core`.
     pub active_sha256: Option<String>,
     pub limits: LimitOverrides,
-    /// Moves on every write to the tenant's currencies, items or stores.
-    pub catalog_version: i64,
+    /// Moves on every write to the tenant's currencies, items, stores,
+    /// active module, limits or settings: one version names one state.
+    pub config_version: i64,
 }
 
 /// Pool-level storage: tenants, keys, sessions, the catalog, and reads.
@@ -434,14 +435,19 @@ pub trait Storage: Send + Sync {
     /// Stores a module's bytes (once per tenant and hash).
     async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo>;
     async fn modules(&self, tenant_id: Uuid) -> StorageResult<Vec<ModuleInfo>>;
+    /// The tenant's module with this hash, if the tenant uploaded it.
+    async fn module_info(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<ModuleInfo>>;
     async fn module_bytes(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<Vec<u8>>>;
-    /// Activates an uploaded module (`None`: back to the built-in rules).
-    async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<()>;
+    /// Activates a module the tenant uploaded (`None`: back to the built-in
+    /// rules); false, with nothing written, if the tenant has no such module.
+    async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<bool>;
     /// The rules of each tenant found among `tenant_ids`.
     async fn tenant_rules(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantRules)>>;
     /// Sets the tenant's limit overrides; false if there is no such tenant.
     async fn set_limits(&self, tenant_id: Uuid, limits: &LimitOverrides) -> StorageResult<bool>;
-    /// A compiled artifact of a module for an engine.
+    /// A compiled artifact of a module for an engine. Artifacts are shared
+    /// by every tenant that uploaded the same bytes: ask only after checking
+    /// that the tenant has the module.
     async fn artifact(&self, sha256: &str, engine_hash: &str) -> StorageResult<Option<Vec<u8>>>;
     async fn put_artifact(&self, sha256: &str, engine_hash: &str, artifact: &[u8]) -> StorageResult<()>;
 

@@ -13,6 +13,7 @@ const SALE_PRICING: &[u8] = include_bytes!(env!("SALE_PRICING_WASM"));
 const TIERED_PRICING: &[u8] = include_bytes!(env!("TIERED_PRICING_WASM"));
 const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
 const WRONG_WORLD: &[u8] = include_bytes!(env!("WRONG_WORLD_WASM"));
+const MISTYPED: &[u8] = include_bytes!(env!("MISTYPED_RULES_WASM"));
 
 impl TestApp {
     async fn upload(&self, tenant: &Tenant, bytes: &[u8]) -> Reply {
@@ -347,4 +348,53 @@ async fn consumes_record_the_module_that_decided_them() {
     let recorded: Vec<(String, i64)> =
         sqlx::query_as("SELECT module_sha256, remaining FROM consumes").fetch_all(&app.pool).await.unwrap();
     assert_eq!(recorded, vec![(sale, 1)]);
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_activate_a_module_another_tenant_uploaded() {
+    let app = spawn_app().await;
+    let (a, _) = shop(&app, 1_000).await;
+    let sale = app.activate(&a, SALE_PRICING).await;
+    let b = app.create_tenant("other-game").await;
+    app.put_currency(&b, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
+    let b_player = app.login(&b, "player-1").await;
+    let sword = item_on_sale(&app, &b, "sword").await;
+
+    let stolen = json!({"sha256": sale});
+    app.call(Method::PUT, "/admin/modules/active", As::Key(&b.admin_key), Some(stolen))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    assert_eq!(app.price_of(&b, &b_player, &sword).await, 100, "B still runs its own rules");
+    // Nothing was written: a host reading B's rules afresh runs the built-in rules too.
+    let fresh_host = app.sibling().await;
+    assert_eq!(fresh_host.price_of(&b, &b_player, &sword).await, 100);
+    let listed = app.call(Method::GET, "/admin/modules", As::Key(&b.admin_key), None).await;
+    assert_eq!(listed.assert_ok().as_array().unwrap().len(), 0, "B sees none of A's modules");
+
+    // B may upload the same bytes itself, and then run them.
+    assert_eq!(app.upload(&b, SALE_PRICING).await.status, 201);
+    app.call(Method::PUT, "/admin/modules/active", As::Key(&b.admin_key), Some(json!({"sha256": sale})))
+        .await
+        .assert_ok();
+    assert_eq!(app.price_of(&b, &b_player, &sword).await, 70);
+}
+
+#[tokio::test]
+async fn an_upload_whose_exports_are_mistyped_is_refused_naming_the_function_and_both_types() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    let refused = app.upload(&tenant, MISTYPED).await;
+    refused.assert_error(400, "INVALID_MODULE");
+    let reason = refused.body["error"]["message"].as_str().unwrap();
+    for part in ["function purchase returns `result<u64, ", "the world declares `result<record { unit-price: s64"] {
+        assert!(reason.contains(part), "the reason names {part:?}: {reason}");
+    }
+    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
+    assert_eq!(listed.assert_ok().as_array().unwrap().len(), 0);
+    let activate = json!({"sha256": sha256(MISTYPED)});
+    app.call(Method::PUT, "/admin/modules/active", As::Key(&tenant.admin_key), Some(activate))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    assert_eq!(app.price_of(&tenant, &player, &sword).await, 100, "the shop stays up");
 }

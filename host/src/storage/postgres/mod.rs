@@ -162,11 +162,11 @@ fn stack_from_row(row: &PgRow) -> Result<Stack, sqlx::Error> {
     })
 }
 
-/// A CTE head that moves the catalog version of tenant `$n`, so every
+/// A CTE head that moves the config version of tenant `$n`, so every
 /// host's in-memory catalog of it is replaced.
 macro_rules! bump_catalog {
     ($tenant:literal) => {
-        concat!("WITH bump AS (UPDATE tenants SET catalog_version = catalog_version + 1 WHERE id = ", $tenant, ") ")
+        concat!("WITH bump AS (UPDATE tenants SET config_version = config_version + 1 WHERE id = ", $tenant, ") ")
     };
 }
 
@@ -562,6 +562,15 @@ impl Storage for PgStorage {
         Ok(rows.iter().map(module_from_row).collect::<Result<_, _>>()?)
     }
 
+    async fn module_info(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<ModuleInfo>> {
+        let row = sqlx::query("SELECT sha256, size, created_at FROM modules WHERE tenant_id = $1 AND sha256 = $2")
+            .bind(tenant_id)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(module_from_row).transpose()?)
+    }
+
     async fn module_bytes(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<Vec<u8>>> {
         let bytes = sqlx::query_scalar("SELECT bytes FROM modules WHERE tenant_id = $1 AND sha256 = $2")
             .bind(tenant_id)
@@ -571,19 +580,22 @@ impl Storage for PgStorage {
         Ok(bytes)
     }
 
-    async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<()> {
-        sqlx::query("UPDATE tenants SET active_module_sha256 = $2 WHERE id = $1")
-            .bind(tenant_id)
-            .bind(sha256)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE tenants SET active_module_sha256 = $2, config_version = config_version + 1
+             WHERE id = $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM modules WHERE tenant_id = $1 AND sha256 = $2))",
+        )
+        .bind(tenant_id)
+        .bind(sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     async fn tenant_rules(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantRules)>> {
         let rows = sqlx::query(
             "SELECT id, active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes, module_max_import_calls,
-                    catalog_version
+                    config_version
              FROM tenants WHERE id = ANY($1)",
         )
         .bind(tenant_ids)
@@ -599,7 +611,7 @@ impl Storage for PgStorage {
                         memory_bytes: row.try_get("module_memory_bytes")?,
                         max_import_calls: row.try_get("module_max_import_calls")?,
                     },
-                    catalog_version: row.try_get("catalog_version")?,
+                    config_version: row.try_get("config_version")?,
                 };
                 Ok((row.try_get("id")?, rules))
             })
@@ -608,7 +620,8 @@ impl Storage for PgStorage {
 
     async fn set_limits(&self, tenant_id: Uuid, limits: &LimitOverrides) -> StorageResult<bool> {
         let updated = sqlx::query(
-            "UPDATE tenants SET module_fuel = $2, module_deadline_ms = $3, module_memory_bytes = $4, module_max_import_calls = $5
+            "UPDATE tenants SET module_fuel = $2, module_deadline_ms = $3, module_memory_bytes = $4, module_max_import_calls = $5,
+               config_version = config_version + 1
              WHERE id = $1",
         )
         .bind(tenant_id)
