@@ -15,3 +15,20 @@ ALTER TABLE tenants
 -- (catalog, active module, limits, settings), so a host never mistakes an
 -- older state for the current one.
 ALTER TABLE tenants RENAME COLUMN catalog_version TO config_version;
+
+-- Custom-id logins have a namespace of their own. The custom id is a
+-- secret the game client holds (the client key that sends it ships inside
+-- the game), so it is stored only as its SHA-256, and it names the player
+-- it created or the one the server linked it to: a login can never reach
+-- a player the server created by naming that player's identity.
+CREATE TABLE custom_ids (
+    tenant_id       uuid NOT NULL REFERENCES tenants (id),
+    custom_id_hash  bytea NOT NULL,
+    user_id         uuid NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, custom_id_hash)
+);
+
+-- A tenant whose players all sign in through its game server turns
+-- custom-id login off.
+ALTER TABLE tenants ADD COLUMN custom_id_login boolean NOT NULL DEFAULT true;

@@ -75,6 +75,18 @@ checked_string!(
     Identity, "identity", 128, is_printable
 );
 checked_string!(
+    /// A custom id: a secret the game keeps on the device (a random device
+    /// id, at least 128 bits). Stored only as its SHA-256.
+    CustomId, "custom_id", 128, is_printable
+);
+
+impl CustomId {
+    pub fn hash(&self) -> [u8; 32] {
+        crate::secrets::hash(&self.0)
+    }
+}
+
+checked_string!(
     /// A display name.
     Name, "name", 200, is_printable
 );

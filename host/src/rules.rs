@@ -11,7 +11,7 @@
 
 use crate::catalog::Catalog;
 use crate::runtime::{Call, CallLimits, RequestContext, RulesModule, Runtime};
-use crate::storage::{ModuleInfo, Storage, StorageError, TenantRules};
+use crate::storage::{ModuleInfo, Storage, StorageError, TenantRules, TenantSettings};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -32,6 +32,11 @@ pub struct TenantContext {
 }
 
 impl TenantContext {
+    /// The tenant's own settings.
+    pub fn settings(&self) -> &TenantSettings {
+        &self.rules.settings
+    }
+
     /// A call of this tenant's module, for the request `ctx`.
     pub fn call(&self, ctx: RequestContext) -> Call<'_> {
         Call { module: &self.module, limits: &self.limits, catalog: &self.catalog, ctx }

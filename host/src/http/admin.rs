@@ -7,7 +7,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminKey, ApiJson, ApiPath, Data};
 use crate::domain::{self, CatalogKey, CurrencyCode, MAX_QUANTITY, Name};
-use crate::storage::{CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store};
+use crate::storage::{
+    CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store, TenantSettings,
+};
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::Value;
@@ -179,6 +181,24 @@ pub async fn get_store(
 ) -> Result<Data<Store>, ApiError> {
     let store = state.storage.store_by_key(tenant_id, &key).await?;
     Ok(Data(store.ok_or_else(|| ApiError::not_found("store"))?))
+}
+
+/// The tenant's settings.
+pub async fn get_settings(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+) -> Result<Data<TenantSettings>, ApiError> {
+    Ok(Data(state.rules.for_tenant(tenant_id).await?.settings().clone()))
+}
+
+/// Replaces the tenant's settings; a setting left out takes its default.
+pub async fn put_settings(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+    ApiJson(settings): ApiJson<TenantSettings>,
+) -> Result<Data<TenantSettings>, ApiError> {
+    state.storage.set_settings(tenant_id, &settings).await?;
+    catalog_changed(&state, tenant_id, settings).await
 }
 
 /// Answers a catalog write once this host's in-memory catalog has it, so the

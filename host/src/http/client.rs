@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ClientKey, ClientSession, Created, Data, optional_json};
 use super::server::open_session;
 use super::{AppState, finish, rollback};
-use crate::domain::{self, CurrencyCode, IdempotencyKey, Identity, Quantity};
+use crate::domain::{self, CurrencyCode, CustomId, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
 use crate::runtime::{
     Invocation, ModuleFailure, PurchaseCheck, PurchaseOutcome, PurchaseRequest, RequestContext, RuleError,
@@ -27,19 +27,25 @@ use uuid::Uuid;
 const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginBody {
     custom_id: String,
 }
 
-/// Logs a player in by a custom id (the user's identity), creating the user
-/// if new.
+/// Logs a player in by a custom id: a secret the game keeps on the device.
+/// The custom id names its own player (created on first login, with its id
+/// as its identity) or the player the server linked it to; it never names
+/// a player by identity, since anyone holding the client key can call this.
 pub async fn login_custom(
     ClientKey(tenant_id): ClientKey,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Created<Value>, ApiError> {
-    let identity = Identity::try_from(body.custom_id)?;
-    let user = state.storage.find_or_create_user(tenant_id, identity.as_str()).await?;
+    let custom_id = CustomId::try_from(body.custom_id)?;
+    if !state.rules.for_tenant(tenant_id).await?.settings().custom_id_login {
+        return Err(ApiError::forbidden("custom-id login is turned off for this tenant"));
+    }
+    let user = state.storage.custom_id_user(tenant_id, &custom_id.hash()).await?;
     Ok(Created(open_session(&state, &user, state.session_ttl).await?))
 }
 

@@ -20,9 +20,10 @@ pub enum ApiError {
     /// expired session.
     #[error("missing or invalid credentials")]
     Unauthorized,
-    /// 403 `FORBIDDEN`: a valid key of the wrong kind for the route.
-    #[error("this key may not call this route")]
-    Forbidden,
+    /// 403 `FORBIDDEN`: a valid key of the wrong kind for the route, or a
+    /// route the tenant turned off (the message says which).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// 404 `NOT_FOUND`: the thing named does not exist for this tenant.
     #[error("{0} not found")]
     NotFound(String),
@@ -87,7 +88,7 @@ impl ApiError {
             | Self::InsufficientQuantity
             | Self::InvalidModule(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -102,7 +103,7 @@ impl ApiError {
         match self {
             Self::Validation(_) => "VALIDATION_FAILED",
             Self::Unauthorized => "UNAUTHORIZED",
-            Self::Forbidden => "FORBIDDEN",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict(_) => "CONFLICT",
@@ -124,6 +125,10 @@ impl ApiError {
 
     pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(error.into())
+    }
+
+    pub fn forbidden(why: &'static str) -> Self {
+        Self::Forbidden(why)
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {

@@ -72,7 +72,7 @@ async fn tenant_key(parts: &Parts, state: &AppState, allowed: &[KeyKind]) -> Res
     let key = header(parts, "x-api-key").ok_or(ApiError::Unauthorized)?;
     let record = state.credentials.api_key(state.storage.as_ref(), key).await?.ok_or(ApiError::Unauthorized)?;
     if !allowed.contains(&record.kind) {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::forbidden("this key may not call this route"));
     }
     Ok(record.tenant_id)
 }

@@ -4,7 +4,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Created, Data, ServerKey, optional_json};
 use super::{AppState, finish};
 use crate::catalog::Catalog;
-use crate::domain::{self, CatalogKey, CurrencyCode, Identity, MAX_AMOUNT, Quantity};
+use crate::domain::{self, CatalogKey, CurrencyCode, CustomId, Identity, MAX_AMOUNT, Quantity};
 use crate::secrets;
 use crate::storage::{ItemType, LedgerEntry, LedgerQuery, LedgerReason, NewGrant, Stack, Tx, User, WalletRefusal};
 use axum::body::Bytes;
@@ -53,7 +53,30 @@ pub async fn open_session(state: &AppState, user: &User, ttl: Duration) -> Resul
     let ttl = chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
     let expires_at = Utc::now() + ttl;
     state.storage.create_session(user, &secrets::hash(&token), expires_at).await?;
-    Ok(json!({ "session_token": token, "expires_at": expires_at, "app_user_id": user.id }))
+    Ok(json!({ "session_token": token, "expires_at": expires_at, "app_user_id": user.id, "identity": user.identity }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    custom_id: String,
+}
+
+/// Links a custom id to the player, so the game's custom-id login (e.g. on
+/// a new device) reaches this player. A custom id that already names
+/// another player is not moved: 409.
+pub async fn link_custom_id(
+    ServerKey(tenant_id): ServerKey,
+    State(state): State<AppState>,
+    ApiPath(identity): ApiPath<String>,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> Result<Data<Value>, ApiError> {
+    let custom_id = CustomId::try_from(body.custom_id)?;
+    let user = find_user(&state, tenant_id, identity).await?;
+    if !state.storage.link_custom_id(&user, &custom_id.hash()).await? {
+        return Err(ApiError::Conflict("a link of this custom id to another player".into()));
+    }
+    Ok(Data(json!({ "app_user_id": user.id, "identity": user.identity })))
 }
 
 /// A grant: an amount of a currency, or a quantity of an item.

@@ -390,12 +390,32 @@ pub struct LimitOverrides {
     pub max_import_calls: Option<i32>,
 }
 
-/// Which rules a tenant runs, under which limits.
+/// A tenant's own settings, written by its admin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Whether players may sign in with a custom id and the client key.
+    #[serde(default = "enabled")]
+    pub custom_id_login: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self { custom_id_login: true }
+    }
+}
+
+/// Which rules a tenant runs, under which limits and settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TenantRules {
     /// `None`: the built-in `economy-core`.
     pub active_sha256: Option<String>,
     pub limits: LimitOverrides,
+    pub settings: TenantSettings,
     /// Moves on every write to the tenant's currencies, items, stores,
     /// active module, limits or settings: one version names one state.
     pub config_version: i64,
@@ -423,6 +443,13 @@ pub trait Storage: Send + Sync {
     /// Finds the user, creating it (with its initial balances) if new.
     async fn find_or_create_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<User>;
     async fn find_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<Option<User>>;
+    /// The player a custom id names (given as its hash): the one the server
+    /// linked it to, or the one its first login created (whose identity is
+    /// its own id). Never a player found by identity.
+    async fn custom_id_user(&self, tenant_id: Uuid, custom_id_hash: &[u8; 32]) -> StorageResult<User>;
+    /// Links a custom id to `user`; false, changing nothing, if the custom id
+    /// already names another player.
+    async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool>;
     async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()>;
     async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>>;
 
@@ -443,6 +470,8 @@ pub trait Storage: Send + Sync {
     async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<bool>;
     /// The rules of each tenant found among `tenant_ids`.
     async fn tenant_rules(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantRules)>>;
+    /// Sets the tenant's settings.
+    async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()>;
     /// Sets the tenant's limit overrides; false if there is no such tenant.
     async fn set_limits(&self, tenant_id: Uuid, limits: &LimitOverrides) -> StorageResult<bool>;
     /// A compiled artifact of a module for an engine. Artifacts are shared

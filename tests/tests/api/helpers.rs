@@ -205,7 +205,8 @@ impl TestApp {
         Player {
             token: reply.data()["session_token"].as_str().expect("a token").to_owned(),
             user_id: reply.data()["app_user_id"].as_str().expect("a user id").to_owned(),
-            identity: custom_id.to_owned(),
+            // A custom-id login's player has an identity of its own, not the custom id.
+            identity: reply.data()["identity"].as_str().expect("an identity").to_owned(),
         }
     }
 

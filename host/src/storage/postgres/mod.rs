@@ -61,6 +61,72 @@ impl PgStorage {
         &self.pool
     }
 
+    /// Creates a user with its initial balances (each with its ledger
+    /// entry) and, for a custom-id login, its link. `None`, with nothing
+    /// written, if the identity or the custom id was taken meanwhile.
+    async fn create_user(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        identity: &str,
+        custom_id_hash: Option<&[u8; 32]>,
+    ) -> StorageResult<Option<User>> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, tenant_id, identity) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, identity) DO NOTHING RETURNING id",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(identity)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let linked = match custom_id_hash {
+            Some(hash) if inserted.is_some() => sqlx::query(
+                "INSERT INTO custom_ids (tenant_id, custom_id_hash, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
+            )
+            .bind(tenant_id)
+            .bind(hash.as_slice())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some(),
+            _ => true,
+        };
+        if inserted.is_none() || !linked {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let user = User { id, tenant_id, identity: identity.to_owned() };
+        let opened: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT code, initial_balance FROM currencies c WHERE tenant_id = $1 AND initial_balance > 0",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (code, _) in &opened {
+            open_balance(&mut tx, tenant_id, user.id, code).await?;
+        }
+        tx.commit().await?;
+        for (code, balance) in &opened {
+            self.seen.set(user.id, code, *balance);
+        }
+        Ok(Some(user))
+    }
+
+    /// The user of rows `(id, identity, currency_code, balance)`, if any;
+    /// remembers its balances: a player found is usually about to play, and
+    /// they are what its first optimistic purchase starts from.
+    fn found_user(&self, tenant_id: Uuid, rows: &[PgRow]) -> StorageResult<Option<User>> {
+        let Some(first) = rows.first() else { return Ok(None) };
+        let user = User { id: first.try_get("id")?, tenant_id, identity: first.try_get("identity")? };
+        for row in rows {
+            if let Some(code) = row.try_get::<Option<String>, _>("currency_code")? {
+                self.seen.set(user.id, &code, row.try_get("balance")?);
+            }
+        }
+        Ok(Some(user))
+    }
+
     /// Commits what is queued, then closes the pool once every connection
     /// is back.
     pub async fn close(&self) {
@@ -343,57 +409,65 @@ impl Storage for PgStorage {
         if let Some(user) = self.find_user(tenant_id, identity).await? {
             return Ok(user);
         }
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, tenant_id, identity) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, identity) DO NOTHING RETURNING id",
-        )
-        .bind(Uuid::now_v7())
-        .bind(tenant_id)
-        .bind(identity)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = inserted else {
+        match self.create_user(tenant_id, Uuid::now_v7(), identity, None).await? {
+            Some(user) => Ok(user),
             // A concurrent request created the user first.
-            tx.rollback().await?;
-            return self.find_user(tenant_id, identity).await?.ok_or(StorageError::Database(sqlx::Error::RowNotFound));
-        };
-        let user = User { id: row.try_get("id")?, tenant_id, identity: identity.to_owned() };
-        // The initial balances, each with its ledger entry.
-        let opened: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT code, initial_balance FROM currencies c WHERE tenant_id = $1 AND initial_balance > 0",
-        )
-        .bind(tenant_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (code, _) in &opened {
-            open_balance(&mut tx, tenant_id, user.id, code).await?;
+            None => self.find_user(tenant_id, identity).await?.ok_or(StorageError::Database(sqlx::Error::RowNotFound)),
         }
-        tx.commit().await?;
-        for (code, balance) in &opened {
-            self.seen.set(user.id, code, *balance);
-        }
-        Ok(user)
     }
 
     async fn find_user(&self, tenant_id: Uuid, identity: &str) -> StorageResult<Option<User>> {
         let rows = sqlx::query(
-            "SELECT u.id, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
+            "SELECT u.id, u.identity, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
              WHERE u.tenant_id = $1 AND u.identity = $2",
         )
         .bind(tenant_id)
         .bind(identity)
         .fetch_all(&self.pool)
         .await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let user = User { id: first.try_get("id")?, tenant_id, identity: identity.to_owned() };
-        // A player found is usually about to play: its balances are what
-        // its first optimistic purchase starts from.
-        for row in &rows {
-            if let Some(code) = row.try_get::<Option<String>, _>("currency_code")? {
-                self.seen.set(user.id, &code, row.try_get("balance")?);
-            }
+        self.found_user(tenant_id, &rows)
+    }
+
+    async fn custom_id_user(&self, tenant_id: Uuid, custom_id_hash: &[u8; 32]) -> StorageResult<User> {
+        let find = || async {
+            let rows = sqlx::query(
+                "SELECT u.id, u.identity, b.currency_code, b.balance
+                 FROM custom_ids c JOIN users u ON u.id = c.user_id LEFT JOIN balances b ON b.user_id = u.id
+                 WHERE c.tenant_id = $1 AND c.custom_id_hash = $2",
+            )
+            .bind(tenant_id)
+            .bind(custom_id_hash.as_slice())
+            .fetch_all(&self.pool)
+            .await?;
+            self.found_user(tenant_id, &rows)
+        };
+        if let Some(user) = find().await? {
+            return Ok(user);
         }
-        Ok(Some(user))
+        let id = Uuid::now_v7();
+        match self.create_user(tenant_id, id, &id.to_string(), Some(custom_id_hash)).await? {
+            Some(user) => Ok(user),
+            // A concurrent first login with the same custom id won.
+            None => find().await?.ok_or(StorageError::Database(sqlx::Error::RowNotFound)),
+        }
+    }
+
+    async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool> {
+        let linked: Uuid = sqlx::query_scalar(
+            "WITH linked AS (
+                INSERT INTO custom_ids (tenant_id, custom_id_hash, user_id) VALUES ($1, $2, $3)
+                ON CONFLICT DO NOTHING RETURNING user_id
+             )
+             SELECT user_id FROM linked
+             UNION ALL SELECT user_id FROM custom_ids WHERE tenant_id = $1 AND custom_id_hash = $2
+             LIMIT 1",
+        )
+        .bind(user.tenant_id)
+        .bind(custom_id_hash.as_slice())
+        .bind(user.id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(linked == user.id)
     }
 
     async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()> {
@@ -595,7 +669,7 @@ impl Storage for PgStorage {
     async fn tenant_rules(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantRules)>> {
         let rows = sqlx::query(
             "SELECT id, active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes, module_max_import_calls,
-                    config_version
+                    config_version, custom_id_login
              FROM tenants WHERE id = ANY($1)",
         )
         .bind(tenant_ids)
@@ -611,11 +685,21 @@ impl Storage for PgStorage {
                         memory_bytes: row.try_get("module_memory_bytes")?,
                         max_import_calls: row.try_get("module_max_import_calls")?,
                     },
+                    settings: TenantSettings { custom_id_login: row.try_get("custom_id_login")? },
                     config_version: row.try_get("config_version")?,
                 };
                 Ok((row.try_get("id")?, rules))
             })
             .collect()
+    }
+
+    async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()> {
+        sqlx::query("UPDATE tenants SET custom_id_login = $2, config_version = config_version + 1 WHERE id = $1")
+            .bind(tenant_id)
+            .bind(settings.custom_id_login)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn set_limits(&self, tenant_id: Uuid, limits: &LimitOverrides) -> StorageResult<bool> {
