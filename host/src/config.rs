@@ -1,6 +1,7 @@
 //! Settings, read from the environment (or flags). Every limit is named
 //! here with its default.
 
+use crate::http::serve::ReadTimeouts;
 use crate::runtime::RuntimeLimits;
 use crate::storage::PgSettings;
 use clap::Parser;
@@ -20,6 +21,14 @@ pub struct Settings {
     /// it the operator routes answer 401.
     #[arg(long, env = "ECONOMY_OPERATOR_KEY", hide_env_values = true)]
     pub operator_key: Option<String>,
+
+    /// How long a client may take to send a request's head.
+    #[arg(long, env = "ECONOMY_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// How long a client may take to send a request's body, after its head.
+    #[arg(long, env = "ECONOMY_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_read_timeout_ms: u64,
 
     /// Default session lifetime.
     #[arg(long, env = "ECONOMY_SESSION_TTL_SECONDS", default_value_t = 24 * 3600)]
@@ -54,6 +63,13 @@ impl Settings {
     /// Settings with every default, for `database_url`.
     pub fn for_database(database_url: &str) -> Self {
         Self::parse_from(["economy-host", "--database-url", database_url])
+    }
+
+    pub fn read_timeouts(&self) -> ReadTimeouts {
+        ReadTimeouts {
+            header: Duration::from_millis(self.header_read_timeout_ms),
+            body: Duration::from_millis(self.body_read_timeout_ms),
+        }
     }
 
     pub fn runtime_limits(&self) -> RuntimeLimits {

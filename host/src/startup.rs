@@ -2,6 +2,7 @@
 //! and a bound listener (port 0 picks a free port, for tests).
 
 use crate::config::Settings;
+use crate::http::serve::ReadTimeouts;
 use crate::http::{self, AppState};
 use crate::rules::Rules;
 use crate::runtime::Runtime;
@@ -17,6 +18,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     storage: PgStorage,
+    read_timeouts: ReadTimeouts,
 }
 
 impl Application {
@@ -41,7 +43,7 @@ impl Application {
         );
         let listener =
             TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-        Ok(Self { listener, router: http::router(state), storage })
+        Ok(Self { listener, router: http::router(state), storage, read_timeouts: settings.read_timeouts() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -58,7 +60,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        http::serve::serve(self.listener, self.router, self.read_timeouts, shutdown).await
     }
 }
 

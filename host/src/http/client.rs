@@ -2,7 +2,7 @@
 //! consumes run the tenant's rules module inside one transaction.
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, ClientKey, ClientSession, Created, Data, optional_json};
+use super::extract::{ApiJson, ApiPath, ClientKey, ClientSession, Created, Data, OptionalJson};
 use super::server::open_session;
 use super::{AppState, finish, rollback};
 use crate::domain::{self, CurrencyCode, CustomId, IdempotencyKey, Quantity};
@@ -13,7 +13,6 @@ use crate::runtime::{
 use crate::storage::{
     InventoryEntry, NewGrant, PurchaseRecord, Recorded, StorageError, StoredResponse, Tx, User, WalletEntry,
 };
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -294,10 +293,9 @@ pub async fn consume(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,
     ApiPath(item_id): ApiPath<String>,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<ConsumeBody>,
 ) -> Result<Data<Value>, ApiError> {
     let item_id = domain::uuid("itemId", &item_id)?;
-    let body: ConsumeBody = optional_json(&body)?;
     let quantity = Quantity::try_from(body.quantity.unwrap_or(1))?;
     let tenant = state.rules.for_tenant(user.tenant_id).await?;
     let _turn = state.user_queue.turn(user.id).await;

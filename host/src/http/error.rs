@@ -2,11 +2,12 @@
 //! status (SPEC §4-§6); server-side failures answer with an opaque body and
 //! log their cause inside the request's span.
 
+use super::serve::body_timed_out;
 use crate::rules::ModuleError;
 use crate::runtime::RuleError;
 use crate::storage::StorageError;
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -33,9 +34,12 @@ pub enum ApiError {
     /// 409 `CONFLICT`: a unique name is taken.
     #[error("{0} already exists")]
     Conflict(String),
-    /// 413 `PAYLOAD_TOO_LARGE`.
-    #[error("request body too large")]
-    PayloadTooLarge,
+    /// 408 `REQUEST_TIMEOUT`: the body did not arrive in time.
+    #[error("the request body was not received in time")]
+    RequestTimeout,
+    /// 413 `PAYLOAD_TOO_LARGE`: the body is over the route's limit (bytes).
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
     /// 400 `NO_PRICE`: no price for the item in that currency.
     #[error("the item has no price in this currency")]
     NoPrice,
@@ -92,7 +96,8 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::ModuleFailed | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -107,7 +112,8 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict(_) => "CONFLICT",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::NoPrice => "NO_PRICE",
             Self::NotPurchasable => "NOT_PURCHASABLE",
             Self::MaxPurchasesReached => "MAX_PURCHASES_REACHED",
@@ -196,10 +202,24 @@ impl From<RuleError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::PayloadTooLarge;
+        match rejection {
+            JsonRejection::BytesRejection(rejection) => rejection.into(),
+            other => Self::Validation(other.body_text()),
         }
-        Self::Validation(rejection.body_text())
+    }
+}
+
+/// A body that could not be read: too slow, too large, or cut off. The
+/// limit named is the JSON routes' (the module upload names its own).
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if body_timed_out(&rejection) {
+            Self::RequestTimeout
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge(crate::http::MAX_JSON_BODY_BYTES)
+        } else {
+            Self::Validation(rejection.body_text())
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod health;
 mod modules;
 mod operator;
 mod queue;
+pub mod serve;
 mod server;
 
 use crate::rules::Rules;

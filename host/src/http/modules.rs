@@ -27,8 +27,8 @@ pub async fn upload(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Created<ModuleInfo>, ApiError> {
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        _ => ApiError::validation(rejection.body_text()),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(crate::rules::MAX_MODULE_BYTES),
+        _ => ApiError::from(rejection),
     })?;
     let content_type = headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or_default();
     if content_type.split(';').next().map(str::trim) != Some("application/wasm") {

@@ -1,13 +1,12 @@
 //! `/server/*`: server-to-server calls on one user, named by identity.
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, ApiQuery, Created, Data, ServerKey, optional_json};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Created, Data, OptionalJson, ServerKey};
 use super::{AppState, finish};
 use crate::catalog::Catalog;
 use crate::domain::{self, CatalogKey, CurrencyCode, CustomId, Identity, MAX_AMOUNT, Quantity};
 use crate::secrets;
 use crate::storage::{ItemType, LedgerEntry, LedgerQuery, LedgerReason, NewGrant, Stack, Tx, User, WalletRefusal};
-use axum::body::Bytes;
 use axum::extract::State;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -32,10 +31,9 @@ pub async fn create_session(
     ServerKey(tenant_id): ServerKey,
     State(state): State<AppState>,
     ApiPath(identity): ApiPath<String>,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<SessionBody>,
 ) -> Result<Created<Value>, ApiError> {
     let identity = Identity::try_from(identity)?;
-    let body: SessionBody = optional_json(&body)?;
     let ttl = match body.ttl_seconds {
         Some(seconds) if (1..=MAX_SESSION_TTL_SECONDS).contains(&seconds) => Duration::from_secs(seconds),
         Some(_) => {

@@ -92,6 +92,9 @@ async fn start(database: &str, operator_key: String, owned: Option<String>) -> T
     let mut settings = Settings::for_database(&database_url(database));
     settings.listen = "127.0.0.1:0".into();
     settings.operator_key = Some(operator_key.clone());
+    // Short enough for the slow-client tests to wait out.
+    settings.header_read_timeout_ms = 1_000;
+    settings.body_read_timeout_ms = 1_000;
     let app = Application::build_with_runtime(&settings, runtime()).await.expect("the application starts");
     let address = format!("http://{}", app.local_addr());
     let pool = app.pool().clone();

@@ -8,4 +8,5 @@ mod idempotency;
 mod ledger;
 mod modules;
 mod purchase;
+mod transport;
 mod wallet;
