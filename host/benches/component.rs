@@ -29,10 +29,6 @@ impl Tx for MemoryTx {
         Ok(Some(1_000_000))
     }
 
-    async fn settle_recharge(&mut self, _code: &str) -> StorageResult<()> {
-        Ok(())
-    }
-
     async fn change_balance(
         &mut self,
         _code: &str,

@@ -32,3 +32,17 @@ CREATE TABLE custom_ids (
 -- A tenant whose players all sign in through its game server turns
 -- custom-id login off.
 ALTER TABLE tenants ADD COLUMN custom_id_login boolean NOT NULL DEFAULT true;
+
+-- Regenerating currencies. A balance's clock (`recharged_at`) runs only
+-- while the balance is below its recharge max and is NULL while stopped, so
+-- time spent at or above the max earns nothing. `recharge_since` is when
+-- the currency's recharge last changed: no clock starts before it (what
+-- accrued under the old settings is settled when they change), so raising
+-- the max or turning recharge on pays nothing back-dated.
+ALTER TABLE currencies ADD COLUMN recharge_since timestamptz NOT NULL DEFAULT now();
+UPDATE currencies SET recharge_since = created_at;
+ALTER TABLE balances ALTER COLUMN recharged_at DROP NOT NULL, ALTER COLUMN recharged_at DROP DEFAULT;
+UPDATE balances b SET recharged_at = NULL
+FROM users u, currencies c
+WHERE u.id = b.user_id AND c.tenant_id = u.tenant_id AND c.code = b.currency_code
+  AND (c.recharge_amount IS NULL OR b.balance >= c.recharge_max);

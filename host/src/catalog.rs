@@ -6,6 +6,7 @@
 
 use crate::storage::{CatalogItem, Currency, Store, StoreListing};
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 #[derive(Debug, Default)]
@@ -15,6 +16,8 @@ pub struct Catalog {
     stores: HashMap<Uuid, Store>,
     store_ids: HashMap<String, Uuid>,
     currencies: HashMap<String, Currency>,
+    /// The codes of the regenerating currencies.
+    recharging: Arc<[String]>,
 }
 
 impl Catalog {
@@ -24,6 +27,7 @@ impl Catalog {
             items: items.into_iter().map(|item| (item.id, item)).collect(),
             store_ids: stores.iter().map(|store| (store.key.clone(), store.id)).collect(),
             stores: stores.into_iter().map(|store| (store.id, store)).collect(),
+            recharging: currencies.iter().filter(|c| c.recharge.is_some()).map(|c| c.code.clone()).collect(),
             currencies: currencies.into_iter().map(|currency| (currency.code.clone(), currency)).collect(),
         }
     }
@@ -56,11 +60,11 @@ impl Catalog {
     /// Whether `code` is a regenerating currency, whose balances are settled
     /// before they are read or changed.
     pub fn recharges(&self, code: &str) -> bool {
-        self.currencies.get(code).is_some_and(|currency| currency.recharge.is_some())
+        self.recharging.iter().any(|recharging| recharging == code)
     }
 
     /// The codes of the regenerating currencies.
-    pub fn recharging_codes(&self) -> Vec<&str> {
-        self.currencies.values().filter(|c| c.recharge.is_some()).map(|c| c.code.as_str()).collect()
+    pub fn recharging(&self) -> &Arc<[String]> {
+        &self.recharging
     }
 }

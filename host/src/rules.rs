@@ -11,7 +11,7 @@
 
 use crate::catalog::Catalog;
 use crate::runtime::{Call, CallLimits, RequestContext, RulesModule, Runtime};
-use crate::storage::{ModuleInfo, Storage, StorageError, TenantRules, TenantSettings};
+use crate::storage::{ModuleInfo, Storage, StorageError, TenantRules, TenantSettings, TxScope, User};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -35,6 +35,17 @@ impl TenantContext {
     /// The tenant's own settings.
     pub fn settings(&self) -> &TenantSettings {
         &self.rules.settings
+    }
+
+    /// The scope of a transaction for `user`, recording this tenant's module
+    /// (`recorded`) or none (the server's own grants).
+    pub fn scope(&self, user: &User, recorded: bool) -> TxScope {
+        TxScope {
+            tenant_id: user.tenant_id,
+            user_id: user.id,
+            module_sha256: recorded.then(|| self.module.sha256.clone()),
+            recharging: self.catalog.recharging().clone(),
+        }
     }
 
     /// A call of this tenant's module, for the request `ctx`.

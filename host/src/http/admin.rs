@@ -6,7 +6,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminKey, ApiJson, ApiPath, Data};
-use crate::domain::{self, CatalogKey, CurrencyCode, MAX_QUANTITY, Name};
+use crate::domain::{self, CatalogKey, CurrencyCode, MAX_AMOUNT, MAX_QUANTITY, Name};
 use crate::storage::{
     CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store, TenantSettings,
 };
@@ -17,6 +17,10 @@ use std::collections::{HashMap, HashSet};
 
 /// The longest a granted stack may live: 100 years.
 const MAX_DURATION_SECONDS: i64 = 100 * 366 * 24 * 3600;
+/// The longest recharge period: a year.
+const MAX_RECHARGE_PERIOD_SECONDS: i64 = 366 * 24 * 3600;
+/// The highest per-user cap a listing may have.
+const MAX_PURCHASE_CAP: u64 = 1_000_000_000_000;
 /// The most listings one store may have.
 const MAX_LISTINGS: usize = 1_000;
 /// The most prices or contents one item may have.
@@ -47,10 +51,7 @@ pub async fn put_currency(
         return Err(ApiError::validation("initial_balance must not exceed max_balance"));
     }
     if let Some(recharge) = &body.recharge {
-        domain::amount("recharge.max", recharge.max)?;
-        if domain::amount("recharge.amount", recharge.amount)? == 0 || recharge.period_seconds < 1 {
-            return Err(ApiError::validation("recharge.amount and recharge.period_seconds must be at least 1"));
-        }
+        check_recharge(recharge, max_balance)?;
     }
     let currency = NewCurrency {
         code: code.into_inner(),
@@ -166,8 +167,10 @@ pub async fn put_store(
         if let Some(prices) = &listing.override_prices {
             check_prices("override_prices", prices, &currencies)?;
         }
-        if listing.max_purchases_per_user == Some(0) {
-            return Err(ApiError::validation("max_purchases_per_user must be at least 1"));
+        if listing.max_purchases_per_user.is_some_and(|cap| !(1..=MAX_PURCHASE_CAP).contains(&cap)) {
+            return Err(ApiError::validation(format!(
+                "max_purchases_per_user must be between 1 and {MAX_PURCHASE_CAP}"
+            )));
         }
     }
     let store = state.storage.put_store(tenant_id, key.as_str(), name.as_str(), &body.listings).await?;
@@ -219,6 +222,27 @@ fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> 
         }
         other => Ok(other),
     }
+}
+
+/// A recharge gains 1 to [`MAX_AMOUNT`] every 1 to
+/// [`MAX_RECHARGE_PERIOD_SECONDS`], up to a max of at least 1 that is no
+/// higher than the currency's `max_balance`.
+fn check_recharge(recharge: &Recharge, max_balance: Option<i64>) -> Result<(), ApiError> {
+    if !(1..=MAX_AMOUNT).contains(&recharge.amount) {
+        return Err(ApiError::validation(format!("recharge.amount must be between 1 and {MAX_AMOUNT}")));
+    }
+    if !(1..=MAX_RECHARGE_PERIOD_SECONDS).contains(&recharge.period_seconds) {
+        return Err(ApiError::validation(format!(
+            "recharge.period_seconds must be between 1 and {MAX_RECHARGE_PERIOD_SECONDS}"
+        )));
+    }
+    if !(1..=MAX_AMOUNT).contains(&recharge.max) {
+        return Err(ApiError::validation(format!("recharge.max must be between 1 and {MAX_AMOUNT}")));
+    }
+    if max_balance.is_some_and(|max_balance| recharge.max > max_balance) {
+        return Err(ApiError::validation("recharge.max must not exceed max_balance"));
+    }
+    Ok(())
 }
 
 /// Prices name known currencies, at most once each, with amounts in range.

@@ -53,21 +53,7 @@ pub async fn wallet(
     State(state): State<AppState>,
 ) -> Result<Data<Vec<WalletEntry>>, ApiError> {
     let tenant = state.rules.for_tenant(user.tenant_id).await?;
-    let recharging = tenant.catalog.recharging_codes();
-    if !recharging.is_empty() {
-        // Regenerating balances are settled before they are shown.
-        let mut tx = state.storage.begin(user.tenant_id, user.id, None).await?;
-        let settled = settle(tx.as_mut(), &recharging).await;
-        finish(tx, settled).await?;
-    }
-    Ok(Data(state.storage.wallet(&user).await?))
-}
-
-async fn settle(tx: &mut dyn Tx, codes: &[&str]) -> Result<(), ApiError> {
-    for code in codes {
-        tx.settle_recharge(code).await?;
-    }
-    Ok(())
+    Ok(Data(state.storage.wallet(&user, tenant.catalog.recharging()).await?))
 }
 
 pub async fn inventory(
@@ -162,7 +148,12 @@ pub async fn purchase(
     let purchase = ValidPurchase::parse(body, &headers)?;
     let tenant = state.rules.for_tenant(user.tenant_id).await?;
     let _turn = state.user_queue.turn(user.id).await;
-    let result = match buy(&state, &user, &tenant, &purchase, Locking::Optimistic).await {
+    // A regenerating balance is settled under its row lock: no guess to try.
+    let optimistic = match tenant.catalog.recharges(purchase.currency_code.as_str()) {
+        true => None,
+        false => buy(&state, &user, &tenant, &purchase, Locking::Optimistic).await,
+    };
+    let result = match optimistic {
         Some(result) => result,
         None => buy(&state, &user, &tenant, &purchase, Locking::RowLocks)
             .await
@@ -195,10 +186,10 @@ async fn buy(
     purchase: &ValidPurchase,
     locking: Locking,
 ) -> Option<Result<Value, ApiError>> {
-    let module = Some(tenant.module.sha256.as_str());
+    let scope = tenant.scope(user, true);
     let begun = match locking {
-        Locking::Optimistic => state.storage.begin_optimistic(user.tenant_id, user.id, module).await,
-        Locking::RowLocks => state.storage.begin(user.tenant_id, user.id, module).await,
+        Locking::Optimistic => state.storage.begin_optimistic(scope).await,
+        Locking::RowLocks => state.storage.begin(scope).await,
     };
     let tx = match begun {
         Ok(tx) => tx,
@@ -299,7 +290,7 @@ pub async fn consume(
     let quantity = Quantity::try_from(body.quantity.unwrap_or(1))?;
     let tenant = state.rules.for_tenant(user.tenant_id).await?;
     let _turn = state.user_queue.turn(user.id).await;
-    let tx = state.storage.begin(user.tenant_id, user.id, Some(&tenant.module.sha256)).await?;
+    let tx = state.storage.begin(tenant.scope(&user, true)).await?;
     let consume_id = Uuid::now_v7();
     let call = tenant.call(context(&user, consume_id));
     let Invocation { mut tx, journal, result, .. } =
@@ -330,7 +321,7 @@ pub async fn store(
 ) -> Result<Data<Value>, ApiError> {
     let tenant = state.rules.for_tenant(user.tenant_id).await?;
     let store = tenant.catalog.store_by_key(&key).ok_or_else(|| ApiError::not_found("store"))?;
-    let mut tx = state.storage.begin(user.tenant_id, user.id, Some(&tenant.module.sha256)).await?;
+    let mut tx = state.storage.begin(tenant.scope(&user, true)).await?;
     let mut listings = Vec::with_capacity(store.listings.len());
     let mut failure = None;
     'listings: for listing in &store.listings {

@@ -10,7 +10,18 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// The most fuel a tenant's calls may be given (about a minute of wasm).
+const MAX_FUEL: i64 = 1_000_000_000_000;
+/// The longest deadline a tenant's calls may be given.
+const MAX_DEADLINE_MS: i64 = 60_000;
+/// The most linear memory a tenant's calls may be given (the host's own
+/// instance size caps it further).
+const MAX_MEMORY_BYTES: i64 = 4 << 30;
+/// The most storage calls a tenant's calls may be given.
+const MAX_IMPORT_CALLS: i64 = 100_000;
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewTenant {
     slug: String,
     name: String,
@@ -52,9 +63,16 @@ pub async fn put_limits(
     ApiJson(limits): ApiJson<LimitOverrides>,
 ) -> Result<Data<Value>, ApiError> {
     let tenant_id = domain::uuid("id", &tenant_id)?;
-    let positive = [limits.fuel, limits.deadline_ms, limits.memory_bytes, limits.max_import_calls.map(i64::from)];
-    if positive.iter().flatten().any(|value| *value < 1) {
-        return Err(ApiError::validation("limits must be at least 1"));
+    let bounded = [
+        ("fuel", limits.fuel, MAX_FUEL),
+        ("deadline_ms", limits.deadline_ms, MAX_DEADLINE_MS),
+        ("memory_bytes", limits.memory_bytes, MAX_MEMORY_BYTES),
+        ("max_import_calls", limits.max_import_calls.map(i64::from), MAX_IMPORT_CALLS),
+    ];
+    for (name, value, max) in bounded {
+        if value.is_some_and(|value| !(1..=max).contains(&value)) {
+            return Err(ApiError::validation(format!("{name} must be between 1 and {max}")));
+        }
     }
     if !state.storage.set_limits(tenant_id, &limits).await? {
         return Err(ApiError::not_found("tenant"));

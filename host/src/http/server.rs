@@ -130,18 +130,15 @@ pub async fn grant(
 ) -> Result<Data<Granted>, ApiError> {
     let grant = ValidGrant::try_from(body)?;
     let user = find_user(&state, tenant_id, identity).await?;
-    let catalog = state.rules.for_tenant(tenant_id).await?.catalog.clone();
-    let mut tx = state.storage.begin(tenant_id, user.id, None).await?;
-    let result = apply_grant(tx.as_mut(), &catalog, grant).await;
+    let tenant = state.rules.for_tenant(tenant_id).await?;
+    let mut tx = state.storage.begin(tenant.scope(&user, false)).await?;
+    let result = apply_grant(tx.as_mut(), &tenant.catalog, grant).await;
     finish(tx, result).await.map(Data)
 }
 
 async fn apply_grant(tx: &mut dyn Tx, catalog: &Catalog, grant: ValidGrant) -> Result<Granted, ApiError> {
     match grant {
         ValidGrant::Currency { code, amount, reason } => {
-            if catalog.recharges(code.as_str()) {
-                tx.settle_recharge(code.as_str()).await?;
-            }
             match tx.change_balance(code.as_str(), amount, reason, None).await? {
                 Ok(balance_after) => Ok(Granted::Currency { balance_after }),
                 Err(WalletRefusal::UnknownCurrency) => Err(ApiError::not_found("currency")),

@@ -12,9 +12,6 @@ const MAX_REFERENCE_CHARS: usize = 128;
 impl Host for RequestState {
     async fn balance(&mut self, currency_code: String) -> wasmtime::Result<Option<i64>> {
         self.charge_import()?;
-        if self.catalog.recharges(&currency_code) {
-            self.tx.settle_recharge(&currency_code).await?;
-        }
         Ok(self.tx.balance(&currency_code).await?)
     }
 
@@ -56,9 +53,6 @@ impl RequestState {
             wasmtime::bail!("ledger reference longer than {MAX_REFERENCE_CHARS} characters");
         }
         let delta = if debit { -amount } else { amount };
-        if self.catalog.recharges(&code) {
-            self.tx.settle_recharge(&code).await?;
-        }
         let refusal = match self.tx.change_balance(&code, delta, to_reason(reason), Some(&reference)).await? {
             Ok(balance_after) => {
                 let entries = if debit { &mut self.journal.debits } else { &mut self.journal.credits };

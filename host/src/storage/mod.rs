@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A storage failure that is nobody's fault but the database's, or a
@@ -453,7 +454,8 @@ pub trait Storage: Send + Sync {
     async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()>;
     async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>>;
 
-    async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>>;
+    /// The user's balances, regenerating ones (`recharging`) settled first.
+    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>>;
     async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
     /// The committed request that used `key` for this user, if any.
@@ -480,9 +482,8 @@ pub trait Storage: Send + Sync {
     async fn artifact(&self, sha256: &str, engine_hash: &str) -> StorageResult<Option<Vec<u8>>>;
     async fn put_artifact(&self, sha256: &str, engine_hash: &str, artifact: &[u8]) -> StorageResult<()>;
 
-    /// Opens a transaction scoped to one tenant and one user; every ledger
-    /// entry, purchase and consume it records names `module_sha256`.
-    async fn begin(&self, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> StorageResult<Box<dyn Tx>>;
+    /// Opens a transaction for one tenant and one user.
+    async fn begin(&self, scope: TxScope) -> StorageResult<Box<dyn Tx>>;
     /// Opens an optimistic transaction for a purchase: it holds no
     /// connection while the rules run, answers balance reads with the
     /// balance this host last saw committed, and commits in one statement
@@ -491,27 +492,33 @@ pub trait Storage: Send + Sync {
     /// purchase record; anything else, and a guard that fails, ends in
     /// [`StorageError::Stale`] with nothing written, and the caller runs the
     /// request again in a [`Storage::begin`] transaction.
-    async fn begin_optimistic(
-        &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
-        module_sha256: Option<&str>,
-    ) -> StorageResult<Box<dyn Tx>>;
+    async fn begin_optimistic(&self, scope: TxScope) -> StorageResult<Box<dyn Tx>>;
+}
+
+/// Whom a transaction acts for, and what it must know about the tenant.
+#[derive(Clone, Debug)]
+pub struct TxScope {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    /// The module recorded with every ledger entry, purchase and consume of
+    /// the transaction (none for the server's own grants).
+    pub module_sha256: Option<String>,
+    /// The tenant's regenerating currencies: their balances are settled (what
+    /// accrued up to the moment of the read or change is credited, with a
+    /// `recharge` ledger entry) before they are read or changed.
+    pub recharging: Arc<[String]>,
 }
 
 /// One request's transaction, scoped to one tenant and one user. Dropping it
 /// without `commit` rolls it back, but callers roll back explicitly.
 #[async_trait]
 pub trait Tx: Send {
-    /// The user's balance (the initial balance if never touched), or none
-    /// for an unknown currency.
+    /// The user's balance (the initial balance if never touched), settled
+    /// if it regenerates, or none for an unknown currency.
     async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>>;
-    /// Credits what a regenerating currency has recharged since it was last
-    /// settled (with a `recharge` ledger entry). Does nothing for other
-    /// currencies or a balance at its recharge max.
-    async fn settle_recharge(&mut self, code: &str) -> StorageResult<()>;
-    /// Adds `delta` (positive or negative, not zero) to the balance under a
-    /// row lock and appends a ledger entry; returns the balance after.
+    /// Adds `delta` (positive or negative, not zero) to the balance, settled
+    /// first if it regenerates, under a row lock and appends a ledger entry;
+    /// returns the balance after.
     async fn change_balance(
         &mut self,
         code: &str,

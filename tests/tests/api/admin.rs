@@ -119,3 +119,43 @@ async fn health_and_readiness_answer() {
     app.call(Method::GET, "/healthz", As::Nobody, None).await.assert_ok();
     app.call(Method::GET, "/readyz", As::Nobody, None).await.assert_ok();
 }
+
+#[tokio::test]
+async fn every_amount_and_duration_the_admin_api_takes_is_bounded() {
+    let app = spawn_app().await;
+    let (tenant, _) = shop(&app, 0).await;
+    app.put_item(&tenant, "sword", json!({"name": "Sword", "item_type": "durable"})).await;
+    let key = As::Key(&tenant.admin_key);
+    let cases = [
+        (
+            "/admin/stores/s",
+            json!({"name": "S", "listings": [{"item_key": "sword", "max_purchases_per_user": 9_223_372_036_854_775_808_u64}]}),
+        ),
+        ("/admin/stores/s", json!({"name": "S", "listings": [{"item_key": "sword", "max_purchases_per_user": 0}]})),
+        (
+            "/admin/catalog/items/x",
+            json!({"name": "X", "item_type": "durable", "duration_seconds": 100_000_000_000_i64}),
+        ),
+        ("/admin/currencies/gold", json!({"name": "Gold", "initial_balance": 10_000_000_000_000_000_i64})),
+    ];
+    for (path, body) in cases {
+        app.call(Method::PUT, path, key, Some(body.clone())).await.assert_error(400, "VALIDATION_FAILED");
+    }
+    let tenant_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'game'").fetch_one(&app.pool).await.unwrap();
+    let path = format!("/operator/tenants/{tenant_id}/limits");
+    for limits in [
+        json!({"fuel": 10_000_000_000_000_i64}),
+        json!({"deadline_ms": 3_600_000}),
+        json!({"memory_bytes": 1_i64 << 40}),
+        json!({"max_import_calls": 2_000_000_000}),
+    ] {
+        app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(limits.clone()))
+            .await
+            .assert_error(400, "VALIDATION_FAILED");
+    }
+    let session = "/server/users/someone/sessions";
+    app.call(Method::POST, session, As::Key(&tenant.server_key), Some(json!({"ttl_seconds": 100_000_000})))
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
+}

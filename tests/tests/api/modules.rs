@@ -46,6 +46,11 @@ impl TestApp {
     }
 }
 
+/// Uploads and activates the hostile module for `tenant`.
+pub async fn activate_hostile(app: &TestApp, tenant: &Tenant) {
+    app.activate(tenant, HOSTILE).await;
+}
+
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

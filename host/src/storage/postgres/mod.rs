@@ -61,8 +61,8 @@ impl PgStorage {
         &self.pool
     }
 
-    /// Creates a user with its initial balances (each with its ledger
-    /// entry) and, for a custom-id login, its link. `None`, with nothing
+    /// Creates a user with its initial and regenerating balances (each
+    /// credit with its ledger entry) and, for a custom-id login, its link. `None`, with nothing
     /// written, if the identity or the custom id was taken meanwhile.
     async fn create_user(
         &self,
@@ -97,8 +97,10 @@ impl PgStorage {
             return Ok(None);
         }
         let user = User { id, tenant_id, identity: identity.to_owned() };
+        // Regenerating balances open too, so their clocks start with the user.
         let opened: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT code, initial_balance FROM currencies c WHERE tenant_id = $1 AND initial_balance > 0",
+            "SELECT code, initial_balance FROM currencies c
+             WHERE tenant_id = $1 AND (initial_balance > 0 OR recharge_amount IS NOT NULL)",
         )
         .bind(tenant_id)
         .fetch_all(&mut *tx)
@@ -151,6 +153,50 @@ fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Settles regenerating balances up to `$4` (the moment of the read or
+/// write that asked): for tenant `$1`, currency `$3`, and the balances `b`
+/// that `$from` and `$users` select (one user, or many), with ledger ids
+/// `$ledger_id`. A balance
+/// below its max gains `amount` for each whole period its clock ran (at
+/// most up to the max); its clock advances by those periods, and stops
+/// (NULL) at the max. A clock starts no earlier than the currency's
+/// `recharge_since`. The statement's one row counts the balances found.
+macro_rules! settle_statement {
+    ($from:literal, $users:literal, $ledger_id:literal) => {
+        concat!(
+            "WITH due AS (
+                SELECT b.user_id, ", $ledger_id, " AS ledger_id, b.balance, b.recharged_at,
+                       c.recharge_amount AS amount, c.recharge_period_seconds AS period, c.recharge_max AS max,
+                       GREATEST(COALESCE(b.recharged_at, c.recharge_since), c.recharge_since) AS start
+                FROM ", $from, "
+                JOIN currencies c ON c.tenant_id = $1 AND c.code = b.currency_code
+                WHERE ", $users, " AND b.currency_code = $3 AND c.recharge_amount IS NOT NULL
+                FOR UPDATE OF b
+             ), counted AS (
+                SELECT *, CASE WHEN balance >= max THEN 0
+                          ELSE LEAST(GREATEST(floor(extract(epoch FROM $4::timestamptz - start) / period), 0)::bigint,
+                                     (max - balance + amount - 1) / amount) END AS periods
+                FROM due
+             ), settled AS (
+                UPDATE balances b SET
+                  balance = LEAST(GREATEST(d.max, d.balance), d.balance + d.periods * d.amount),
+                  recharged_at = CASE WHEN d.balance + d.periods * d.amount >= d.max THEN NULL
+                                      ELSE d.start + make_interval(secs => (d.periods * d.period)::double precision) END,
+                  updated_at = $4
+                FROM counted d
+                WHERE b.user_id = d.user_id AND b.currency_code = $3
+                  AND (d.periods > 0 OR d.recharged_at IS DISTINCT FROM
+                       (CASE WHEN d.balance >= d.max THEN NULL ELSE d.start END))
+                RETURNING b.user_id, d.ledger_id, b.balance, b.balance - d.balance AS delta
+             ), entry AS (
+                INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, created_at)
+                SELECT user_id, ledger_id, $3, delta, balance, 'recharge', $4 FROM settled WHERE delta > 0
+             )
+             SELECT count(*) FROM due"
+        )
+    };
 }
 
 /// The currency columns every currency query selects.
@@ -293,23 +339,68 @@ impl Storage for PgStorage {
     }
 
     async fn put_currency(&self, tenant_id: Uuid, c: &NewCurrency) -> StorageResult<Currency> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let old: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT recharge_amount, recharge_period_seconds, recharge_max FROM currencies
+             WHERE tenant_id = $1 AND code = $2 FOR UPDATE",
+        )
+        .bind(tenant_id)
+        .bind(&c.code)
+        .fetch_optional(&mut *tx)
+        .await?;
         let recharge = c.recharge.as_ref();
-        let row = sqlx::query(concat!(bump_catalog!("$1"), "INSERT INTO currencies AS c (tenant_id, code, name, initial_balance, max_balance, recharge_amount, recharge_period_seconds, recharge_max)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        let new = (recharge.map(|r| r.amount), recharge.map(|r| r.period_seconds), recharge.map(|r| r.max));
+        if let Some(old @ (Some(_), Some(_), Some(old_max))) = old
+            && old != new
+        {
+            // What accrued under the old recharge is paid under it, up to now.
+            let below_max: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT b.user_id FROM balances b JOIN users u ON u.id = b.user_id
+                 WHERE u.tenant_id = $1 AND b.currency_code = $2 AND b.balance < $3",
+            )
+            .bind(tenant_id)
+            .bind(&c.code)
+            .bind(old_max)
+            .fetch_all(&mut *tx)
+            .await?;
+            let ledger_ids: Vec<Uuid> = below_max.iter().map(|_| Uuid::now_v7()).collect();
+            sqlx::query(settle_statement!(
+                "balances b JOIN unnest($2::uuid[], $5::uuid[]) AS t(user_id, ledger_id) ON t.user_id = b.user_id",
+                "true",
+                "t.ledger_id"
+            ))
+            .bind(tenant_id)
+            .bind(&below_max)
+            .bind(&c.code)
+            .bind(now)
+            .bind(&ledger_ids)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(concat!(bump_catalog!("$1"), "INSERT INTO currencies AS c (tenant_id, code, name, initial_balance, max_balance, recharge_amount, recharge_period_seconds, recharge_max, recharge_since)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (tenant_id, code) DO UPDATE SET name = excluded.name, initial_balance = excluded.initial_balance,
                max_balance = excluded.max_balance, recharge_amount = excluded.recharge_amount,
-               recharge_period_seconds = excluded.recharge_period_seconds, recharge_max = excluded.recharge_max, updated_at = now()
+               recharge_period_seconds = excluded.recharge_period_seconds, recharge_max = excluded.recharge_max,
+               recharge_since = CASE
+                 WHEN (c.recharge_amount, c.recharge_period_seconds, c.recharge_max)
+                      IS DISTINCT FROM (excluded.recharge_amount, excluded.recharge_period_seconds, excluded.recharge_max)
+                 THEN excluded.recharge_since ELSE c.recharge_since END,
+               updated_at = $9
              RETURNING ", currency_columns!()))
         .bind(tenant_id)
         .bind(&c.code)
         .bind(&c.name)
         .bind(c.initial_balance)
         .bind(c.max_balance)
-        .bind(recharge.map(|r| r.amount))
-        .bind(recharge.map(|r| r.period_seconds))
-        .bind(recharge.map(|r| r.max))
-        .fetch_one(&self.pool)
+        .bind(new.0)
+        .bind(new.1)
+        .bind(new.2)
+        .bind(now)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(currency_from_row(&row)?)
     }
 
@@ -494,13 +585,27 @@ impl Storage for PgStorage {
         Ok(Some(Session { user, expires_at: row.try_get("expires_at")? }))
     }
 
-    async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>> {
+    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
+        if !recharging.is_empty() {
+            let scope = TxScope {
+                tenant_id: user.tenant_id,
+                user_id: user.id,
+                module_sha256: None,
+                recharging: recharging.into(),
+            };
+            let mut tx = self.begin_pg(scope).await?;
+            for code in recharging {
+                tx.settle(code).await?;
+            }
+            tx.tx.commit().await?;
+        }
         let rows = sqlx::query(concat!(
             "SELECT ",
             currency_columns!(),
             ", COALESCE(b.balance, c.initial_balance) AS balance,
                 CASE WHEN COALESCE(b.balance, c.initial_balance) < c.recharge_max
-                     THEN COALESCE(b.recharged_at, now()) + make_interval(secs => c.recharge_period_seconds::double precision)
+                     THEN GREATEST(COALESCE(b.recharged_at, c.recharge_since), c.recharge_since)
+                          + make_interval(secs => c.recharge_period_seconds::double precision)
                 END AS next_recharge_at
              FROM currencies c LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
              WHERE c.tenant_id = $1 ORDER BY c.code"
@@ -740,25 +845,12 @@ impl Storage for PgStorage {
         Ok(())
     }
 
-    async fn begin(&self, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> StorageResult<Box<dyn Tx>> {
-        let tx = self.pool.begin().await?;
-        Ok(Box::new(PgTx {
-            tx,
-            tenant_id,
-            user_id,
-            module_sha256: module_sha256.map(str::to_owned),
-            seen: self.seen.clone(),
-            balances_after: Vec::new(),
-        }))
+    async fn begin(&self, scope: TxScope) -> StorageResult<Box<dyn Tx>> {
+        Ok(Box::new(self.begin_pg(scope).await?))
     }
 
-    async fn begin_optimistic(
-        &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
-        module_sha256: Option<&str>,
-    ) -> StorageResult<Box<dyn Tx>> {
-        Ok(Box::new(OptimisticTx::new(self, tenant_id, user_id, module_sha256)))
+    async fn begin_optimistic(&self, scope: TxScope) -> StorageResult<Box<dyn Tx>> {
+        Ok(Box::new(OptimisticTx::new(self, scope)))
     }
 }
 
@@ -771,10 +863,15 @@ async fn open_balance(
     user_id: Uuid,
     code: &str,
 ) -> Result<(), sqlx::Error> {
+    // A regenerating balance opened below its max accrues from when the
+    // user, or the currency's recharge, came to be, whichever is later.
     sqlx::query(
         "WITH opened AS (
-            INSERT INTO balances (user_id, currency_code, balance)
-            SELECT $2, code, initial_balance FROM currencies c WHERE tenant_id = $1 AND code = $3
+            INSERT INTO balances (user_id, currency_code, balance, recharged_at)
+            SELECT $2, c.code, c.initial_balance,
+                   CASE WHEN c.initial_balance < c.recharge_max THEN GREATEST(c.recharge_since, u.created_at) END
+            FROM currencies c JOIN users u ON u.id = $2
+            WHERE c.tenant_id = $1 AND c.code = $3
             ON CONFLICT DO NOTHING
             RETURNING balance
          )
@@ -863,64 +960,60 @@ const BALANCE_ATTEMPTS: usize = 3;
 
 struct PgTx {
     tx: Transaction<'static, Postgres>,
-    tenant_id: Uuid,
-    user_id: Uuid,
-    module_sha256: Option<String>,
+    scope: TxScope,
     seen: Arc<SeenBalances>,
     /// Balances this transaction left, remembered once it commits.
     balances_after: Vec<(String, i64)>,
 }
 
+impl PgStorage {
+    async fn begin_pg(&self, scope: TxScope) -> StorageResult<PgTx> {
+        let tx = self.pool.begin().await?;
+        Ok(PgTx { tx, scope, seen: self.seen.clone(), balances_after: Vec::new() })
+    }
+}
+
+impl PgTx {
+    /// Settles the user's balance of `code` if the currency regenerates,
+    /// opening it first if the user never held it. The only place that
+    /// settles one user: every read and change of a balance calls it.
+    async fn settle(&mut self, code: &str) -> StorageResult<()> {
+        if !self.scope.recharging.iter().any(|recharging| recharging == code) {
+            return Ok(());
+        }
+        for _ in 0..2 {
+            let found: i64 = sqlx::query_scalar(settle_statement!("balances b", "b.user_id = $2", "$5::uuid"))
+                .bind(self.scope.tenant_id)
+                .bind(self.scope.user_id)
+                .bind(code)
+                .bind(Utc::now())
+                .bind(Uuid::now_v7())
+                .fetch_one(&mut *self.tx)
+                .await?;
+            if found > 0 {
+                return Ok(());
+            }
+            open_balance(&mut self.tx, self.scope.tenant_id, self.scope.user_id, code).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Tx for PgTx {
     async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>> {
+        self.settle(code).await?;
         let balance = sqlx::query_scalar(
             "SELECT COALESCE(b.balance, c.initial_balance) FROM currencies c
              LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
              WHERE c.tenant_id = $1 AND c.code = $3",
         )
-        .bind(self.tenant_id)
-        .bind(self.user_id)
+        .bind(self.scope.tenant_id)
+        .bind(self.scope.user_id)
         .bind(code)
         .fetch_optional(&mut *self.tx)
         .await?;
         Ok(balance)
-    }
-
-    async fn settle_recharge(&mut self, code: &str) -> StorageResult<()> {
-        // The multiplier is capped at what reaches the max, so it cannot
-        // overflow however long the balance sat idle.
-        sqlx::query(
-            "WITH due AS (
-                SELECT b.balance, c.recharge_amount AS amount, c.recharge_period_seconds AS period,
-                       c.recharge_max AS max,
-                       floor(extract(epoch FROM now() - b.recharged_at) / c.recharge_period_seconds)::bigint AS periods
-                FROM balances b JOIN currencies c ON c.tenant_id = $1 AND c.code = b.currency_code
-                WHERE b.user_id = $2 AND b.currency_code = $3 AND c.recharge_amount IS NOT NULL
-                  AND b.balance < c.recharge_max
-                FOR UPDATE OF b
-             ), settled AS (
-                UPDATE balances b SET
-                  balance = LEAST(due.max, due.balance + LEAST(due.periods, (due.max - due.balance + due.amount - 1) / due.amount) * due.amount),
-                  recharged_at = CASE
-                    WHEN due.balance + LEAST(due.periods, (due.max - due.balance + due.amount - 1) / due.amount) * due.amount >= due.max
-                    THEN now()
-                    ELSE b.recharged_at + make_interval(secs => (due.periods * due.period)::double precision) END,
-                  updated_at = now()
-                FROM due
-                WHERE b.user_id = $2 AND b.currency_code = $3 AND due.periods > 0
-                RETURNING b.balance, b.balance - due.balance AS delta
-             )
-             INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason)
-             SELECT $2, $4, $3, delta, balance, 'recharge' FROM settled",
-        )
-        .bind(self.tenant_id)
-        .bind(self.user_id)
-        .bind(code)
-        .bind(Uuid::now_v7())
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
     }
 
     async fn change_balance(
@@ -930,16 +1023,19 @@ impl Tx for PgTx {
         reason: LedgerReason,
         reference: Option<&str>,
     ) -> StorageResult<Result<i64, WalletRefusal>> {
+        self.settle(code).await?;
+        let now = Utc::now();
         // Fast path: one statement locks the row, checks both bounds (the
         // WHERE clause is re-checked on the latest row version after a lock
         // wait), updates it and appends the ledger entry.
         for _ in 0..BALANCE_ATTEMPTS {
             let after: Option<i64> = sqlx::query_scalar(
                 "WITH changed AS (
-                    UPDATE balances b SET balance = b.balance + $3, updated_at = now(),
-                      -- A regenerating balance that drops below its max starts its clock now.
-                      recharged_at = CASE WHEN b.balance >= c.recharge_max AND b.balance + $3 < c.recharge_max
-                                          THEN now() ELSE b.recharged_at END
+                    UPDATE balances b SET balance = b.balance + $3, updated_at = $9,
+                      -- A regenerating balance's clock runs only below its max
+                      -- (the balance was settled just before this).
+                      recharged_at = CASE WHEN c.recharge_amount IS NULL OR b.balance + $3 >= c.recharge_max THEN NULL
+                                          ELSE COALESCE(b.recharged_at, $9) END
                     FROM currencies c
                     WHERE b.user_id = $2 AND b.currency_code = $4 AND c.tenant_id = $1 AND c.code = $4
                       AND CASE WHEN $3 < 0 THEN b.balance >= -$3
@@ -951,14 +1047,15 @@ impl Tx for PgTx {
                  )
                  SELECT balance FROM changed",
             )
-            .bind(self.tenant_id)
-            .bind(self.user_id)
+            .bind(self.scope.tenant_id)
+            .bind(self.scope.user_id)
             .bind(delta)
             .bind(code)
             .bind(Uuid::now_v7())
             .bind(reason.as_str())
             .bind(reference)
-            .bind(&self.module_sha256)
+            .bind(&self.scope.module_sha256)
+            .bind(now)
             .fetch_optional(&mut *self.tx)
             .await?;
             if let Some(after) = after {
@@ -972,8 +1069,8 @@ impl Tx for PgTx {
                  LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
                  WHERE c.tenant_id = $1 AND c.code = $3",
             )
-            .bind(self.tenant_id)
-            .bind(self.user_id)
+            .bind(self.scope.tenant_id)
+            .bind(self.scope.user_id)
             .bind(code)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -982,7 +1079,7 @@ impl Tx for PgTx {
             };
             let max_balance: Option<i64> = row.try_get("max_balance")?;
             let Some(balance) = row.try_get::<Option<i64>, _>("balance")? else {
-                open_balance(&mut self.tx, self.tenant_id, self.user_id, code).await?;
+                open_balance(&mut self.tx, self.scope.tenant_id, self.scope.user_id, code).await?;
                 continue;
             };
             let after = balance.checked_add(delta);
@@ -1002,7 +1099,7 @@ impl Tx for PgTx {
             "SELECT COALESCE(sum(quantity), 0)::bigint FROM inventory
              WHERE user_id = $1 AND item_id = $2 AND (expires_at IS NULL OR expires_at > now())",
         )
-        .bind(self.user_id)
+        .bind(self.scope.user_id)
         .bind(item_id)
         .fetch_one(&mut *self.tx)
         .await?;
@@ -1017,8 +1114,8 @@ impl Tx for PgTx {
             grant_statement!(),
             " RETURNING item_id, collection_id, stack_id, quantity, acquired_via, acquired_at, expires_at"
         ))
-        .bind(self.tenant_id)
-        .bind(self.user_id)
+        .bind(self.scope.tenant_id)
+        .bind(self.scope.user_id)
         .bind(&columns.ids)
         .bind(&columns.quantities)
         .bind(&columns.vias)
@@ -1038,7 +1135,7 @@ impl Tx for PgTx {
                AND quantity >= $3 AND (expires_at IS NULL OR expires_at > now())
              RETURNING quantity",
         )
-        .bind(self.user_id)
+        .bind(self.scope.user_id)
         .bind(item_id)
         .bind(quantity)
         .fetch_optional(&mut *self.tx)
@@ -1050,7 +1147,7 @@ impl Tx for PgTx {
         let count = sqlx::query_scalar(
             "SELECT COALESCE(sum(quantity), 0)::bigint FROM purchases WHERE user_id = $1 AND item_id = $2",
         )
-        .bind(self.user_id)
+        .bind(self.scope.user_id)
         .bind(item_id)
         .fetch_one(&mut *self.tx)
         .await?;
@@ -1061,7 +1158,7 @@ impl Tx for PgTx {
         let count: Option<i64> = sqlx::query_scalar(
             "SELECT purchased FROM listing_purchases WHERE user_id = $1 AND store_id = $2 AND item_id = $3",
         )
-        .bind(self.user_id)
+        .bind(self.scope.user_id)
         .bind(store_id)
         .bind(item_id)
         .fetch_optional(&mut *self.tx)
@@ -1087,7 +1184,7 @@ impl Tx for PgTx {
              WHERE l.purchased + excluded.purchased <= $5
              RETURNING purchased",
         )
-        .bind(self.user_id)
+        .bind(self.scope.user_id)
         .bind(store_id)
         .bind(item_id)
         .bind(quantity)
@@ -1118,8 +1215,8 @@ impl Tx for PgTx {
              )
              SELECT (SELECT count(*) FROM granted) AS granted, (SELECT count(*) FROM recorded) AS recorded"
         ))
-        .bind(self.tenant_id)
-        .bind(self.user_id)
+        .bind(self.scope.tenant_id)
+        .bind(self.scope.user_id)
         .bind(&grants.ids)
         .bind(&grants.quantities)
         .bind(&grants.vias)
@@ -1135,7 +1232,7 @@ impl Tx for PgTx {
         .bind(idempotency.status)
         .bind(idempotency.body)
         .bind(p.total)
-        .bind(&self.module_sha256)
+        .bind(&self.scope.module_sha256)
         .fetch_one(&mut *self.tx)
         .await?;
         let granted: i64 = row.try_get("granted")?;
@@ -1153,12 +1250,12 @@ impl Tx for PgTx {
         sqlx::query(
             "INSERT INTO consumes (user_id, id, item_id, quantity, remaining, module_sha256) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(self.user_id)
+        .bind(self.scope.user_id)
         .bind(id)
         .bind(item_id)
         .bind(quantity)
         .bind(remaining)
-        .bind(self.module_sha256.as_deref().unwrap_or(""))
+        .bind(self.scope.module_sha256.as_deref().unwrap_or(""))
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -1167,7 +1264,7 @@ impl Tx for PgTx {
     async fn commit(self: Box<Self>) -> StorageResult<()> {
         self.tx.commit().await?;
         for (code, balance) in &self.balances_after {
-            self.seen.set(self.user_id, code, *balance);
+            self.seen.set(self.scope.user_id, code, *balance);
         }
         Ok(())
     }

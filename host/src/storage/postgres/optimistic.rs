@@ -48,9 +48,7 @@ impl SeenBalances {
 pub(super) struct OptimisticTx {
     /// The pool, the committers and the remembered balances.
     storage: PgStorage,
-    tenant_id: Uuid,
-    user_id: Uuid,
-    module_sha256: Option<String>,
+    scope: TxScope,
     /// The one currency the guest looked at, with its balance before the debit.
     balance: Option<(String, i64)>,
     debit: Option<Debit>,
@@ -59,17 +57,8 @@ pub(super) struct OptimisticTx {
 }
 
 impl OptimisticTx {
-    pub(super) fn new(storage: &PgStorage, tenant_id: Uuid, user_id: Uuid, module_sha256: Option<&str>) -> Self {
-        Self {
-            storage: storage.clone(),
-            tenant_id,
-            user_id,
-            module_sha256: module_sha256.map(str::to_owned),
-            balance: None,
-            debit: None,
-            record: None,
-            unconfirmed: false,
-        }
+    pub(super) fn new(storage: &PgStorage, scope: TxScope) -> Self {
+        Self { storage: storage.clone(), scope, balance: None, debit: None, record: None, unconfirmed: false }
     }
 
     /// Gives up: the request needs more than one guarded statement covers.
@@ -79,19 +68,23 @@ impl OptimisticTx {
     }
 
     /// The balance of `code` before this transaction's debit: remembered,
-    /// or read (without a lock) on first use. Only one currency is covered.
+    /// or read (without a lock) on first use. Only one currency is covered,
+    /// and not a regenerating one (it must be settled under a lock).
     async fn balance_before(&mut self, code: &str) -> StorageResult<i64> {
         self.unconfirmed = true;
+        if self.scope.recharging.iter().any(|recharging| recharging == code) {
+            return Err(StorageError::Stale);
+        }
         match &self.balance {
             Some((seen, balance)) if seen == code => return Ok(*balance),
             Some(_) => return Err(StorageError::Stale),
             None => {}
         }
-        let balance = match self.storage.seen.get(self.user_id, code) {
+        let balance = match self.storage.seen.get(self.scope.user_id, code) {
             Some(balance) => balance,
             // No row yet (or no such currency): the locking path opens it.
             None => sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1 AND currency_code = $2")
-                .bind(self.user_id)
+                .bind(self.scope.user_id)
                 .bind(code)
                 .fetch_optional(&self.storage.pool)
                 .await?
@@ -107,10 +100,6 @@ impl Tx for OptimisticTx {
     async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>> {
         let before = self.balance_before(code).await?;
         Ok(Some(before + self.debit.as_ref().map_or(0, |debit| debit.delta)))
-    }
-
-    async fn settle_recharge(&mut self, _code: &str) -> StorageResult<()> {
-        Err(self.abandon())
     }
 
     async fn change_balance(
@@ -179,10 +168,11 @@ impl Tx for OptimisticTx {
     }
 
     async fn commit(self: Box<Self>) -> StorageResult<()> {
-        let Self { storage, tenant_id, user_id, module_sha256, balance, debit, record, .. } = *self;
+        let Self { storage, scope, balance, debit, record, .. } = *self;
         let (Some((currency_code, before)), Some(debit), Some(record)) = (balance, debit, record) else {
             return Err(StorageError::Stale);
         };
+        let TxScope { tenant_id, user_id, module_sha256, .. } = scope;
         let purchase = BatchedPurchase { tenant_id, user_id, module_sha256, currency_code, before, debit, record };
         match storage.committers.commit(purchase).await? {
             true => Ok(()),

@@ -12,6 +12,7 @@
 //! | `flood`    | calls a storage import in a loop                 |
 //! | `mint`     | credits a million gems, then prices normally     |
 //! | `skim`     | debits 500 gems more than the price              |
+//! | `slow`     | spins about two seconds, then prices normally    |
 //! | `escape`   | probes the sandbox: the price is 1 plus a bit for |
 //! |            | each of environment, files, network and a moving  |
 //! |            | clock that it could reach                         |
@@ -20,6 +21,9 @@ use economy_core::{CatalogPrice, Context, Env, Item, Listing, PricePolicy, RuleE
 use std::hint::black_box;
 
 pub struct Hostile;
+
+/// Iterations of the `slow` behaviour: about two seconds of wasm here.
+const SLOW_SPINS: u64 = 2_000_000_000;
 
 impl PricePolicy for Hostile {
     fn unit_price(
@@ -43,6 +47,14 @@ impl PricePolicy for Hostile {
                 CatalogPrice::unit_price(env, ctx, item, listing, currency_code)
             }
             "escape" => Ok(1 + sandbox_leaks()),
+            "slow" => {
+                let mut counter = 0u64;
+                for _ in 0..SLOW_SPINS {
+                    counter = black_box(counter.wrapping_add(1));
+                }
+                black_box(counter);
+                CatalogPrice::unit_price(env, ctx, item, listing, currency_code)
+            }
             "skim" => {
                 let _ = env.debit(currency_code, 500, &ctx.request_id);
                 CatalogPrice::unit_price(env, ctx, item, listing, currency_code)
