@@ -8,7 +8,7 @@ use super::{AppState, finish, rollback};
 use crate::domain::{self, CurrencyCode, CustomId, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
 use crate::runtime::{
-    Invocation, ModuleFailure, PurchaseCheck, PurchaseOutcome, PurchaseRequest, RequestContext, RuleError,
+    CallFailure, Invocation, PurchaseCheck, PurchaseOutcome, PurchaseRequest, RequestContext, RuleError,
 };
 use crate::storage::{
     InventoryEntry, NewGrant, PurchaseRecord, Recorded, StorageError, StoredResponse, Tx, User, WalletEntry,
@@ -382,13 +382,18 @@ pub async fn store(
 }
 
 /// The guest's answer as an API result: its rule errors become their codes;
-/// a trap or an exhausted limit becomes `MODULE_FAILED`, logged.
-fn module_answer<T>(sha256: &str, result: Result<Result<T, RuleError>, ModuleFailure>) -> Result<T, ApiError> {
+/// a trap or an exhausted limit becomes `MODULE_FAILED`, logged as the
+/// module's fault; a storage failure while it ran is the host's.
+fn module_answer<T>(sha256: &str, result: Result<Result<T, RuleError>, CallFailure>) -> Result<T, ApiError> {
     match result {
         Ok(answer) => answer.map_err(ApiError::from),
-        Err(failure) => {
-            tracing::error!(module = %sha256, error = %failure.message, "rules module failed");
+        Err(CallFailure::Module(failure)) => {
+            tracing::error!(module = %sha256, error = %failure.message, fault = "module", "rules module failed");
             Err(ApiError::ModuleFailed)
+        }
+        Err(CallFailure::Host(failure)) => {
+            tracing::warn!(module = %sha256, error = %failure, fault = "host", "storage failed while the rules module ran");
+            Err(failure.into())
         }
     }
 }

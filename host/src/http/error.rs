@@ -8,7 +8,8 @@ use crate::runtime::RuleError;
 use crate::storage::StorageError;
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -55,6 +56,9 @@ pub enum ApiError {
     /// 400 `MAX_BALANCE_EXCEEDED`: a credit would pass the currency's cap.
     #[error("the balance of {0} would exceed its maximum")]
     MaxBalanceExceeded(String),
+    /// 400 `MAX_STACK_EXCEEDED`: a grant would take a stack past its maximum.
+    #[error("the player's stack of an item would hold more than {}", crate::storage::MAX_STACK_QUANTITY)]
+    MaxStackExceeded,
     /// 400 `NOT_CONSUMABLE`.
     #[error("the item is not consumable")]
     NotConsumable,
@@ -71,9 +75,15 @@ pub enum ApiError {
     /// 500 `MODULE_FAILED`: the rules module trapped or ran out of a limit.
     #[error("the rules module failed")]
     ModuleFailed,
-    /// 503 `TENANT_UNAVAILABLE`: the tenant's database cannot be reached.
+    /// 503 `BUSY`, with `Retry-After`: a lock or statement waited past its
+    /// timeout (another request holds the player's records); nothing was
+    /// written, and the same request may succeed when retried.
+    #[error("the player's records are busy; retry shortly")]
+    Busy(String),
+    /// 503 `TENANT_UNAVAILABLE`, with `Retry-After`: the tenant's database
+    /// cannot be reached.
     #[error("the tenant's database is unavailable")]
-    TenantUnavailable(#[source] sqlx::Error),
+    TenantUnavailable(String),
     /// 500 `INTERNAL`: a bug or an unexpected failure; the cause is logged.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -88,6 +98,7 @@ impl ApiError {
             | Self::MaxPurchasesReached
             | Self::InsufficientBalance
             | Self::MaxBalanceExceeded(_)
+            | Self::MaxStackExceeded
             | Self::NotConsumable
             | Self::InsufficientQuantity
             | Self::InvalidModule(_) => StatusCode::BAD_REQUEST,
@@ -100,7 +111,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::ModuleFailed | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy(_) | Self::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -119,11 +130,13 @@ impl ApiError {
             Self::MaxPurchasesReached => "MAX_PURCHASES_REACHED",
             Self::InsufficientBalance => "INSUFFICIENT_BALANCE",
             Self::MaxBalanceExceeded(_) => "MAX_BALANCE_EXCEEDED",
+            Self::MaxStackExceeded => "MAX_STACK_EXCEEDED",
             Self::NotConsumable => "NOT_CONSUMABLE",
             Self::InsufficientQuantity => "INSUFFICIENT_QUANTITY",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::InvalidModule(_) => "INVALID_MODULE",
             Self::ModuleFailed => "MODULE_FAILED",
+            Self::Busy(_) => "BUSY",
             Self::TenantUnavailable(_) => "TENANT_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -146,19 +159,25 @@ impl ApiError {
     }
 }
 
+/// What a 503 tells the client to wait before retrying, in seconds.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, debug = ?cause, "request failed")
             }
-            Self::TenantUnavailable(cause) => {
-                tracing::warn!(error = %cause, "tenant database unavailable")
-            }
+            Self::Busy(cause) => tracing::warn!(error = %cause, "request timed out waiting on the database"),
+            Self::TenantUnavailable(cause) => tracing::warn!(error = %cause, "tenant database unavailable"),
             _ => {}
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
 
@@ -166,10 +185,10 @@ impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         match error {
             StorageError::Conflict(what) => Self::Conflict(what.into()),
-            StorageError::Database(
-                e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)),
-            ) => Self::TenantUnavailable(e),
-            other => Self::internal(other),
+            StorageError::StackLimit => Self::MaxStackExceeded,
+            StorageError::Busy(cause) => Self::Busy(cause),
+            StorageError::Unavailable(cause) => Self::TenantUnavailable(cause),
+            other @ (StorageError::Backend(_) | StorageError::Stale) => Self::internal(other),
         }
     }
 }

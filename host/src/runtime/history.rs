@@ -1,7 +1,7 @@
 //! Host side of `economy:plugin/history`: the user's purchase counts.
 
 use super::bindings::economy::plugin::history::Host;
-use super::state::RequestState;
+use super::state::{RequestState, storage};
 use uuid::Uuid;
 
 impl Host for RequestState {
@@ -10,7 +10,7 @@ impl Host for RequestState {
         let Ok(item_id) = Uuid::parse_str(&item_id) else {
             return Ok(0);
         };
-        Ok(u64::try_from(self.tx.item_purchases(item_id).await?).unwrap_or(0))
+        Ok(u64::try_from(storage!(self.tx.item_purchases(item_id))).unwrap_or(0))
     }
 
     async fn listing_purchases(&mut self, store_id: String, item_id: String) -> wasmtime::Result<u64> {
@@ -18,7 +18,7 @@ impl Host for RequestState {
         let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id)) else {
             return Ok(0);
         };
-        Ok(u64::try_from(self.tx.listing_purchases(store_id, item_id).await?).unwrap_or(0))
+        Ok(u64::try_from(storage!(self.tx.listing_purchases(store_id, item_id))).unwrap_or(0))
     }
 
     async fn claim_listing(
@@ -38,6 +38,6 @@ impl Host for RequestState {
         if quantity < 1 {
             wasmtime::bail!("claim-listing with quantity 0");
         }
-        Ok(self.tx.claim_listing(store_id, item_id, quantity, cap).await?.map(|total| total as u64))
+        Ok(storage!(self.tx.claim_listing(store_id, item_id, quantity, cap)).map(|total| total as u64))
     }
 }

@@ -7,7 +7,7 @@
 //! inventory writes them first, so the guest always sees its own grants.
 
 use super::bindings::economy::plugin::inventory::{Grant, Host, InventoryError};
-use super::state::RequestState;
+use super::state::{RequestState, storage};
 use crate::storage::{InventoryRefusal, NewGrant};
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ impl Host for RequestState {
         self.charge_import()?;
         let Ok(item_id) = Uuid::parse_str(&item_id) else { return Ok(0) };
         self.write_pending_grants().await?;
-        Ok(u64::try_from(self.tx.quantity(item_id).await?).unwrap_or(0))
+        Ok(u64::try_from(storage!(self.tx.quantity(item_id))).unwrap_or(0))
     }
 
     async fn grant_items(&mut self, grants: Vec<Grant>) -> wasmtime::Result<Result<(), InventoryError>> {
@@ -45,7 +45,9 @@ impl Host for RequestState {
             return Ok(Err(InventoryError::InvalidQuantity));
         };
         self.write_pending_grants().await?;
-        Ok(self.tx.consume(item_id, quantity).await?.map(|left| u64::try_from(left).unwrap_or(0)).map_err(to_wit_error))
+        Ok(storage!(self.tx.consume(item_id, quantity))
+            .map(|left| u64::try_from(left).unwrap_or(0))
+            .map_err(to_wit_error))
     }
 }
 
@@ -78,7 +80,7 @@ impl RequestState {
             return Ok(());
         }
         let grants = std::mem::take(&mut self.pending_grants);
-        if self.tx.grant_items(&grants).await?.is_err() {
+        if storage!(self.tx.grant_items(&grants)).is_err() {
             // The catalog in memory knew the item, the database does not.
             wasmtime::bail!("a granted item vanished from the catalog");
         }

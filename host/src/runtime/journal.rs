@@ -55,16 +55,19 @@ impl Journal {
             by_key.get(key).map(|item| to_rules_item(item))
         })
         .map_err(|error| format!("the catalog does not expand: {error:?}"))?;
-        let expected_grants: HashMap<Uuid, i64> = expansion
+        let expected_grants = expansion
             .items
             .iter()
-            .map(|grant| (Uuid::parse_str(&grant.item_id).unwrap_or_default(), grant.quantity as i64))
-            .collect();
-        if sum_by(&self.grants) != expected_grants {
+            .map(|grant| {
+                let quantity = i64::try_from(grant.quantity).map_err(|_| "a granted quantity out of range")?;
+                Ok((Uuid::parse_str(&grant.item_id).unwrap_or_default(), quantity))
+            })
+            .collect::<Result<HashMap<Uuid, i64>, String>>()?;
+        if sum_by(&self.grants)? != expected_grants {
             return Err(format!("granted {:?}, the catalog grants {expected_grants:?}", self.grants));
         }
         let expected_credits: HashMap<String, i64> = expansion.currencies.into_iter().collect();
-        if sum_by(&self.credits) != expected_credits {
+        if sum_by(&self.credits)? != expected_credits {
             return Err(format!("credited {:?}, the catalog credits {expected_credits:?}", self.credits));
         }
         Ok(())
@@ -80,12 +83,29 @@ impl Journal {
     }
 }
 
-fn sum_by<K: Clone + Eq + std::hash::Hash>(entries: &[(K, i64)]) -> HashMap<K, i64> {
+/// Sums amounts by key; amounts come from the guest, so a sum that would
+/// overflow is an error, never a wrapped value.
+fn sum_by<K: Clone + Eq + std::hash::Hash + std::fmt::Debug>(entries: &[(K, i64)]) -> Result<HashMap<K, i64>, String> {
     let mut sums = HashMap::new();
     for (key, amount) in entries {
-        *sums.entry(key.clone()).or_insert(0) += amount;
+        let sum = sums.entry(key.clone()).or_insert(0i64);
+        *sum = sum.checked_add(*amount).ok_or_else(|| format!("the amounts of {key:?} overflow"))?;
     }
-    sums
+    Ok(sums)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_that_overflow_are_refused_not_wrapped() {
+        let item = Uuid::now_v7();
+        // i64::MAX + i64::MAX + 2 wraps to 0 in a release build.
+        let entries = [(item, i64::MAX), (item, i64::MAX), (item, 2)];
+        assert!(sum_by(&entries).is_err());
+        assert_eq!(sum_by(&[(item, 2), (item, 3)]).unwrap()[&item], 5);
+    }
 }
 
 /// The rules' view of a catalog item, for expanding it as the default rules do.

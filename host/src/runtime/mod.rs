@@ -23,7 +23,7 @@ pub use journal::{Journal, PurchaseCheck};
 pub use state::RequestState;
 
 use crate::catalog::Catalog;
-use crate::storage::{LimitOverrides, NewGrant, Tx};
+use crate::storage::{LimitOverrides, NewGrant, StorageError, Tx};
 use bindings::{Economy, EconomyPre};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -134,6 +134,17 @@ pub struct ModuleFailure {
     pub message: String,
 }
 
+/// Why a call ended without an answer from the guest, and whose fault it is.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The module trapped, ran out of a limit, or could not be instantiated.
+    Module(ModuleFailure),
+    /// Storage failed while the module ran (the guest was trapped with it),
+    /// or the call's deadline passed while the guest waited on storage: the
+    /// host's fault, never blamed on the module.
+    Host(StorageError),
+}
+
 /// Who runs a call: the module, its limits, the catalog it reads, and the
 /// request context.
 pub struct Call<'a> {
@@ -149,7 +160,7 @@ pub struct Invocation<R> {
     pub tx: Box<dyn Tx>,
     pub journal: Journal,
     pub pending_grants: Vec<NewGrant>,
-    pub result: Result<R, ModuleFailure>,
+    pub result: Result<R, CallFailure>,
 }
 
 #[derive(Clone)]
@@ -328,14 +339,22 @@ impl Runtime {
         };
         let mut state = store.into_data();
         state.journal.grants = state.all_grants().map(|grant| (grant.item_id, grant.quantity)).collect();
-        let result = result.map_err(|error| {
-            let stderr = state.stderr();
-            // The root cause names the limit or the trap; the wasm backtrace
-            // before it is noise in a one-line log.
-            let cause = error.root_cause();
-            let message = if stderr.is_empty() { cause.to_string() } else { format!("{cause}; stderr: {stderr}") };
-            ModuleFailure { sha256: module.sha256.clone(), message }
-        });
+        let result = match (result, state.host_failure.take()) {
+            (_, Some(failure)) => Err(CallFailure::Host(failure)),
+            (Err(_), None) if state.in_storage => Err(CallFailure::Host(StorageError::Busy(format!(
+                "a storage call outlasted the call's {:?} deadline",
+                limits.deadline
+            )))),
+            (Ok(answer), None) => Ok(answer),
+            (Err(error), None) => {
+                let stderr = state.stderr();
+                // The root cause names the limit or the trap; the wasm
+                // backtrace before it is noise in a one-line log.
+                let cause = error.root_cause();
+                let message = if stderr.is_empty() { cause.to_string() } else { format!("{cause}; stderr: {stderr}") };
+                Err(CallFailure::Module(ModuleFailure { sha256: module.sha256.clone(), message }))
+            }
+        };
         Invocation { tx: state.tx, journal: state.journal, pending_grants: state.pending_grants, result }
     }
 }

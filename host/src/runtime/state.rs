@@ -7,7 +7,7 @@
 
 use super::journal::Journal;
 use crate::catalog::Catalog;
-use crate::storage::{NewGrant, Tx};
+use crate::storage::{NewGrant, StorageError, StorageResult, Tx};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::sync::Arc;
@@ -16,6 +16,19 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+/// Runs a storage call of the request's transaction for the guest: marks
+/// the guest as parked in storage meanwhile (a deadline that passes then is
+/// the database's fault), and records a failure as the host's.
+macro_rules! storage {
+    ($state:ident . tx . $call:ident ( $($arg:expr),* $(,)? )) => {{
+        $state.in_storage = true;
+        let result = $state.tx.$call($($arg),*).await;
+        $state.in_storage = false;
+        $state.host(result)?
+    }};
+}
+pub(crate) use storage;
 
 /// How much of a guest's stderr (its panic message) is kept for the log.
 const STDERR_CAPTURE_BYTES: usize = 4096;
@@ -31,6 +44,11 @@ pub struct RequestState {
     pub(crate) pending_grants: Vec<NewGrant>,
     /// Grants already written (before an inventory read in the same call).
     pub(crate) written_grants: Vec<NewGrant>,
+    /// A storage failure while the guest ran: the host's fault, not the
+    /// module's. The guest was trapped with it.
+    pub(crate) host_failure: Option<StorageError>,
+    /// Whether the guest is parked in a storage call right now.
+    pub(crate) in_storage: bool,
     import_calls: u32,
     max_import_calls: u32,
     pub(crate) limits: StoreLimits,
@@ -68,6 +86,8 @@ impl RequestState {
             journal: Journal::default(),
             pending_grants: Vec::new(),
             written_grants: Vec::new(),
+            host_failure: None,
+            in_storage: false,
             import_calls: 0,
             max_import_calls,
             limits,
@@ -85,6 +105,16 @@ impl RequestState {
             wasmtime::bail!("the module made more than {} storage calls", self.max_import_calls);
         }
         Ok(())
+    }
+
+    /// Passes a storage result to the guest; a failure is recorded as the
+    /// host's and traps the guest (the request is rolled back).
+    pub(crate) fn host<T>(&mut self, result: StorageResult<T>) -> wasmtime::Result<T> {
+        result.map_err(|failure| {
+            let trap = wasmtime::format_err!("storage failed: {failure}");
+            self.host_failure.get_or_insert(failure);
+            trap
+        })
     }
 
     /// What the guest wrote to stderr, lossily decoded.

@@ -15,17 +15,32 @@ use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// A storage failure that is nobody's fault but the database's, or a
-/// uniqueness conflict the caller turns into a client error.
-#[derive(Debug, thiserror::Error)]
+/// The most of one item a stack may hold (10^15): far from overflow even
+/// after the largest grant a purchase can make is added.
+pub const MAX_STACK_QUANTITY: i64 = 1_000_000_000_000_000;
+
+/// Why storage did not do what was asked. Backend-neutral: each backend
+/// sorts its own errors into these, in one place.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StorageError {
     /// A unique constraint refused the write; the payload names the thing.
     #[error("{0} already exists")]
     Conflict(&'static str),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A grant would take a stack past [`MAX_STACK_QUANTITY`].
+    #[error("a stack would hold more than {MAX_STACK_QUANTITY}")]
+    StackLimit,
+    /// A lock or statement outlasted its timeout, or the database broke a
+    /// deadlock: nothing was written, and the same request may succeed if
+    /// tried again.
+    #[error("the database is busy: {0}")]
+    Busy(String),
+    /// The database cannot be reached: refused or lost connections, no
+    /// connection free in time.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the database reported: a bug, logged and never shown.
+    #[error("{0}")]
+    Backend(String),
     /// An optimistic transaction could not vouch for what it did: a balance
     /// it read changed before its commit, or the request needed more than
     /// its one guarded statement covers. Nothing was written.

@@ -244,3 +244,47 @@ async fn a_key_racing_on_two_hosts_among_other_purchases_charges_once() {
     }
     app.audit().await;
 }
+
+#[tokio::test]
+async fn purchases_stuck_on_a_lock_fail_alone_and_the_purchases_beside_them_commit() {
+    let app = spawn_app().await;
+    let (tenant, _) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    let mut players = Vec::new();
+    for i in 0..27 {
+        players.push(app.login(&tenant, &format!("player-{i}")).await);
+    }
+    // Something outside the host holds the balance rows of every ninth player.
+    let stuck: Vec<bool> = (0..players.len()).map(|i| i % 9 == 4).collect();
+    let mut holder = app.pool.begin().await.unwrap();
+    for (player, _) in players.iter().zip(&stuck).filter(|(_, stuck)| **stuck) {
+        sqlx::query("SELECT balance FROM balances WHERE user_id = $1::uuid FOR UPDATE")
+            .bind(&player.user_id)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+    }
+    let body = json!({"catalog_item_id": sword, "currency_code": "gems"});
+    let started = std::time::Instant::now();
+    let replies = join_all(players.iter().map(|player| async {
+        let reply = app.purchase(&tenant, player, body.clone()).await;
+        (reply, started.elapsed())
+    }))
+    .await;
+    holder.rollback().await.unwrap();
+
+    for ((reply, took), stuck) in replies.iter().zip(&stuck) {
+        if *stuck {
+            reply.assert_error(503, "BUSY");
+            assert!(reply.headers.get("retry-after").is_some(), "a 503 says when to retry");
+        } else {
+            reply.assert_ok();
+            assert!(*took < std::time::Duration::from_secs(4), "a bystander waited {took:?}");
+        }
+    }
+    for (player, stuck) in players.iter().zip(&stuck) {
+        let expected = if *stuck { 1_000 } else { 900 };
+        assert_eq!(app.balance(&tenant, player, "gems").await, expected, "nothing partial, nothing lost");
+    }
+    app.audit().await;
+}

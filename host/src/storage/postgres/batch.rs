@@ -7,8 +7,13 @@
 //!
 //! Each purchase in a batch keeps its own guard (the balance its rules saw,
 //! its items in the catalog, its idempotency key unused), so one that fails
-//! its guard writes nothing and the others are unaffected.
+//! its guard writes nothing and the others are unaffected. A statement the
+//! database refuses whole (a lock wait past the committers' short lock
+//! timeout, a key taken meanwhile, a stack past its limit) is retried one
+//! purchase at a time, so only the purchase at fault fails: a purchase that
+//! waited on a lock runs again under row locks, on its own.
 
+use super::error::{self, gave_up_waiting, refused};
 use super::*;
 use sqlx::{Connection, PgConnection};
 use std::sync::Mutex;
@@ -17,6 +22,13 @@ use tokio::task::JoinHandle;
 
 /// The most purchases one statement writes.
 const MAX_BATCH: usize = 64;
+/// Purchases waiting to commit, at most; past it, a purchase waits for room
+/// (backpressure) instead of growing the queue.
+const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
+/// How long a batch waits on a row lock before it gives up and commits its
+/// purchases one by one: a row locked elsewhere (a grant, a locked
+/// purchase on another host) must not hold up everyone batched with it.
+const BATCH_LOCK_TIMEOUT_MS: &str = "500";
 
 /// The one balance change an optimistic purchase makes.
 pub(super) struct Debit {
@@ -56,7 +68,7 @@ struct Pending {
 /// The queue of purchases waiting to commit, and the tasks that commit them.
 pub(super) struct Committers {
     /// `None` once closed: no purchase is taken after that.
-    queue: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+    queue: Mutex<Option<mpsc::Sender<Pending>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -66,9 +78,13 @@ impl Committers {
     /// once: planned for each batch's sizes, it would be planned again on
     /// every execution, which costs more than running it.
     pub(super) fn start(pool: &PgPool, seen: &Arc<SeenBalances>, count: usize) -> Self {
-        let (queue, receiver) = mpsc::unbounded_channel();
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-        let options = pool.connect_options().as_ref().clone().options([("plan_cache_mode", "force_generic_plan")]);
+        let options = pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("plan_cache_mode", "force_generic_plan"), ("lock_timeout", BATCH_LOCK_TIMEOUT_MS)]);
         let tasks =
             (0..count).map(|_| tokio::spawn(commit_batches(options.clone(), seen.clone(), receiver.clone()))).collect();
         Self { queue: Mutex::new(Some(queue)), tasks: Mutex::new(tasks) }
@@ -76,17 +92,16 @@ impl Committers {
 
     /// Commits `purchase` with whatever else is waiting.
     pub(super) async fn commit(&self, purchase: BatchedPurchase) -> Reply {
+        let closed = || StorageError::Unavailable("the host is shutting down".into());
         let (reply, answer) = oneshot::channel();
-        let queued = match &*self.queue.lock().expect("commit queue lock") {
-            Some(queue) => queue.send(Pending { purchase, reply }).is_ok(),
-            None => false,
-        };
-        if !queued {
-            return Err(StorageError::Database(sqlx::Error::PoolClosed));
+        let queue = self.queue.lock().expect("commit queue lock").clone();
+        let Some(queue) = queue else { return Err(closed()) };
+        if queue.send(Pending { purchase, reply }).await.is_err() {
+            return Err(closed());
         }
         // A committer answers every purchase it takes, even when the
         // request that sent it has gone.
-        answer.await.unwrap_or(Err(StorageError::Database(sqlx::Error::PoolClosed)))
+        answer.await.unwrap_or_else(|_| Err(closed()))
     }
 
     /// Takes no more purchases, lets the committers finish what is queued
@@ -104,7 +119,7 @@ impl Committers {
 async fn commit_batches(
     options: PgConnectOptions,
     seen: Arc<SeenBalances>,
-    receiver: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>,
+    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
 ) {
     let mut connection: Option<PgConnection> = None;
     let mut waiting = Vec::with_capacity(MAX_BATCH);
@@ -165,44 +180,39 @@ async fn commit_batch(
         Err(error) => {
             // An error the database reported leaves the connection in step;
             // after any other, the next batch opens a fresh one.
-            if !matches!(error, sqlx::Error::Database(_)) {
+            if !refused(&error) {
                 connection.take();
             }
-            if refused_whole(&error) && batch.len() > 1 {
-                // The database refused the whole statement and nothing was
-                // written: a key taken on another host since the guard's
-                // snapshot, or (should lock orders ever cross) a deadlock.
-                // Each purchase runs alone, so only the one at fault fails.
+            if refused(&error) && batch.len() > 1 {
+                // Nothing of the statement was written, and any one purchase
+                // may have caused the refusal: each runs alone, so only the
+                // one at fault fails.
                 for pending in batch {
                     Box::pin(commit_batch(options, seen, connection, vec![pending])).await;
                 }
                 return;
             }
+            let outcome = alone(&error);
             for pending in batch {
-                let _ = pending.reply.send(Err(shared_error(&error)));
+                let _ = pending.reply.send(outcome.clone());
             }
         }
     }
 }
 
-/// A statement error that one purchase of the batch may have caused alone.
-fn refused_whole(error: &sqlx::Error) -> bool {
-    const DEADLOCK_DETECTED: &str = "40P01";
-    is_unique_violation(error)
-        || matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(DEADLOCK_DETECTED))
-}
-
-/// The failure of a batch, for each of its purchases.
-fn shared_error(error: &sqlx::Error) -> StorageError {
+/// What a statement's error means for the purchases in it: after a lost
+/// connection, each its own `Unavailable`; for a purchase alone, its fate.
+/// A purchase that waited on a lock (or lost a deadlock) runs again under
+/// row locks, where it waits with the request's own timeout; a key taken
+/// meanwhile replays the earlier purchase.
+fn alone(error: &sqlx::Error) -> Reply {
     if is_unique_violation(error) {
-        return StorageError::Conflict("idempotency key");
+        Err(StorageError::Conflict("idempotency key"))
+    } else if gave_up_waiting(error) {
+        Ok(false)
+    } else {
+        Err(error::classify(error))
     }
-    StorageError::Database(match error {
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        other => sqlx::Error::Protocol(other.to_string()),
-    })
 }
 
 /// Writes a batch (one purchase per user) in one statement; the balance

@@ -4,6 +4,7 @@
 
 use super::*;
 use batch::Committers;
+use error::is_unique_violation;
 use optimistic::{OptimisticTx, SeenBalances};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -148,11 +149,7 @@ fn committers(pool_size: u32) -> usize {
 
 /// Turns a unique violation into [`StorageError::Conflict`].
 fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
-    move |error| if is_unique_violation(&error) { StorageError::Conflict(what) } else { StorageError::Database(error) }
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+    move |error| if is_unique_violation(&error) { StorageError::Conflict(what) } else { error.into() }
 }
 
 /// Settles regenerating balances up to `$4` (the moment of the read or
@@ -503,7 +500,10 @@ impl Storage for PgStorage {
         match self.create_user(tenant_id, Uuid::now_v7(), identity, None).await? {
             Some(user) => Ok(user),
             // A concurrent request created the user first.
-            None => self.find_user(tenant_id, identity).await?.ok_or(StorageError::Database(sqlx::Error::RowNotFound)),
+            None => self
+                .find_user(tenant_id, identity)
+                .await?
+                .ok_or_else(|| StorageError::Backend("a user vanished while it was created".into())),
         }
     }
 
@@ -539,7 +539,7 @@ impl Storage for PgStorage {
         match self.create_user(tenant_id, id, &id.to_string(), Some(custom_id_hash)).await? {
             Some(user) => Ok(user),
             // A concurrent first login with the same custom id won.
-            None => find().await?.ok_or(StorageError::Database(sqlx::Error::RowNotFound)),
+            None => find().await?.ok_or_else(|| StorageError::Backend("a user vanished while it was created".into())),
         }
     }
 
@@ -1091,7 +1091,7 @@ impl Tx for PgTx {
             }
             // Otherwise a concurrent change made room in between: try again.
         }
-        Err(StorageError::Database(sqlx::Error::Protocol("balance row kept changing".into())))
+        Err(StorageError::Busy("the balance row kept changing".into()))
     }
 
     async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64> {
@@ -1276,4 +1276,5 @@ impl Tx for PgTx {
 }
 
 mod batch;
+mod error;
 mod optimistic;
