@@ -94,20 +94,6 @@ fn sum_by<K: Clone + Eq + std::hash::Hash + std::fmt::Debug>(entries: &[(K, i64)
     Ok(sums)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sums_that_overflow_are_refused_not_wrapped() {
-        let item = Uuid::now_v7();
-        // i64::MAX + i64::MAX + 2 wraps to 0 in a release build.
-        let entries = [(item, i64::MAX), (item, i64::MAX), (item, 2)];
-        assert!(sum_by(&entries).is_err());
-        assert_eq!(sum_by(&[(item, 2), (item, 3)]).unwrap()[&item], 5);
-    }
-}
-
 /// The rules' view of a catalog item, for expanding it as the default rules do.
 fn to_rules_item(item: &CatalogItem) -> economy_core::Item {
     economy_core::Item {
@@ -134,5 +120,19 @@ fn to_rules_item(item: &CatalogItem) -> economy_core::Item {
             .collect(),
         duration_seconds: None,
         display_properties: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_that_overflow_are_refused_not_wrapped() {
+        let item = Uuid::now_v7();
+        // i64::MAX + i64::MAX + 2 wraps to 0 in a release build.
+        let entries = [(item, i64::MAX), (item, i64::MAX), (item, 2)];
+        assert!(sum_by(&entries).is_err());
+        assert_eq!(sum_by(&[(item, 2), (item, 3)]).unwrap()[&item], 5);
     }
 }
