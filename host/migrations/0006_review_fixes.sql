@@ -46,3 +46,8 @@ UPDATE balances b SET recharged_at = NULL
 FROM users u, currencies c
 WHERE u.id = b.user_id AND c.tenant_id = u.tenant_id AND c.code = b.currency_code
   AND (c.recharge_amount IS NULL OR b.balance >= c.recharge_max);
+
+-- A stack holds at most 10^15 of an item: far from bigint overflow even
+-- after the largest grant one request can make is added, so a grant past
+-- it is refused with a client error instead of failing as an overflow.
+ALTER TABLE inventory ADD CONSTRAINT inventory_quantity_max CHECK (quantity <= 1000000000000000);

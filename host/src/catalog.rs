@@ -4,7 +4,7 @@
 //! moves: at once on the host that made the change, within a refresh
 //! interval on the others.
 
-use crate::storage::{CatalogItem, Currency, Store, StoreListing};
+use crate::storage::{CatalogItem, Content, Currency, ItemType, Store, StoreListing};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -67,4 +67,40 @@ impl Catalog {
     pub fn recharging(&self) -> &Arc<[String]> {
         &self.recharging
     }
+}
+
+/// The rules' view of a catalog item, for expanding it as the default rules do.
+pub fn rules_item(item: &CatalogItem) -> economy_core::Item {
+    economy_core::Item {
+        id: item.id.to_string(),
+        key: item.key.clone(),
+        item_type: rules_item_type(item.item_type),
+        prices: vec![],
+        contents: rules_contents(&item.contents),
+        duration_seconds: None,
+        display_properties: String::new(),
+    }
+}
+
+pub fn rules_item_type(item_type: ItemType) -> economy_core::ItemType {
+    match item_type {
+        ItemType::Consumable => economy_core::ItemType::Consumable,
+        ItemType::Durable => economy_core::ItemType::Durable,
+        ItemType::Bundle => economy_core::ItemType::Bundle,
+    }
+}
+
+pub fn rules_contents(contents: &[Content]) -> Vec<economy_core::Content> {
+    contents
+        .iter()
+        .map(|content| match content {
+            Content::Item { item_key, quantity } => {
+                economy_core::Content::Item { item_key: item_key.clone(), quantity: *quantity }
+            }
+            Content::Currency { currency_code, amount } => economy_core::Content::Currency(economy_core::Price {
+                currency_code: currency_code.clone(),
+                amount: *amount,
+            }),
+        })
+        .collect()
 }

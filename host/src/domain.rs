@@ -5,6 +5,9 @@ use crate::http::error::ApiError;
 
 /// The most of one item a single request may buy, consume or grant.
 pub const MAX_QUANTITY: u64 = 1_000_000;
+/// The most distinct items one purchase (one bundle, or what a rules
+/// module grants) may grant.
+pub const MAX_GRANTED_ITEMS: usize = 256;
 /// The largest amount of a currency a price, balance or grant may name
 /// (10^15): far from i64 overflow even after multiplying by a quantity cap.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;

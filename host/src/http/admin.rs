@@ -6,11 +6,13 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminKey, ApiJson, ApiPath, Data};
-use crate::domain::{self, CatalogKey, CurrencyCode, MAX_AMOUNT, MAX_QUANTITY, Name};
+use crate::catalog::{rules_contents, rules_item, rules_item_type};
+use crate::domain::{self, CatalogKey, CurrencyCode, MAX_AMOUNT, MAX_GRANTED_ITEMS, MAX_QUANTITY, Name};
 use crate::storage::{
     CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store, TenantSettings,
 };
 use axum::extract::State;
+use economy_core::bundle;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -95,8 +97,6 @@ pub async fn put_item(
     let key = CatalogKey::try_from(key)?;
     let currencies = currency_codes(&state, tenant_id).await?;
     check_prices("prices", &body.prices, &currencies)?;
-    let items = state.storage.items(tenant_id).await?;
-    check_contents(key.as_str(), body.item_type, &body.contents, &items, &currencies)?;
     let display_properties = body.display_properties.unwrap_or_else(|| Value::Object(Default::default()));
     if !display_properties.is_object() {
         return Err(ApiError::validation("display_properties must be a JSON object"));
@@ -115,7 +115,8 @@ pub async fn put_item(
         contents: body.contents,
         duration_seconds: body.duration_seconds,
     };
-    let item = state.storage.put_item(tenant_id, &item).await?;
+    let check = |items: &[CatalogItem]| check_contents(&item, items, &currencies);
+    let item = state.storage.put_item(tenant_id, &item, &check).await?.map_err(ApiError::Validation)?;
     catalog_changed(&state, tenant_id, item).await
 }
 
@@ -263,50 +264,87 @@ fn check_prices(field: &str, prices: &[Price], currencies: &HashSet<String>) -> 
     Ok(())
 }
 
-/// Only bundles have contents; they name known items and currencies, and
-/// no bundle may (transitively) contain itself.
-fn check_contents(
-    key: &str,
-    item_type: ItemType,
-    contents: &[Content],
-    items: &[CatalogItem],
-    currencies: &HashSet<String>,
-) -> Result<(), ApiError> {
-    if item_type != ItemType::Bundle {
-        return if contents.is_empty() { Ok(()) } else { Err(ApiError::validation("only bundles have contents")) };
+/// Only bundles have contents; they name known items and currencies, no
+/// bundle may (transitively) contain itself, and with `item` written every
+/// bundle of the catalog can still be bought (see [`check_expansion`]).
+fn check_contents(item: &NewItem, items: &[CatalogItem], currencies: &HashSet<String>) -> Result<(), String> {
+    if item.item_type != ItemType::Bundle {
+        return if item.contents.is_empty() { Ok(()) } else { Err("only bundles have contents".into()) };
     }
-    if contents.is_empty() || contents.len() > MAX_ENTRIES {
-        return Err(ApiError::validation(format!("a bundle has 1 to {MAX_ENTRIES} contents")));
+    if item.contents.is_empty() || item.contents.len() > MAX_ENTRIES {
+        return Err(format!("a bundle has 1 to {MAX_ENTRIES} contents"));
     }
+    let key = item.key.as_str();
     let mut graph: HashMap<&str, Vec<&str>> =
         items.iter().map(|item| (item.key.as_str(), content_keys(&item.contents))).collect();
-    graph.insert(key, content_keys(contents));
-    for content in contents {
+    graph.insert(key, content_keys(&item.contents));
+    for content in &item.contents {
         match content {
             Content::Item { item_key, quantity } => {
                 if !graph.contains_key(item_key.as_str()) {
-                    return Err(ApiError::validation(format!("contents name unknown item {item_key:?}")));
+                    return Err(format!("contents name unknown item {item_key:?}"));
                 }
                 if !(1..=MAX_QUANTITY).contains(quantity) {
-                    return Err(ApiError::validation(format!(
-                        "content quantities must be between 1 and {MAX_QUANTITY}"
-                    )));
+                    return Err(format!("content quantities must be between 1 and {MAX_QUANTITY}"));
                 }
             }
             Content::Currency { currency_code, amount } => {
                 if !currencies.contains(currency_code) {
-                    return Err(ApiError::validation(format!("contents name unknown currency {currency_code:?}")));
+                    return Err(format!("contents name unknown currency {currency_code:?}"));
                 }
-                if domain::amount("contents amount", *amount)? == 0 {
-                    return Err(ApiError::validation("content amounts must be at least 1"));
+                if !(1..=MAX_AMOUNT).contains(amount) {
+                    return Err(format!("content amounts must be between 1 and {MAX_AMOUNT}"));
                 }
             }
         }
     }
     if reaches(&graph, key, key, &mut HashSet::new()) {
-        return Err(ApiError::validation(format!("bundle {key:?} would contain itself")));
+        return Err(format!("bundle {key:?} would contain itself"));
+    }
+    check_expansion(item, items)
+}
+
+/// With `written` in the catalog, one of every bundle grants at most
+/// [`MAX_QUANTITY`] of each item, [`MAX_AMOUNT`] of each currency and
+/// [`MAX_GRANTED_ITEMS`] distinct items, nested at most
+/// [`bundle::MAX_BUNDLE_DEPTH`] deep: a bundle past these could never be
+/// bought, so it is refused when written rather than when bought.
+fn check_expansion(written: &NewItem, items: &[CatalogItem]) -> Result<(), String> {
+    let mut by_key: HashMap<&str, economy_core::Item> =
+        items.iter().map(|item| (item.key.as_str(), rules_item(item))).collect();
+    let id = by_key.get(written.key.as_str()).map_or_else(|| "new".to_owned(), |item| item.id.clone());
+    let written_rules = economy_core::Item {
+        id,
+        key: written.key.clone(),
+        item_type: rules_item_type(written.item_type),
+        prices: vec![],
+        contents: rules_contents(&written.contents),
+        duration_seconds: None,
+        display_properties: String::new(),
+    };
+    by_key.insert(written.key.as_str(), written_rules);
+    for bundle in by_key.values().filter(|item| item.item_type == economy_core::ItemType::Bundle) {
+        let expansion = bundle::expand(bundle, 1, &mut |key| by_key.get(key).cloned())
+            .map_err(|error| format!("bundle {:?} cannot be bought: {}", bundle.key, describe(&error)))?;
+        let too_many_items = expansion.items.len() > MAX_GRANTED_ITEMS;
+        let too_much = expansion.items.iter().any(|grant| grant.quantity > MAX_QUANTITY)
+            || expansion.currencies.iter().any(|(_, amount)| *amount > MAX_AMOUNT);
+        if too_many_items || too_much {
+            return Err(format!(
+                "bundle {:?} would grant more than {MAX_QUANTITY} of an item, {MAX_AMOUNT} of a currency or \
+                 {MAX_GRANTED_ITEMS} distinct items",
+                bundle.key
+            ));
+        }
     }
     Ok(())
+}
+
+fn describe(error: &economy_core::RuleError) -> String {
+    match error {
+        economy_core::RuleError::Invalid(message) => message.clone(),
+        other => format!("{other:?}"),
+    }
 }
 
 fn content_keys(contents: &[Content]) -> Vec<&str> {

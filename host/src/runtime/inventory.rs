@@ -8,15 +8,14 @@
 
 use super::bindings::economy::plugin::inventory::{Grant, Host, InventoryError};
 use super::state::{RequestState, storage};
-use crate::storage::{InventoryRefusal, NewGrant};
+use crate::domain::MAX_GRANTED_ITEMS;
+use crate::storage::{InventoryRefusal, MAX_STACK_QUANTITY, NewGrant};
 use uuid::Uuid;
 
 /// The longest stack lifetime a grant may set: 100 years.
 const MAX_DURATION_SECONDS: u64 = 100 * 366 * 24 * 3600;
 /// The longest `acquired-via` label a guest may write.
 const MAX_ACQUIRED_VIA_CHARS: usize = 64;
-/// The most distinct items one request may grant.
-const MAX_GRANTED_ITEMS: usize = 256;
 
 impl Host for RequestState {
     async fn quantity(&mut self, item_id: String) -> wasmtime::Result<u64> {
@@ -58,13 +57,20 @@ impl RequestState {
         if self.catalog.item_by_id(item_id).is_none() {
             return Err(InventoryError::UnknownItem);
         }
-        let quantity = i64::try_from(grant.quantity).ok().filter(|q| *q >= 1).ok_or(InventoryError::InvalidQuantity)?;
+        let quantity = i64::try_from(grant.quantity)
+            .ok()
+            .filter(|q| (1..=MAX_STACK_QUANTITY).contains(q))
+            .ok_or(InventoryError::InvalidQuantity)?;
         let duration_seconds = match grant.duration_seconds {
             Some(d) if d == 0 || d > MAX_DURATION_SECONDS => return Err(InventoryError::InvalidQuantity),
             other => other.map(|d| d as i64),
         };
         if let Some(existing) = pending.iter_mut().find(|g| g.item_id == item_id) {
-            existing.quantity = existing.quantity.checked_add(quantity).ok_or(InventoryError::InvalidQuantity)?;
+            existing.quantity = existing
+                .quantity
+                .checked_add(quantity)
+                .filter(|q| *q <= MAX_STACK_QUANTITY)
+                .ok_or(InventoryError::InvalidQuantity)?;
         } else if pending.len() == MAX_GRANTED_ITEMS {
             return Err(InventoryError::InvalidQuantity);
         } else {

@@ -4,7 +4,8 @@
 //! or destroy currency: a purchase must debit exactly its total in its
 //! currency and grant exactly the (expanded) item; a consume moves no money.
 
-use crate::storage::{CatalogItem, Content, ItemType};
+use crate::catalog::rules_item;
+use crate::storage::CatalogItem;
 use economy_core::bundle;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -51,10 +52,9 @@ impl Journal {
         }
         let item = self.items.get(&asked.item_id).ok_or("the purchased item was never read")?;
         let by_key: HashMap<&str, &CatalogItem> = self.items.values().map(|item| (item.key.as_str(), item)).collect();
-        let expansion = bundle::expand(&to_rules_item(item), asked.quantity, &mut |key| {
-            by_key.get(key).map(|item| to_rules_item(item))
-        })
-        .map_err(|error| format!("the catalog does not expand: {error:?}"))?;
+        let expansion =
+            bundle::expand(&rules_item(item), asked.quantity, &mut |key| by_key.get(key).map(|item| rules_item(item)))
+                .map_err(|error| format!("the catalog does not expand: {error:?}"))?;
         let expected_grants = expansion
             .items
             .iter()
@@ -92,35 +92,6 @@ fn sum_by<K: Clone + Eq + std::hash::Hash + std::fmt::Debug>(entries: &[(K, i64)
         *sum = sum.checked_add(*amount).ok_or_else(|| format!("the amounts of {key:?} overflow"))?;
     }
     Ok(sums)
-}
-
-/// The rules' view of a catalog item, for expanding it as the default rules do.
-fn to_rules_item(item: &CatalogItem) -> economy_core::Item {
-    economy_core::Item {
-        id: item.id.to_string(),
-        key: item.key.clone(),
-        item_type: match item.item_type {
-            ItemType::Consumable => economy_core::ItemType::Consumable,
-            ItemType::Durable => economy_core::ItemType::Durable,
-            ItemType::Bundle => economy_core::ItemType::Bundle,
-        },
-        prices: vec![],
-        contents: item
-            .contents
-            .iter()
-            .map(|content| match content {
-                Content::Item { item_key, quantity } => {
-                    economy_core::Content::Item { item_key: item_key.clone(), quantity: *quantity }
-                }
-                Content::Currency { currency_code, amount } => economy_core::Content::Currency(economy_core::Price {
-                    currency_code: currency_code.clone(),
-                    amount: *amount,
-                }),
-            })
-            .collect(),
-        duration_seconds: None,
-        display_properties: String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -437,6 +437,10 @@ pub struct TenantRules {
     pub config_version: i64,
 }
 
+/// Approves a catalog write given the tenant's items as they are; the error
+/// says why not, for the admin.
+pub type CatalogCheck<'a> = dyn Fn(&[CatalogItem]) -> Result<(), String> + Send + Sync + 'a;
+
 /// Pool-level storage: tenants, keys, sessions, the catalog, and reads.
 #[async_trait]
 pub trait Storage: Send + Sync {
@@ -449,7 +453,15 @@ pub trait Storage: Send + Sync {
 
     async fn put_currency(&self, tenant_id: Uuid, currency: &NewCurrency) -> StorageResult<Currency>;
     async fn currencies(&self, tenant_id: Uuid) -> StorageResult<Vec<Currency>>;
-    async fn put_item(&self, tenant_id: Uuid, item: &NewItem) -> StorageResult<CatalogItem>;
+    /// Writes an item (upsert by key) if `check`, given the tenant's items
+    /// as they are, approves; catalog writes of one tenant take turns, so
+    /// two concurrent writes are never both checked against the old catalog.
+    async fn put_item(
+        &self,
+        tenant_id: Uuid,
+        item: &NewItem,
+        check: &CatalogCheck<'_>,
+    ) -> StorageResult<Result<CatalogItem, String>>;
     async fn items(&self, tenant_id: Uuid) -> StorageResult<Vec<CatalogItem>>;
     async fn item_by_key(&self, tenant_id: Uuid, key: &str) -> StorageResult<Option<CatalogItem>>;
     async fn put_store(&self, tenant_id: Uuid, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store>;

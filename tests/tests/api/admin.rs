@@ -159,3 +159,26 @@ async fn every_amount_and_duration_the_admin_api_takes_is_bounded() {
         .await
         .assert_error(400, "VALIDATION_FAILED");
 }
+
+#[tokio::test]
+async fn concurrent_bundle_writes_never_make_a_cycle() {
+    let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let (tenant, _) = shop(&app, 0).await;
+    let key = As::Key(&tenant.admin_key);
+    app.put_item(&tenant, "potion", json!({"name": "Potion", "item_type": "consumable"})).await;
+    let bundle =
+        |content: &str| json!({"name": "B", "item_type": "bundle", "contents": [{"item_key": content, "quantity": 1}]});
+    for round in 0..10 {
+        let (a, b) = (format!("a-{round}"), format!("b-{round}"));
+        app.put_item(&tenant, &a, bundle("potion")).await;
+        app.put_item(&tenant, &b, bundle("potion")).await;
+        let (path_a, path_b) = (format!("/admin/catalog/items/{a}"), format!("/admin/catalog/items/{b}"));
+        let (first, second) = tokio::join!(
+            app.call(Method::PUT, &path_a, key, Some(bundle(&b))),
+            other_host.call(Method::PUT, &path_b, key, Some(bundle(&a))),
+        );
+        let statuses = [first.status, second.status];
+        assert!(statuses.contains(&200) && statuses.contains(&400), "round {round}: {statuses:?}");
+    }
+}

@@ -413,7 +413,26 @@ impl Storage for PgStorage {
         Ok(rows.iter().map(currency_from_row).collect::<Result<_, _>>()?)
     }
 
-    async fn put_item(&self, tenant_id: Uuid, item: &NewItem) -> StorageResult<CatalogItem> {
+    async fn put_item(
+        &self,
+        tenant_id: Uuid,
+        item: &NewItem,
+        check: &CatalogCheck<'_>,
+    ) -> StorageResult<Result<CatalogItem, String>> {
+        let mut tx = self.pool.begin().await?;
+        // The tenant's catalog writes take turns, so each is checked against
+        // the catalog as it is when written.
+        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant_id).execute(&mut *tx).await?;
+        let rows =
+            sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 ORDER BY key"))
+                .bind(tenant_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let items = rows.iter().map(item_from_row).collect::<Result<Vec<_>, _>>()?;
+        if let Err(reason) = check(&items) {
+            tx.rollback().await?;
+            return Ok(Err(reason));
+        }
         let row = sqlx::query(concat!(bump_catalog!("$2"), "INSERT INTO catalog_items AS i (id, tenant_id, key, name, icon_url, item_type, category, display_properties, prices, contents, duration_seconds)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, icon_url = excluded.icon_url,
@@ -431,9 +450,10 @@ impl Storage for PgStorage {
         .bind(Json(&item.prices))
         .bind(Json(&item.contents))
         .bind(item.duration_seconds)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(item_from_row(&row)?)
+        tx.commit().await?;
+        Ok(Ok(item_from_row(&row)?))
     }
 
     async fn items(&self, tenant_id: Uuid) -> StorageResult<Vec<CatalogItem>> {
