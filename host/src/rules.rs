@@ -110,17 +110,22 @@ impl Rules {
     }
 
     /// Makes an uploaded module (`None`: the built-in rules) the tenant's
-    /// rules, on this host at once and on the others within a refresh. A
-    /// module the tenant never uploaded is [`ModuleError::Unknown`], and
-    /// nothing is written.
-    pub async fn activate(&self, tenant_id: Uuid, sha256: Option<&str>) -> Result<(), ModuleError> {
-        if let Some(sha256) = sha256 {
-            self.stored_module(tenant_id, sha256).await?;
-        }
+    /// rules, and returns its record; [`Rules::refresh`] applies it on this
+    /// host, and the other hosts pick it up within a refresh. A module the
+    /// tenant never uploaded is [`ModuleError::Unknown`], and nothing is
+    /// written.
+    pub async fn activate(&self, tenant_id: Uuid, sha256: Option<&str>) -> Result<Option<ModuleInfo>, ModuleError> {
+        let info = match sha256 {
+            Some(sha256) => {
+                self.stored_module(tenant_id, sha256).await?;
+                self.storage.module_info(tenant_id, sha256).await?
+            }
+            None => None,
+        };
         if !self.storage.set_active_module(tenant_id, sha256).await? {
             return Err(ModuleError::Unknown(sha256.unwrap_or_default().to_owned()));
         }
-        self.refresh(&[tenant_id]).await
+        Ok(info)
     }
 
     /// Re-reads the rules of `tenant_ids` and swaps in what changed.

@@ -3,9 +3,9 @@
 //! prices name existing currencies, bundles name existing items and never
 //! contain themselves, listings name existing items.
 
-use super::AppState;
 use super::error::ApiError;
-use super::extract::{AdminKey, ApiJson, ApiPath, Data};
+use super::extract::{AdminKey, ApiJson, ApiPath, Data, Saved};
+use super::{AppState, applied};
 use crate::catalog::{rules_contents, rules_item, rules_item_type};
 use crate::domain::{self, CatalogKey, CurrencyCode, MAX_AMOUNT, MAX_GRANTED_ITEMS, MAX_QUANTITY, Name};
 use crate::storage::{
@@ -45,7 +45,7 @@ pub async fn put_currency(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<CurrencyBody>,
-) -> Result<Data<Currency>, ApiError> {
+) -> Result<Saved<Currency>, ApiError> {
     let code = CurrencyCode::try_from(code)?;
     let initial_balance = domain::amount("initial_balance", body.initial_balance)?;
     let max_balance = body.max_balance.map(|max| domain::amount("max_balance", max)).transpose()?;
@@ -63,7 +63,7 @@ pub async fn put_currency(
         recharge: body.recharge,
     };
     let currency = state.storage.put_currency(tenant_id, &currency).await?;
-    catalog_changed(&state, tenant_id, currency).await
+    Ok(applied(&state, tenant_id, currency).await)
 }
 
 pub async fn list_currencies(
@@ -93,7 +93,7 @@ pub async fn put_item(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<ItemBody>,
-) -> Result<Data<CatalogItem>, ApiError> {
+) -> Result<Saved<CatalogItem>, ApiError> {
     let key = CatalogKey::try_from(key)?;
     let currencies = currency_codes(&state, tenant_id).await?;
     check_prices("prices", &body.prices, &currencies)?;
@@ -117,7 +117,7 @@ pub async fn put_item(
     };
     let check = |items: &[CatalogItem]| check_contents(&item, items, &currencies);
     let item = state.storage.put_item(tenant_id, &item, &check).await?.map_err(ApiError::Validation)?;
-    catalog_changed(&state, tenant_id, item).await
+    Ok(applied(&state, tenant_id, item).await)
 }
 
 pub async fn list_items(
@@ -149,7 +149,7 @@ pub async fn put_store(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<StoreBody>,
-) -> Result<Data<Store>, ApiError> {
+) -> Result<Saved<Store>, ApiError> {
     let key = CatalogKey::try_from(key)?;
     let name = Name::try_from(body.name)?;
     if body.listings.len() > MAX_LISTINGS {
@@ -175,7 +175,7 @@ pub async fn put_store(
         }
     }
     let store = state.storage.put_store(tenant_id, key.as_str(), name.as_str(), &body.listings).await?;
-    catalog_changed(&state, tenant_id, store).await
+    Ok(applied(&state, tenant_id, store).await)
 }
 
 pub async fn get_store(
@@ -200,16 +200,9 @@ pub async fn put_settings(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
     ApiJson(settings): ApiJson<TenantSettings>,
-) -> Result<Data<TenantSettings>, ApiError> {
+) -> Result<Saved<TenantSettings>, ApiError> {
     state.storage.set_settings(tenant_id, &settings).await?;
-    catalog_changed(&state, tenant_id, settings).await
-}
-
-/// Answers a catalog write once this host's in-memory catalog has it, so the
-/// next request here sees the change (other hosts within a refresh).
-async fn catalog_changed<T>(state: &AppState, tenant_id: uuid::Uuid, written: T) -> Result<Data<T>, ApiError> {
-    state.rules.refresh(&[tenant_id]).await?;
-    Ok(Data(written))
+    Ok(applied(&state, tenant_id, settings).await)
 }
 
 async fn currency_codes(state: &AppState, tenant_id: uuid::Uuid) -> Result<HashSet<String>, ApiError> {

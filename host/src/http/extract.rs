@@ -35,6 +35,22 @@ pub struct Data<T>(pub T);
 /// A 201 response with body `{"data": ...}`.
 pub struct Created<T>(pub T);
 
+/// A 200 response to a committed write: `{"data": ...}`, plus a `warning`
+/// when this host could not apply the write yet (it stands all the same).
+pub struct Saved<T> {
+    pub data: T,
+    pub warning: Option<String>,
+}
+
+impl<T: Serialize> IntoResponse for Saved<T> {
+    fn into_response(self) -> Response {
+        match self.warning {
+            None => axum::Json(json!({ "data": self.data })).into_response(),
+            Some(warning) => axum::Json(json!({ "data": self.data, "warning": warning })).into_response(),
+        }
+    }
+}
+
 impl<T: Serialize> IntoResponse for Data<T> {
     fn into_response(self) -> Response {
         axum::Json(json!({ "data": self.0 })).into_response()

@@ -20,10 +20,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use credentials::Credentials;
 use error::ApiError;
+use extract::Saved;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::trace::TraceLayer;
+use uuid::Uuid;
 
 /// The largest JSON body any route accepts.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
@@ -66,6 +68,25 @@ impl AppState {
             user_queue: queue::UserQueue::default(),
         }))
     }
+}
+
+/// Answers a committed write to a tenant's configuration (catalog, module,
+/// limits, settings) once this host has applied it, so the next request
+/// here sees it (other hosts within a refresh). If applying fails, the write
+/// stands all the same: the answer says so, and this host catches up on its
+/// next refresh.
+pub(crate) async fn applied<T>(state: &AppState, tenant_id: Uuid, written: T) -> Saved<T> {
+    let warning = match state.rules.refresh(&[tenant_id]).await {
+        Ok(()) => None,
+        Err(error) => {
+            tracing::warn!(%error, %tenant_id, "a configuration write is saved but this host could not apply it yet");
+            Some(format!(
+                "saved; this host could not apply it yet and will within {} ms",
+                crate::rules::REFRESH_INTERVAL.as_millis()
+            ))
+        }
+    };
+    Saved { data: written, warning }
 }
 
 /// Ends a request's transaction: commits on success, rolls back (explicitly:

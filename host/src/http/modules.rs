@@ -1,9 +1,9 @@
 //! `/admin/modules`: a tenant's rules modules: upload, list, activate, and
 //! back to the built-in rules.
 
-use super::AppState;
 use super::error::ApiError;
-use super::extract::{AdminKey, ApiJson, Created, Data};
+use super::extract::{AdminKey, ApiJson, Created, Data, Saved};
+use super::{AppState, applied};
 use crate::storage::ModuleInfo;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -59,22 +59,23 @@ pub async fn activate(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ActivateBody>,
-) -> Result<Data<ModuleEntry>, ApiError> {
+) -> Result<Saved<ModuleEntry>, ApiError> {
     let sha256 = body.sha256.to_ascii_lowercase();
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::validation("sha256 must be 64 hex digits"));
     }
-    state.rules.activate(tenant_id, Some(&sha256)).await?;
-    let module = state.storage.modules(tenant_id).await?.into_iter().find(|module| module.sha256 == sha256);
-    Ok(Data(ModuleEntry { module: module.ok_or_else(|| ApiError::not_found("module"))?, active: true }))
+    let module = state.rules.activate(tenant_id, Some(&sha256)).await?;
+    let module = module.ok_or_else(|| ApiError::internal("an activated module has no record"))?;
+    Ok(applied(&state, tenant_id, ModuleEntry { module, active: true }).await)
 }
 
 /// Back to the built-in `economy-core` rules.
 pub async fn deactivate(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
-) -> Result<Data<serde_json::Value>, ApiError> {
+) -> Result<Saved<serde_json::Value>, ApiError> {
     state.rules.activate(tenant_id, None).await?;
     let builtin = state.rules.runtime().default_module();
-    Ok(Data(serde_json::json!({ "sha256": builtin.sha256, "builtin": true, "active": true })))
+    Ok(applied(&state, tenant_id, serde_json::json!({ "sha256": builtin.sha256, "builtin": true, "active": true }))
+        .await)
 }

@@ -1,8 +1,8 @@
 //! `/operator/*`: tenants, for the operator of the whole service.
 
-use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, Created, Data, Operator};
+use super::extract::{ApiJson, ApiPath, Created, Operator, Saved};
+use super::{AppState, applied};
 use crate::domain::{self, Name, Slug};
 use crate::secrets;
 use crate::storage::{KeyKind, LimitOverrides};
@@ -61,7 +61,7 @@ pub async fn put_limits(
     State(state): State<AppState>,
     ApiPath(tenant_id): ApiPath<String>,
     ApiJson(limits): ApiJson<LimitOverrides>,
-) -> Result<Data<Value>, ApiError> {
+) -> Result<Saved<Value>, ApiError> {
     let tenant_id = domain::uuid("id", &tenant_id)?;
     let bounded = [
         ("fuel", limits.fuel, MAX_FUEL),
@@ -77,12 +77,12 @@ pub async fn put_limits(
     if !state.storage.set_limits(tenant_id, &limits).await? {
         return Err(ApiError::not_found("tenant"));
     }
-    state.rules.refresh(&[tenant_id]).await?;
-    let effective = state.rules.for_tenant(tenant_id).await?.limits.clone();
-    Ok(Data(json!({
+    let effective = state.rules.runtime().limits().for_call(&limits);
+    let effective = json!({
         "fuel": effective.fuel,
         "deadline_ms": effective.deadline.as_millis() as u64,
         "memory_bytes": effective.memory_bytes,
         "max_import_calls": effective.max_import_calls,
-    })))
+    });
+    Ok(applied(&state, tenant_id, effective).await)
 }

@@ -182,3 +182,25 @@ async fn concurrent_bundle_writes_never_make_a_cycle() {
         assert!(statuses.contains(&200) && statuses.contains(&400), "round {round}: {statuses:?}");
     }
 }
+
+#[tokio::test]
+async fn a_write_that_committed_says_so_even_when_this_host_cannot_reload_its_catalog() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 100).await;
+    // The catalog reload after the write waits on this lock past its timeout.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE stores IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker).await.unwrap();
+    let reply = app
+        .call(Method::PUT, "/admin/currencies/gold", As::Key(&tenant.admin_key), Some(json!({"name": "Gold"})))
+        .await;
+    blocker.rollback().await.unwrap();
+    assert_eq!(reply.status, 200, "the write is saved: {}", reply.body);
+    assert_eq!(reply.data()["code"], "gold");
+    assert!(reply.body["warning"].as_str().is_some_and(|w| w.contains("saved")), "{}", reply.body);
+    // The host catches up by itself.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let wallet = app.call(Method::GET, "/client/wallet", As::Session(&tenant.client_key, &player), None).await;
+    let codes: Vec<&str> =
+        wallet.assert_ok().as_array().unwrap().iter().map(|c| c["currency_code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["gems", "gold"]);
+}
