@@ -72,6 +72,10 @@ impl Tx for MemoryTx {
         Ok(Recorded::Done)
     }
 
+    async fn record_request(&mut self, _key: &str, _hash: &[u8], _response: &StoredResponse) -> StorageResult<bool> {
+        Ok(true)
+    }
+
     async fn record_consume(&mut self, _: Uuid, _: Uuid, _: i64, _: i64) -> StorageResult<()> {
         Ok(())
     }
@@ -99,6 +103,7 @@ fn catalog() -> (Arc<Catalog>, Uuid) {
         prices: vec![Price { currency_code: "gems".into(), amount: 100 }],
         contents: vec![],
         duration_seconds: None,
+        store_only: false,
         created_at: now,
         updated_at: now,
     };

@@ -51,3 +51,27 @@ WHERE u.id = b.user_id AND c.tenant_id = u.tenant_id AND c.code = b.currency_cod
 -- after the largest grant one request can make is added, so a grant past
 -- it is refused with a client error instead of failing as an overflow.
 ALTER TABLE inventory ADD CONSTRAINT inventory_quantity_max CHECK (quantity <= 1000000000000000);
+
+-- Idempotency records of grants and consumes (a purchase's lives on its
+-- purchase row): written in the same transaction as the work, keyed by the
+-- user, so a retried grant or consume replays instead of running twice.
+CREATE TABLE idempotency_records (
+    user_id       uuid NOT NULL,
+    key           text NOT NULL,
+    request_hash  bytea NOT NULL,
+    response_body jsonb NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, key)
+);
+
+-- A purchase's stored answer is now the purchase receipt itself, which
+-- every front end renders in its own shape (it was the native API's body).
+UPDATE purchases SET response_body = jsonb_build_object(
+        'purchase_id', id, 'item_id', item_id, 'store_id', store_id, 'quantity', quantity,
+        'currency_code', currency_code, 'unit_price', unit_price, 'total', total,
+        'balance_after', response_body -> 'data' -> 'balance_after')
+WHERE response_body ? 'data';
+
+-- An item a studio sells only through its stores: a purchase must name a
+-- store listing it (whose price, cap and sale flag then apply).
+ALTER TABLE catalog_items ADD COLUMN store_only boolean NOT NULL DEFAULT false;

@@ -1,7 +1,11 @@
-//! Validated input types, parsed at the HTTP boundary so handlers and
-//! storage never see an invalid value. Each names its limits.
+//! Validated input types, parsed at the boundary (whichever front end) so
+//! the economy service and storage never see an invalid value. Each names
+//! its limits.
 
-use crate::http::error::ApiError;
+/// Why an input was refused, in the API's terms.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(pub String);
 
 /// The most of one item a single request may buy, consume or grant.
 pub const MAX_QUANTITY: u64 = 1_000_000;
@@ -14,7 +18,7 @@ pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 
 /// Defines a string newtype checked by `$valid` with `TryFrom<String>`.
 macro_rules! checked_string {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max_chars:expr, $valid:expr) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max_chars:expr, $allowed:literal, $valid:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         pub struct $name(String);
@@ -32,17 +36,17 @@ macro_rules! checked_string {
         }
 
         impl TryFrom<String> for $name {
-            type Error = ApiError;
+            type Error = ValidationError;
 
-            fn try_from(value: String) -> Result<Self, ApiError> {
+            fn try_from(value: String) -> Result<Self, ValidationError> {
                 let length = value.chars().count();
                 let valid: fn(char) -> bool = $valid;
                 if length == 0 || length > Self::MAX_CHARS || !value.chars().all(valid) {
-                    return Err(ApiError::Validation(format!(
-                        "{} must be 1 to {} characters ({})",
+                    return Err(ValidationError(format!(
+                        "{} must be 1 to {} characters: {}",
                         $what,
                         Self::MAX_CHARS,
-                        stringify!($valid)
+                        $allowed
                     )));
                 }
                 Ok(Self(value))
@@ -67,20 +71,20 @@ fn is_printable(c: char) -> bool {
 
 checked_string!(
     /// A currency code such as `gems` or `GD`: letters, digits, `_ - . :`.
-    CurrencyCode, "currency_code", 32, is_key_char
+    CurrencyCode, "currency_code", 32, "letters, digits, _ - . :", is_key_char
 );
 checked_string!(
     /// A catalog item or store key: letters, digits, `_ - . :`.
-    CatalogKey, "key", 128, is_key_char
+    CatalogKey, "key", 128, "letters, digits, _ - . :", is_key_char
 );
 checked_string!(
     /// A user's tenant-scoped identity (custom id, entity id).
-    Identity, "identity", 128, is_printable
+    Identity, "identity", 128, "no control characters", is_printable
 );
 checked_string!(
     /// A custom id: a secret the game keeps on the device (a random device
     /// id, at least 128 bits). Stored only as its SHA-256.
-    CustomId, "custom_id", 128, is_printable
+    CustomId, "custom_id", 128, "no control characters", is_printable
 );
 
 impl CustomId {
@@ -91,15 +95,15 @@ impl CustomId {
 
 checked_string!(
     /// A display name.
-    Name, "name", 200, is_printable
+    Name, "name", 200, "no control characters", is_printable
 );
 checked_string!(
     /// A client-chosen idempotency key.
-    IdempotencyKey, "idempotency_key", 128, is_printable
+    IdempotencyKey, "idempotency_key", 128, "no control characters", is_printable
 );
 checked_string!(
     /// A tenant slug: lowercase letters, digits and dashes.
-    Slug, "slug", 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+    Slug, "slug", 63, "lowercase letters, digits and dashes", |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
 );
 
 /// A quantity of items: 1 to [`MAX_QUANTITY`].
@@ -113,28 +117,28 @@ impl Quantity {
 }
 
 impl TryFrom<i64> for Quantity {
-    type Error = ApiError;
+    type Error = ValidationError;
 
-    fn try_from(value: i64) -> Result<Self, ApiError> {
+    fn try_from(value: i64) -> Result<Self, ValidationError> {
         match u64::try_from(value) {
             Ok(q) if (1..=MAX_QUANTITY).contains(&q) => Ok(Self(q)),
-            _ => Err(ApiError::Validation(format!("quantity must be between 1 and {MAX_QUANTITY}"))),
+            _ => Err(ValidationError(format!("quantity must be between 1 and {MAX_QUANTITY}"))),
         }
     }
 }
 
 /// Checks an amount is within 0..=[`MAX_AMOUNT`].
-pub fn amount(field: &str, value: i64) -> Result<i64, ApiError> {
+pub fn amount(field: &str, value: i64) -> Result<i64, ValidationError> {
     if (0..=MAX_AMOUNT).contains(&value) {
         Ok(value)
     } else {
-        Err(ApiError::Validation(format!("{field} must be between 0 and {MAX_AMOUNT}")))
+        Err(ValidationError(format!("{field} must be between 0 and {MAX_AMOUNT}")))
     }
 }
 
 /// Parses a UUID in canonical text form.
-pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::try_parse(value).map_err(|_| ApiError::Validation(format!("{field} must be a UUID")))
+pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, ValidationError> {
+    uuid::Uuid::try_parse(value).map_err(|_| ValidationError(format!("{field} must be a UUID")))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod config;
 pub mod domain;
+pub mod economy;
 pub mod http;
 pub mod rules;
 pub mod runtime;

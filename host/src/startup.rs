@@ -2,6 +2,7 @@
 //! and a bound listener (port 0 picks a free port, for tests).
 
 use crate::config::Settings;
+use crate::economy::Economy;
 use crate::http::serve::ReadTimeouts;
 use crate::http::{self, AppState};
 use crate::rules::Rules;
@@ -35,12 +36,10 @@ impl Application {
     pub async fn build_with_runtime(settings: &Settings, runtime: Runtime) -> anyhow::Result<Self> {
         let storage = PgStorage::connect(&settings.postgres()).await.context("connecting to the database")?;
         let storage_handle: Arc<dyn crate::storage::Storage> = Arc::new(storage.clone());
-        let state = AppState::new(
-            storage_handle.clone(),
-            Rules::new(runtime, storage_handle),
-            Duration::from_secs(settings.session_ttl_seconds),
-            settings.operator_key.as_deref(),
-        );
+        let rules = Rules::new(runtime, storage_handle.clone());
+        let session_ttl = Duration::from_secs(settings.session_ttl_seconds);
+        let economy = Arc::new(Economy::new(storage_handle.clone(), rules, session_ttl));
+        let state = AppState::new(economy, storage_handle, settings.operator_key.as_deref());
         let listener =
             TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         Ok(Self { listener, router: http::router(state), storage, read_timeouts: settings.read_timeouts() })

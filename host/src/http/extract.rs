@@ -3,11 +3,13 @@
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::IdempotencyKey;
+use crate::economy::{Applied, Outcome};
 use crate::secrets;
 use crate::storage::{KeyKind, User};
 use axum::extract::{FromRequest, FromRequestParts};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Serialize;
@@ -35,19 +37,56 @@ pub struct Data<T>(pub T);
 /// A 201 response with body `{"data": ...}`.
 pub struct Created<T>(pub T);
 
-/// A 200 response to a committed write: `{"data": ...}`, plus a `warning`
-/// when this host could not apply the write yet (it stands all the same).
-pub struct Saved<T> {
-    pub data: T,
-    pub warning: Option<String>,
-}
+/// A 200 response to a committed configuration write: `{"data": ...}`,
+/// plus a `warning` when this host could not apply the write yet (it
+/// stands all the same, and the host catches up on its next refresh).
+pub struct Saved<T>(pub Applied<T>);
 
 impl<T: Serialize> IntoResponse for Saved<T> {
     fn into_response(self) -> Response {
-        match self.warning {
-            None => axum::Json(json!({ "data": self.data })).into_response(),
-            Some(warning) => axum::Json(json!({ "data": self.data, "warning": warning })).into_response(),
+        let Applied { value, applied } = self.0;
+        if applied {
+            return axum::Json(json!({ "data": value })).into_response();
         }
+        let warning = format!(
+            "saved; this host could not apply it yet and will within {} ms",
+            crate::rules::REFRESH_INTERVAL.as_millis()
+        );
+        axum::Json(json!({ "data": value, "warning": warning })).into_response()
+    }
+}
+
+/// A 200 response with `{"data": ...}`, marked `Idempotent-Replayed: true`
+/// when it replays the first request with the same idempotency key.
+pub struct Answer<T>(pub Outcome<T>);
+
+/// The header that marks a replayed idempotent response.
+const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+impl<T: Serialize> IntoResponse for Answer<T> {
+    fn into_response(self) -> Response {
+        let mut response = axum::Json(json!({ "data": self.0.value })).into_response();
+        if self.0.replayed {
+            response.headers_mut().insert(REPLAYED_HEADER, axum::http::HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+/// The idempotency key of a request: the `Idempotency-Key` header or the
+/// body's `idempotency_key` (they must agree when both are sent).
+pub fn idempotency_key(headers: &HeaderMap, in_body: Option<String>) -> Result<Option<IdempotencyKey>, ApiError> {
+    let in_header = match headers.get("idempotency-key") {
+        Some(value) => {
+            Some(value.to_str().map_err(|_| ApiError::validation("Idempotency-Key must be text"))?.to_owned())
+        }
+        None => None,
+    };
+    match (in_header, in_body) {
+        (Some(header), Some(body)) if header != body => {
+            Err(ApiError::validation("the Idempotency-Key header and idempotency_key differ"))
+        }
+        (header, body) => Ok(header.or(body).map(IdempotencyKey::try_from).transpose()?),
     }
 }
 
@@ -88,7 +127,7 @@ async fn tenant_key(parts: &Parts, state: &AppState, allowed: &[KeyKind]) -> Res
     let key = header(parts, "x-api-key").ok_or(ApiError::Unauthorized)?;
     let record = state.credentials.api_key(state.storage.as_ref(), key).await?.ok_or(ApiError::Unauthorized)?;
     if !allowed.contains(&record.kind) {
-        return Err(ApiError::forbidden("this key may not call this route"));
+        return Err(ApiError::Forbidden);
     }
     Ok(record.tenant_id)
 }

@@ -13,6 +13,6 @@ pub async fn healthz() -> Data<Value> {
 
 /// The database answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Data<Value>, ApiError> {
-    state.storage.ping().await?;
+    state.economy.ready().await?;
     Ok(Data(json!({ "status": "ready" })))
 }

@@ -8,24 +8,20 @@ mod extract;
 mod health;
 mod modules;
 mod operator;
-mod queue;
 pub mod serve;
 mod server;
 
-use crate::rules::Rules;
+use crate::economy::Economy;
 use crate::secrets;
-use crate::storage::{Storage, Tx};
+use crate::storage::Storage;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use credentials::Credentials;
 use error::ApiError;
-use extract::Saved;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 use tower_http::trace::TraceLayer;
-use uuid::Uuid;
 
 /// The largest JSON body any route accepts.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
@@ -35,13 +31,11 @@ pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
+    pub economy: Arc<Economy>,
+    /// Where keys and sessions are looked up (through `credentials`).
     pub storage: Arc<dyn Storage>,
-    pub rules: Arc<Rules>,
-    pub session_ttl: Duration,
     pub operator_key_hash: Option<[u8; 32]>,
     pub credentials: Credentials,
-    /// Serialises each user's purchases and consumes on this host.
-    pub user_queue: queue::UserQueue,
 }
 
 impl Deref for AppState {
@@ -53,61 +47,13 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(
-        storage: Arc<dyn Storage>,
-        rules: Arc<Rules>,
-        session_ttl: Duration,
-        operator_key: Option<&str>,
-    ) -> Self {
+    pub fn new(economy: Arc<Economy>, storage: Arc<dyn Storage>, operator_key: Option<&str>) -> Self {
         Self(Arc::new(AppInner {
+            economy,
             storage,
-            rules,
-            session_ttl,
             operator_key_hash: operator_key.map(secrets::hash),
             credentials: Credentials::default(),
-            user_queue: queue::UserQueue::default(),
         }))
-    }
-}
-
-/// Answers a committed write to a tenant's configuration (catalog, module,
-/// limits, settings) once this host has applied it, so the next request
-/// here sees it (other hosts within a refresh). If applying fails, the write
-/// stands all the same: the answer says so, and this host catches up on its
-/// next refresh.
-pub(crate) async fn applied<T>(state: &AppState, tenant_id: Uuid, written: T) -> Saved<T> {
-    let warning = match state.rules.refresh(&[tenant_id]).await {
-        Ok(()) => None,
-        Err(error) => {
-            tracing::warn!(%error, %tenant_id, "a configuration write is saved but this host could not apply it yet");
-            Some(format!(
-                "saved; this host could not apply it yet and will within {} ms",
-                crate::rules::REFRESH_INTERVAL.as_millis()
-            ))
-        }
-    };
-    Saved { data: written, warning }
-}
-
-/// Ends a request's transaction: commits on success, rolls back (explicitly:
-/// a dropped transaction rolls back late) on failure.
-pub(crate) async fn finish<T>(tx: Box<dyn Tx>, result: Result<T, ApiError>) -> Result<T, ApiError> {
-    match result {
-        Ok(value) => {
-            tx.commit().await?;
-            Ok(value)
-        }
-        Err(error) => {
-            rollback(tx).await;
-            Err(error)
-        }
-    }
-}
-
-/// Rolls a transaction back now; a failure only costs the connection.
-pub(crate) async fn rollback(tx: Box<dyn Tx>) {
-    if let Err(error) = tx.rollback().await {
-        tracing::warn!(%error, "rollback failed; the connection is discarded");
     }
 }
 
@@ -138,7 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/client/stores/{key}", get(client::store))
         .route("/client/inventory/purchase", post(client::purchase))
         .route("/client/inventory/{item_id}/consume", post(client::consume))
-        .fallback(|| async { ApiError::not_found("route") })
+        .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(TraceLayer::new_for_http())

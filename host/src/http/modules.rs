@@ -1,22 +1,17 @@
 //! `/admin/modules`: a tenant's rules modules: upload, list, activate, and
 //! back to the built-in rules.
 
+use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminKey, ApiJson, Created, Data, Saved};
-use super::{AppState, applied};
+use crate::economy::{Applied, ModuleEntry};
 use crate::storage::ModuleInfo;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize)]
-pub struct ModuleEntry {
-    #[serde(flatten)]
-    module: ModuleInfo,
-    active: bool,
-}
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 /// Checks, compiles and stores a component (`Content-Type:
 /// application/wasm`). It runs nothing until activated.
@@ -34,7 +29,7 @@ pub async fn upload(
     if content_type.split(';').next().map(str::trim) != Some("application/wasm") {
         return Err(ApiError::validation("a module is uploaded with Content-Type: application/wasm"));
     }
-    Ok(Created(state.rules.upload(tenant_id, body.to_vec()).await?))
+    Ok(Created(state.economy.upload_module(tenant_id, body.to_vec()).await?))
 }
 
 /// The tenant's uploaded modules; when none is active, the built-in rules run.
@@ -42,13 +37,11 @@ pub async fn list(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
 ) -> Result<Data<Vec<ModuleEntry>>, ApiError> {
-    let active = state.rules.for_tenant(tenant_id).await?.module.sha256.clone();
-    let modules = state.storage.modules(tenant_id).await?;
-    Ok(Data(modules.into_iter().map(|module| ModuleEntry { active: module.sha256 == active, module }).collect()))
+    Ok(Data(state.economy.modules(tenant_id).await?))
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object with sha256")]
 pub struct ActivateBody {
     sha256: String,
 }
@@ -64,18 +57,14 @@ pub async fn activate(
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::validation("sha256 must be 64 hex digits"));
     }
-    let module = state.rules.activate(tenant_id, Some(&sha256)).await?;
-    let module = module.ok_or_else(|| ApiError::internal("an activated module has no record"))?;
-    Ok(applied(&state, tenant_id, ModuleEntry { module, active: true }).await)
+    Ok(Saved(state.economy.activate_module(tenant_id, &sha256).await?))
 }
 
 /// Back to the built-in `economy-core` rules.
 pub async fn deactivate(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
-) -> Result<Saved<serde_json::Value>, ApiError> {
-    state.rules.activate(tenant_id, None).await?;
-    let builtin = state.rules.runtime().default_module();
-    Ok(applied(&state, tenant_id, serde_json::json!({ "sha256": builtin.sha256, "builtin": true, "active": true }))
-        .await)
+) -> Result<Saved<Value>, ApiError> {
+    let Applied { value: sha256, applied } = state.economy.deactivate_module(tenant_id).await?;
+    Ok(Saved(Applied { value: json!({ "sha256": sha256, "builtin": true, "active": true }), applied }))
 }

@@ -1,61 +1,42 @@
-//! `/server/*`: server-to-server calls on one user, named by identity.
+//! `/server/*`: server-to-server calls on one player, named by identity.
 
+use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, ApiQuery, Created, Data, OptionalJson, ServerKey};
-use super::{AppState, finish};
-use crate::catalog::Catalog;
-use crate::domain::{self, CatalogKey, CurrencyCode, CustomId, Identity, MAX_AMOUNT, Quantity};
-use crate::secrets;
-use crate::storage::{ItemType, LedgerEntry, LedgerQuery, LedgerReason, NewGrant, Stack, Tx, User, WalletRefusal};
+use super::extract::{Answer, ApiJson, ApiPath, ApiQuery, Created, Data, OptionalJson, ServerKey, idempotency_key};
+use crate::domain::{self, CatalogKey, CurrencyCode, CustomId, Identity, Quantity};
+use crate::economy::{Grant, Granted, OpenedSession};
+use crate::storage::{LedgerEntry, LedgerQuery, LedgerReason};
 use axum::extract::State;
-use chrono::Utc;
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The longest session a server may ask for: 30 days.
-const MAX_SESSION_TTL_SECONDS: u64 = 30 * 24 * 3600;
 /// Ledger page sizes.
 const DEFAULT_LEDGER_LIMIT: i64 = 50;
 const MAX_LEDGER_LIMIT: i64 = 100;
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object with optionally ttl_seconds")]
 pub struct SessionBody {
     ttl_seconds: Option<u64>,
 }
 
-/// Opens a session for the user, creating the user if new.
+/// Opens a session for the player, creating the player if new.
 pub async fn create_session(
     ServerKey(tenant_id): ServerKey,
     State(state): State<AppState>,
     ApiPath(identity): ApiPath<String>,
     OptionalJson(body): OptionalJson<SessionBody>,
-) -> Result<Created<Value>, ApiError> {
+) -> Result<Created<OpenedSession>, ApiError> {
     let identity = Identity::try_from(identity)?;
-    let ttl = match body.ttl_seconds {
-        Some(seconds) if (1..=MAX_SESSION_TTL_SECONDS).contains(&seconds) => Duration::from_secs(seconds),
-        Some(_) => {
-            return Err(ApiError::validation(format!("ttl_seconds must be between 1 and {MAX_SESSION_TTL_SECONDS}")));
-        }
-        None => state.session_ttl,
-    };
-    let user = state.storage.find_or_create_user(tenant_id, identity.as_str()).await?;
-    Ok(Created(open_session(&state, &user, ttl).await?))
-}
-
-/// Creates a session token for `user`; the token is shown only here.
-pub async fn open_session(state: &AppState, user: &User, ttl: Duration) -> Result<Value, ApiError> {
-    let token = secrets::generate("es_");
-    let ttl = chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
-    let expires_at = Utc::now() + ttl;
-    state.storage.create_session(user, &secrets::hash(&token), expires_at).await?;
-    Ok(json!({ "session_token": token, "expires_at": expires_at, "app_user_id": user.id, "identity": user.identity }))
+    let ttl = body.ttl_seconds.map(Duration::from_secs);
+    Ok(Created(state.economy.open_session(tenant_id, &identity, ttl).await?))
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object with custom_id")]
 pub struct LinkBody {
     custom_id: String,
 }
@@ -69,101 +50,86 @@ pub async fn link_custom_id(
     ApiPath(identity): ApiPath<String>,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> Result<Data<Value>, ApiError> {
+    let identity = Identity::try_from(identity)?;
     let custom_id = CustomId::try_from(body.custom_id)?;
-    let user = find_user(&state, tenant_id, identity).await?;
-    if !state.storage.link_custom_id(&user, &custom_id.hash()).await? {
-        return Err(ApiError::Conflict("a link of this custom id to another player".into()));
-    }
+    let user = state.economy.link_custom_id(tenant_id, &identity, &custom_id).await?;
     Ok(Data(json!({ "app_user_id": user.id, "identity": user.identity })))
 }
 
-/// A grant: an amount of a currency, or a quantity of an item.
+/// A grant: `{currency_code, amount, reason?}` or `{item_key, quantity}`,
+/// with an optional `idempotency_key`.
 #[derive(Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
-pub enum GrantBody {
-    Currency { currency_code: String, amount: i64, reason: Option<LedgerReason> },
-    Item { item_key: String, quantity: i64 },
+#[serde(
+    deny_unknown_fields,
+    expecting = "an object with either currency_code, amount and optionally reason, or item_key and quantity"
+)]
+pub struct GrantBody {
+    currency_code: Option<String>,
+    amount: Option<i64>,
+    reason: Option<String>,
+    item_key: Option<String>,
+    quantity: Option<i64>,
+    idempotency_key: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-pub enum Granted {
-    Currency { balance_after: i64 },
-    Item(Stack),
-}
+/// The two shapes a grant body may take, for the error message.
+const GRANT_SHAPES: &str =
+    "a grant is {currency_code, amount, reason?} (reason: grant, refund or admin) or {item_key, quantity}";
 
-/// A grant after validation.
-enum ValidGrant {
-    Currency { code: CurrencyCode, amount: i64, reason: LedgerReason },
-    Item { key: CatalogKey, quantity: Quantity },
-}
-
-impl TryFrom<GrantBody> for ValidGrant {
+impl TryFrom<GrantBody> for Grant {
     type Error = ApiError;
 
     fn try_from(body: GrantBody) -> Result<Self, ApiError> {
         match body {
-            GrantBody::Currency { currency_code, amount, reason } => {
-                if amount == 0 || !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&amount) {
-                    return Err(ApiError::validation(format!("amount must be non-zero and within ±{MAX_AMOUNT}")));
-                }
-                let reason = reason.unwrap_or(LedgerReason::Grant);
-                if !matches!(reason, LedgerReason::Grant | LedgerReason::Refund | LedgerReason::Admin) {
-                    return Err(ApiError::validation("reason must be grant, refund or admin"));
-                }
-                Ok(Self::Currency { code: CurrencyCode::try_from(currency_code)?, amount, reason })
+            GrantBody {
+                currency_code: Some(code),
+                amount: Some(amount),
+                reason,
+                item_key: None,
+                quantity: None,
+                ..
+            } => {
+                let reason = match reason.as_deref() {
+                    None => None,
+                    Some("grant") => Some(LedgerReason::Grant),
+                    Some("refund") => Some(LedgerReason::Refund),
+                    Some("admin") => Some(LedgerReason::Admin),
+                    Some(_) => return Err(ApiError::validation(GRANT_SHAPES)),
+                };
+                Ok(Grant::currency(CurrencyCode::try_from(code)?, amount, reason)?)
             }
-            GrantBody::Item { item_key, quantity } => {
-                Ok(Self::Item { key: CatalogKey::try_from(item_key)?, quantity: Quantity::try_from(quantity)? })
-            }
+            GrantBody {
+                item_key: Some(key),
+                quantity: Some(quantity),
+                currency_code: None,
+                amount: None,
+                reason: None,
+                ..
+            } => Ok(Grant::Item { key: CatalogKey::try_from(key)?, quantity: Quantity::try_from(quantity)? }),
+            _ => Err(ApiError::validation(GRANT_SHAPES)),
         }
     }
 }
 
 /// Credits (or, with a negative amount, debits) a currency, or grants an
-/// item, outside the rules module: the server is trusted.
+/// item, outside the rules module: the server is trusted. At most once per
+/// idempotency key; a retry answers as the first did.
 pub async fn grant(
     ServerKey(tenant_id): ServerKey,
     State(state): State<AppState>,
     ApiPath(identity): ApiPath<String>,
-    ApiJson(body): ApiJson<GrantBody>,
-) -> Result<Data<Granted>, ApiError> {
-    let grant = ValidGrant::try_from(body)?;
-    let user = find_user(&state, tenant_id, identity).await?;
-    let tenant = state.rules.for_tenant(tenant_id).await?;
-    let mut tx = state.storage.begin(tenant.scope(&user, false)).await?;
-    let result = apply_grant(tx.as_mut(), &tenant.catalog, grant).await;
-    finish(tx, result).await.map(Data)
-}
-
-async fn apply_grant(tx: &mut dyn Tx, catalog: &Catalog, grant: ValidGrant) -> Result<Granted, ApiError> {
-    match grant {
-        ValidGrant::Currency { code, amount, reason } => {
-            match tx.change_balance(code.as_str(), amount, reason, None).await? {
-                Ok(balance_after) => Ok(Granted::Currency { balance_after }),
-                Err(WalletRefusal::UnknownCurrency) => Err(ApiError::not_found("currency")),
-                Err(WalletRefusal::InsufficientBalance) => Err(ApiError::InsufficientBalance),
-                Err(WalletRefusal::MaxBalanceExceeded) => Err(ApiError::MaxBalanceExceeded(code.into_inner())),
-            }
-        }
-        ValidGrant::Item { key, quantity } => {
-            let item = catalog.item_by_key(key.as_str()).ok_or_else(|| ApiError::not_found("item"))?;
-            if item.item_type == ItemType::Bundle {
-                return Err(ApiError::validation("a bundle is granted through a purchase, which expands it"));
-            }
-            let grant = NewGrant {
-                item_id: item.id,
-                quantity: quantity.get() as i64,
-                acquired_via: "grant".into(),
-                duration_seconds: item.duration_seconds,
-            };
-            let mut stacks = tx.grant_items(&[grant]).await?.map_err(|_| ApiError::not_found("item"))?;
-            Ok(Granted::Item(stacks.pop().ok_or_else(|| ApiError::internal("grant returned no stack"))?))
-        }
-    }
+    headers: HeaderMap,
+    ApiJson(mut body): ApiJson<GrantBody>,
+) -> Result<Answer<Granted>, ApiError> {
+    let identity = Identity::try_from(identity)?;
+    let key = idempotency_key(&headers, body.idempotency_key.take())?;
+    let grant = Grant::try_from(body)?;
+    let (_, outcome) = state.economy.grant(tenant_id, &identity, grant, key).await?;
+    Ok(Answer(outcome))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LedgerParams {
     currency_code: Option<String>,
     limit: Option<i64>,
@@ -176,14 +142,14 @@ pub struct LedgerPage {
     next_cursor: Option<Uuid>,
 }
 
-/// The user's ledger, newest first, a page at a time.
+/// The player's ledger, newest first, a page at a time.
 pub async fn ledger(
     ServerKey(tenant_id): ServerKey,
     State(state): State<AppState>,
     ApiPath(identity): ApiPath<String>,
     ApiQuery(params): ApiQuery<LedgerParams>,
 ) -> Result<Data<LedgerPage>, ApiError> {
-    let user = find_user(&state, tenant_id, identity).await?;
+    let identity = Identity::try_from(identity)?;
     let limit = params.limit.unwrap_or(DEFAULT_LEDGER_LIMIT);
     if !(1..=MAX_LEDGER_LIMIT).contains(&limit) {
         return Err(ApiError::validation(format!("limit must be between 1 and {MAX_LEDGER_LIMIT}")));
@@ -193,12 +159,7 @@ pub async fn ledger(
         limit,
         cursor: params.cursor.as_deref().map(|cursor| domain::uuid("cursor", cursor)).transpose()?,
     };
-    let entries = state.storage.ledger(&user, &query).await?;
+    let entries = state.economy.ledger(tenant_id, &identity, &query).await?;
     let next_cursor = if entries.len() as i64 == limit { entries.last().map(|entry| entry.id) } else { None };
     Ok(Data(LedgerPage { entries, next_cursor }))
-}
-
-async fn find_user(state: &AppState, tenant_id: Uuid, identity: String) -> Result<User, ApiError> {
-    let identity = Identity::try_from(identity)?;
-    state.storage.find_user(tenant_id, identity.as_str()).await?.ok_or_else(|| ApiError::not_found("user"))
 }

@@ -23,7 +23,7 @@ pub use journal::{Journal, PurchaseCheck};
 pub use state::RequestState;
 
 use crate::catalog::Catalog;
-use crate::storage::{LimitOverrides, NewGrant, StorageError, Tx};
+use crate::storage::{LimitOverrides, NewGrant, StorageError, Tx, User};
 use bindings::{Economy, EconomyPre};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -50,6 +50,18 @@ const KEEP_RESIDENT_SCANNED_BYTES: usize = 2 << 20;
 /// How long past its deadline a call parked in a host import may run
 /// before it is abandoned.
 const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+
+impl RequestContext {
+    /// The context of request `request_id` for `user`, at the current time.
+    pub fn for_request(user: &User, request_id: uuid::Uuid) -> Self {
+        Self {
+            tenant_id: user.tenant_id.to_string(),
+            user_id: user.id.to_string(),
+            request_id: request_id.to_string(),
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        }
+    }
+}
 
 /// The host's default limits for rules modules.
 #[derive(Clone, Debug)]

@@ -184,6 +184,8 @@ pub struct CatalogItem {
     pub prices: Vec<Price>,
     pub contents: Vec<Content>,
     pub duration_seconds: Option<i64>,
+    /// Sold only through a store listing: a purchase must name the store.
+    pub store_only: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -199,6 +201,7 @@ pub struct NewItem {
     pub prices: Vec<Price>,
     pub contents: Vec<Content>,
     pub duration_seconds: Option<i64>,
+    pub store_only: bool,
 }
 
 fn purchasable_by_default() -> bool {
@@ -337,7 +340,7 @@ pub struct NewGrant {
     pub duration_seconds: Option<i64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Stack {
     pub catalog_item_id: Uuid,
     pub collection_id: String,
@@ -360,6 +363,15 @@ pub struct StoredResponse {
 pub struct IdempotencyRecord {
     pub request_hash: Vec<u8>,
     pub response: StoredResponse,
+}
+
+/// Where a request's idempotency record lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// On the purchase row.
+    Purchase,
+    /// In the records of grants and consumes.
+    Request,
 }
 
 /// How recording a purchase ended.
@@ -485,8 +497,13 @@ pub trait Storage: Send + Sync {
     async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>>;
     async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
-    /// The committed request that used `key` for this user, if any.
-    async fn idempotency_record(&self, user_id: Uuid, key: &str) -> StorageResult<Option<IdempotencyRecord>>;
+    /// The committed request of `kind` that used `key` for this user, if any.
+    async fn idempotency_record(
+        &self,
+        user_id: Uuid,
+        kind: RecordKind,
+        key: &str,
+    ) -> StorageResult<Option<IdempotencyRecord>>;
 
     /// Stores a module's bytes (once per tenant and hash).
     async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo>;
@@ -583,6 +600,15 @@ pub trait Tx: Send {
         grants: &[NewGrant],
         response: &StoredResponse,
     ) -> StorageResult<Recorded>;
+    /// Claims `key` for a grant or consume with its answer; false (nothing
+    /// written) if a request that committed first holds it. A concurrent
+    /// claimer waits for this transaction to end.
+    async fn record_request(
+        &mut self,
+        key: &str,
+        request_hash: &[u8],
+        response: &StoredResponse,
+    ) -> StorageResult<bool>;
     /// Records a consume and the quantity it left.
     async fn record_consume(&mut self, id: Uuid, item_id: Uuid, quantity: i64, remaining: i64) -> StorageResult<()>;
 

@@ -1,6 +1,7 @@
 //! Idempotent purchases (SPEC §5).
 
 use crate::helpers::{As, priced_item, shop, spawn_app};
+use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
 
@@ -94,4 +95,77 @@ async fn conflicting_key_sources_are_a_validation_error() {
     assert_eq!(reply.status(), 400);
     let _ = app.call(Method::GET, "/client/wallet", As::Session(&tenant.client_key, &player), None).await;
     assert_eq!(app.balance(&tenant, &player, "gems").await, 1_000);
+}
+
+#[tokio::test]
+async fn a_retried_grant_grants_once() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 100).await;
+    priced_item(&app, &tenant, "potion", "consumable", 10).await;
+    let grant = |body: serde_json::Value, key: &str| {
+        let path = format!("{}/server/users/{}/grants", app.address, player.identity);
+        let request = app.http.post(path).header("X-Api-Key", &tenant.server_key).header("Idempotency-Key", key);
+        async move {
+            let response = request.json(&body).send().await.unwrap();
+            let replayed = response.headers().get("idempotent-replayed").is_some();
+            (response.status().as_u16(), replayed, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let gems = json!({"currency_code": "gems", "amount": 50});
+    let first = grant(gems.clone(), "grant-1").await;
+    let again = grant(gems.clone(), "grant-1").await;
+    assert_eq!((first.0, first.1), (200, false));
+    assert_eq!((again.0, again.1, &again.2), (200, true, &first.2), "the retry answers as the first did");
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 150);
+    let other = grant(json!({"currency_code": "gems", "amount": 60}), "grant-1").await;
+    assert_eq!((other.0, other.2["error"]["code"].as_str()), (422, Some("IDEMPOTENCY_KEY_REUSED")));
+    // Items too, and sixteen racing retries of one grant land once.
+    let potions = json!({"item_key": "potion", "quantity": 3});
+    let replies = join_all((0..16).map(|_| grant(potions.clone(), "grant-2"))).await;
+    assert!(replies.iter().all(|(status, _, _)| *status == 200), "{replies:?}");
+    assert_eq!(replies.iter().filter(|(_, replayed, _)| !replayed).count(), 1);
+    let potion_id = app.call(Method::GET, "/admin/catalog/items/potion", As::Key(&tenant.admin_key), None).await;
+    let potion_id = potion_id.assert_ok()["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.quantity(&tenant, &player, &potion_id).await, 3);
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 150);
+    app.audit().await;
+}
+
+#[tokio::test]
+async fn a_retried_consume_consumes_once() {
+    let app = spawn_app().await;
+    let other_host = app.sibling().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let potion = priced_item(&app, &tenant, "potion", "consumable", 10).await;
+    app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems", "quantity": 5}))
+        .await
+        .assert_ok();
+    let consume = |host: &'static str, key: &str| {
+        let base = if host == "a" { &app.address } else { &other_host.address };
+        let request = app
+            .http
+            .post(format!("{base}/client/inventory/{potion}/consume"))
+            .header("X-Api-Key", &tenant.client_key)
+            .bearer_auth(&player.token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"quantity": 2}));
+        async move {
+            let response = request.send().await.unwrap();
+            let replayed = response.headers().get("idempotent-replayed").is_some();
+            (response.status().as_u16(), replayed, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // Racing retries over two hosts: one consume, every caller told it left 3.
+    let replies = join_all((0..12).map(|i| consume(if i % 2 == 0 { "a" } else { "b" }, "use-1"))).await;
+    for (status, _, body) in &replies {
+        assert_eq!((*status, &body["data"]["quantity"]), (200, &json!(3)), "{body}");
+    }
+    assert_eq!(replies.iter().filter(|(_, replayed, _)| !replayed).count(), 1);
+    assert_eq!(app.quantity(&tenant, &player, &potion).await, 3);
+    // After the stack ran short, a retry still replays the first answer.
+    app.consume(&tenant, &player, &potion, 3).await.assert_ok();
+    let late = consume("a", "use-1").await;
+    assert_eq!((late.0, late.1, &late.2["data"]["quantity"]), (200, true, &json!(3)));
+    let consumes: i64 = sqlx::query_scalar("SELECT count(*) FROM consumes").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(consumes, 2);
 }

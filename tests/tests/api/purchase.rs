@@ -207,3 +207,35 @@ async fn a_free_item_is_granted_without_a_charge() {
     assert_eq!(app.balance(&tenant, &player, "gems").await, 100);
     app.audit().await;
 }
+
+#[tokio::test]
+async fn an_item_sold_only_through_stores_needs_its_store_and_keeps_the_listings_rules() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let starter = app
+        .put_item(
+            &tenant,
+            "starter",
+            json!({"name": "Starter", "item_type": "durable", "store_only": true,
+                   "prices": [{"currency_code": "gems", "amount": 100}]}),
+        )
+        .await;
+    let store = app
+        .put_store(
+            &tenant,
+            "shop",
+            json!({"name": "Shop", "listings": [{"item_key": "starter", "max_purchases_per_user": 1,
+                   "override_prices": [{"currency_code": "gems", "amount": 10}]}]}),
+        )
+        .await;
+    // Without the store it would escape the listing's price and cap.
+    app.purchase(&tenant, &player, json!({"catalog_item_id": starter, "currency_code": "gems"}))
+        .await
+        .assert_error(400, "NOT_PURCHASABLE");
+    let through_store = json!({"catalog_item_id": starter, "currency_code": "gems", "store_id": store});
+    assert_eq!(app.purchase(&tenant, &player, through_store.clone()).await.assert_ok()["price"], 10);
+    app.purchase(&tenant, &player, through_store).await.assert_error(400, "MAX_PURCHASES_REACHED");
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 990);
+    let item = app.call(Method::GET, "/admin/catalog/items/starter", As::Key(&tenant.admin_key), None).await;
+    assert_eq!(item.assert_ok()["store_only"], true);
+}

@@ -235,6 +235,7 @@ fn item_from_row(row: &PgRow) -> Result<CatalogItem, sqlx::Error> {
         prices: row.try_get::<Json<Vec<Price>>, _>("prices")?.0,
         contents: row.try_get::<Json<Vec<Content>>, _>("contents")?.0,
         duration_seconds: row.try_get("duration_seconds")?,
+        store_only: row.try_get("store_only")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -282,7 +283,7 @@ macro_rules! bump_catalog {
 /// The catalog item columns every item query selects.
 macro_rules! item_columns {
     () => {
-        "i.id, i.key, i.name, i.icon_url, i.item_type, i.category, i.display_properties, i.prices, i.contents, i.duration_seconds, i.created_at, i.updated_at"
+        "i.id, i.key, i.name, i.icon_url, i.item_type, i.category, i.display_properties, i.prices, i.contents, i.duration_seconds, i.store_only, i.created_at, i.updated_at"
     };
 }
 
@@ -433,11 +434,12 @@ impl Storage for PgStorage {
             tx.rollback().await?;
             return Ok(Err(reason));
         }
-        let row = sqlx::query(concat!(bump_catalog!("$2"), "INSERT INTO catalog_items AS i (id, tenant_id, key, name, icon_url, item_type, category, display_properties, prices, contents, duration_seconds)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        let row = sqlx::query(concat!(bump_catalog!("$2"), "INSERT INTO catalog_items AS i (id, tenant_id, key, name, icon_url, item_type, category, display_properties, prices, contents, duration_seconds, store_only)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, icon_url = excluded.icon_url,
                item_type = excluded.item_type, category = excluded.category, display_properties = excluded.display_properties,
-               prices = excluded.prices, contents = excluded.contents, duration_seconds = excluded.duration_seconds, updated_at = now()
+               prices = excluded.prices, contents = excluded.contents, duration_seconds = excluded.duration_seconds,
+               store_only = excluded.store_only, updated_at = now()
              RETURNING ", item_columns!()))
         .bind(Uuid::now_v7())
         .bind(tenant_id)
@@ -450,6 +452,7 @@ impl Storage for PgStorage {
         .bind(Json(&item.prices))
         .bind(Json(&item.contents))
         .bind(item.duration_seconds)
+        .bind(item.store_only)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -683,14 +686,22 @@ impl Storage for PgStorage {
             .collect()
     }
 
-    async fn idempotency_record(&self, user_id: Uuid, key: &str) -> StorageResult<Option<IdempotencyRecord>> {
-        let row = sqlx::query(
-            "SELECT request_hash, response_status, response_body FROM purchases WHERE user_id = $1 AND idempotency_key = $2",
-        )
-        .bind(user_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
+    async fn idempotency_record(
+        &self,
+        user_id: Uuid,
+        kind: RecordKind,
+        key: &str,
+    ) -> StorageResult<Option<IdempotencyRecord>> {
+        let statement = match kind {
+            RecordKind::Purchase => {
+                "SELECT request_hash, response_status, response_body FROM purchases WHERE user_id = $1 AND idempotency_key = $2"
+            }
+            RecordKind::Request => {
+                "SELECT request_hash, 200::smallint AS response_status, response_body FROM idempotency_records
+                 WHERE user_id = $1 AND key = $2"
+            }
+        };
+        let row = sqlx::query(statement).bind(user_id).bind(key).fetch_optional(&self.pool).await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(IdempotencyRecord {
             request_hash: row.try_get("request_hash")?,
@@ -1264,6 +1275,25 @@ impl Tx for PgTx {
         } else {
             Recorded::Done
         })
+    }
+
+    async fn record_request(
+        &mut self,
+        key: &str,
+        request_hash: &[u8],
+        response: &StoredResponse,
+    ) -> StorageResult<bool> {
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_records (user_id, key, request_hash, response_body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING RETURNING 1",
+        )
+        .bind(self.scope.user_id)
+        .bind(key)
+        .bind(request_hash)
+        .bind(&response.body)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(claimed.is_some())
     }
 
     async fn record_consume(&mut self, id: Uuid, item_id: Uuid, quantity: i64, remaining: i64) -> StorageResult<()> {

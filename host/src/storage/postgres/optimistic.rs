@@ -163,6 +163,10 @@ impl Tx for OptimisticTx {
         Ok(Recorded::Done)
     }
 
+    async fn record_request(&mut self, _key: &str, _hash: &[u8], _response: &StoredResponse) -> StorageResult<bool> {
+        Err(self.abandon())
+    }
+
     async fn record_consume(&mut self, _id: Uuid, _item: Uuid, _quantity: i64, _remaining: i64) -> StorageResult<()> {
         Err(self.abandon())
     }

@@ -1,0 +1,120 @@
+//! The economy service: what every front end calls (the native HTTP API
+//! today; compatibility routes and a console next). It owns the rules of
+//! the economy: the purchase protocol (optimistic attempt, retry under row
+//! locks, the host's re-check of what the rules did, idempotent replay),
+//! consumes, grants, store quotes, catalog writes and their checks, players
+//! and sessions. It knows nothing of HTTP: it takes validated inputs and
+//! answers with its own types and [`EconomyError`]. Storage owns the SQL.
+
+mod catalog;
+mod consume;
+mod error;
+mod grant;
+mod idempotency;
+mod players;
+mod purchase;
+mod queue;
+mod store;
+mod tenants;
+
+pub use catalog::Applied;
+pub use consume::ConsumeReceipt;
+pub use error::EconomyError;
+pub use grant::{Grant, Granted};
+pub use players::{MAX_SESSION_TTL, OpenedSession};
+pub use purchase::{PurchaseReceipt, PurchaseRequest};
+pub use store::{ListingView, StorePage};
+pub use tenants::{CreatedTenant, ModuleEntry};
+
+use crate::domain::Identity;
+use crate::rules::Rules;
+use crate::runtime::{CallFailure, RuleError};
+use crate::storage::{InventoryEntry, LedgerEntry, LedgerQuery, Storage, Tx, User, WalletEntry};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What a request answered: a fresh result, or the replay of the first
+/// request with the same idempotency key.
+#[derive(Clone, Debug)]
+pub struct Outcome<T> {
+    pub value: T,
+    pub replayed: bool,
+}
+
+pub struct Economy {
+    storage: Arc<dyn Storage>,
+    rules: Arc<Rules>,
+    /// Takes each player's purchases and consumes one at a time on this host.
+    user_queue: queue::UserQueue,
+    /// The session lifetime when none is asked for.
+    session_ttl: Duration,
+}
+
+impl Economy {
+    pub fn new(storage: Arc<dyn Storage>, rules: Arc<Rules>, session_ttl: Duration) -> Self {
+        Self { storage, rules, user_queue: queue::UserQueue::default(), session_ttl }
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    /// Whether storage answers.
+    pub async fn ready(&self) -> Result<(), EconomyError> {
+        Ok(self.storage.ping().await?)
+    }
+
+    /// The player's balances, regenerating ones settled first.
+    pub async fn wallet(&self, user: &User) -> Result<Vec<WalletEntry>, EconomyError> {
+        let tenant = self.rules.for_tenant(user.tenant_id).await?;
+        Ok(self.storage.wallet(user, tenant.catalog.recharging()).await?)
+    }
+
+    /// The player's unexpired, non-empty stacks.
+    pub async fn inventory(&self, user: &User) -> Result<Vec<InventoryEntry>, EconomyError> {
+        Ok(self.storage.inventory(user).await?)
+    }
+
+    /// A page of the player's ledger, newest first.
+    pub async fn ledger(
+        &self,
+        tenant_id: Uuid,
+        identity: &Identity,
+        query: &LedgerQuery,
+    ) -> Result<Vec<LedgerEntry>, EconomyError> {
+        let user = self.player(tenant_id, identity).await?;
+        Ok(self.storage.ledger(&user, query).await?)
+    }
+}
+
+/// Rolls a transaction back now (a dropped one rolls back late); a failure
+/// only costs the connection.
+async fn rollback(tx: Box<dyn Tx>) {
+    if let Err(error) = tx.rollback().await {
+        tracing::warn!(%error, "rollback failed; the connection is discarded");
+    }
+}
+
+/// The guest's answer as the service's: its rule errors become theirs; a
+/// trap or an exhausted limit is `ModuleFailed`, logged as the module's
+/// fault; a storage failure while it ran is the host's.
+fn module_answer<T>(sha256: &str, result: Result<Result<T, RuleError>, CallFailure>) -> Result<T, EconomyError> {
+    match result {
+        Ok(answer) => answer.map_err(EconomyError::from),
+        Err(CallFailure::Module(failure)) => {
+            tracing::error!(module = %sha256, error = %failure.message, fault = "module", "rules module failed");
+            Err(EconomyError::ModuleFailed)
+        }
+        Err(CallFailure::Host(failure)) => {
+            tracing::warn!(module = %sha256, error = %failure, fault = "host", "storage failed while the rules module ran");
+            Err(failure.into())
+        }
+    }
+}
+
+/// A module that answered but broke the host's re-check.
+fn module_misbehaved(sha256: &str, reason: &str) -> EconomyError {
+    tracing::error!(module = %sha256, reason, fault = "module", "rules module returned an outcome the host refused");
+    EconomyError::ModuleFailed
+}

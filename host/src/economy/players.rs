@@ -1,0 +1,85 @@
+//! Players and their sessions: the server opens sessions for the players it
+//! names; a game client signs in with a custom id (a secret it keeps on the
+//! device), which names a player of its own unless the server linked it.
+
+use super::Economy;
+use super::error::EconomyError;
+use crate::domain::{CustomId, Identity};
+use crate::secrets;
+use crate::storage::User;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The longest session a server may ask for: 30 days.
+pub const MAX_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A session just opened; its token is shown only here.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenedSession {
+    pub session_token: String,
+    pub expires_at: DateTime<Utc>,
+    pub app_user_id: Uuid,
+    /// The identity the server names the player by.
+    pub identity: String,
+}
+
+impl Economy {
+    /// The player `identity` of the tenant.
+    pub async fn player(&self, tenant_id: Uuid, identity: &Identity) -> Result<User, EconomyError> {
+        let found = self.storage.find_user(tenant_id, identity.as_str()).await?;
+        found.ok_or_else(|| EconomyError::not_found("user"))
+    }
+
+    /// Opens a session for the player `identity`, creating the player if
+    /// new; `ttl` defaults to the host's session lifetime.
+    pub async fn open_session(
+        &self,
+        tenant_id: Uuid,
+        identity: &Identity,
+        ttl: Option<Duration>,
+    ) -> Result<OpenedSession, EconomyError> {
+        let ttl = ttl.unwrap_or(self.session_ttl);
+        if ttl.is_zero() || ttl > MAX_SESSION_TTL {
+            return Err(EconomyError::Invalid(format!(
+                "ttl_seconds must be between 1 and {}",
+                MAX_SESSION_TTL.as_secs()
+            )));
+        }
+        let user = self.storage.find_or_create_user(tenant_id, identity.as_str()).await?;
+        self.session(&user, ttl).await
+    }
+
+    /// Signs a player in by custom id, unless the tenant turned that off.
+    pub async fn login_custom(&self, tenant_id: Uuid, custom_id: &CustomId) -> Result<OpenedSession, EconomyError> {
+        if !self.rules.for_tenant(tenant_id).await?.settings().custom_id_login {
+            return Err(EconomyError::TurnedOff("custom-id login is turned off for this tenant"));
+        }
+        let user = self.storage.custom_id_user(tenant_id, &custom_id.hash()).await?;
+        self.session(&user, self.session_ttl).await
+    }
+
+    /// Links a custom id to the player `identity`, so a custom-id login
+    /// (e.g. on a new device) reaches that player. A custom id that already
+    /// names another player is not moved.
+    pub async fn link_custom_id(
+        &self,
+        tenant_id: Uuid,
+        identity: &Identity,
+        custom_id: &CustomId,
+    ) -> Result<User, EconomyError> {
+        let user = self.player(tenant_id, identity).await?;
+        if !self.storage.link_custom_id(&user, &custom_id.hash()).await? {
+            return Err(EconomyError::Conflict("a link of this custom id to another player".into()));
+        }
+        Ok(user)
+    }
+
+    async fn session(&self, user: &User, ttl: Duration) -> Result<OpenedSession, EconomyError> {
+        let session_token = secrets::generate("es_");
+        let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(EconomyError::internal)?;
+        self.storage.create_session(user, &secrets::hash(&session_token), expires_at).await?;
+        Ok(OpenedSession { session_token, expires_at, app_user_id: user.id, identity: user.identity.clone() })
+    }
+}

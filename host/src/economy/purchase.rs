@@ -1,0 +1,215 @@
+//! Purchases: at most once per idempotency key, all or nothing.
+//!
+//! A purchase first runs optimistically: the rules see the balance this
+//! host last saw, no connection is held while they run, and the purchase
+//! commits in one statement guarded on that balance (shared with the other
+//! purchases waiting to commit). If the guess was stale, or the rules needed
+//! more than that statement covers, it runs again under row locks. Either
+//! way the key is claimed by the statement that records the purchase.
+
+use super::error::EconomyError;
+use super::idempotency::{self, Keyed};
+use super::{Economy, Outcome, module_answer, module_misbehaved, rollback};
+use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
+use crate::rules::TenantContext;
+use crate::runtime::{self, CallFailure, Invocation, PurchaseCheck, PurchaseOutcome, RequestContext};
+use crate::storage::{NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, Tx, User};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+/// What a purchase's idempotency key is hashed with (since the first release).
+const OPERATION: &str = "client/inventory/purchase";
+
+/// A purchase as a player asks for it.
+#[derive(Clone, Debug)]
+pub struct PurchaseRequest {
+    pub item_id: Uuid,
+    pub currency_code: CurrencyCode,
+    /// The store to buy through: its listing's price, cap and sale flag apply.
+    pub store_id: Option<Uuid>,
+    pub quantity: Quantity,
+}
+
+/// What a purchase did; also what a retry with its key replays.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PurchaseReceipt {
+    pub purchase_id: Uuid,
+    pub item_id: Uuid,
+    pub store_id: Option<Uuid>,
+    pub quantity: u64,
+    pub currency_code: String,
+    pub unit_price: i64,
+    /// What was charged: `unit_price` times `quantity`.
+    pub total: i64,
+    /// The balance in `currency_code` after the whole purchase (including
+    /// any of that currency a bundle credited).
+    pub balance_after: i64,
+}
+
+impl PurchaseRequest {
+    /// What a retry must repeat to be the same request: every field but the
+    /// idempotency key, with defaults filled in.
+    fn canonical(&self) -> serde_json::Value {
+        json!({
+            "catalog_item_id": self.item_id,
+            "currency_code": self.currency_code.as_str(),
+            "store_id": self.store_id,
+            "quantity": self.quantity.get(),
+        })
+    }
+
+    /// What the host re-checks the guest's effects against.
+    fn check(&self) -> PurchaseCheck<'_> {
+        PurchaseCheck {
+            item_id: self.item_id,
+            currency_code: self.currency_code.as_str(),
+            quantity: self.quantity.get(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Locking {
+    Optimistic,
+    RowLocks,
+}
+
+impl Economy {
+    /// Buys an item for `user`: at most once per idempotency key, all or
+    /// nothing. The tenant's rules decide the price, cap and eligibility;
+    /// the host re-checks what they did before anything commits.
+    pub async fn purchase(
+        &self,
+        user: &User,
+        request: &PurchaseRequest,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Outcome<PurchaseReceipt>, EconomyError> {
+        let keyed = key.map(|key| Keyed::new(key, OPERATION, request.canonical()));
+        let tenant = self.rules.for_tenant(user.tenant_id).await?;
+        if request.store_id.is_none() && tenant.catalog.item_by_id(request.item_id).is_some_and(|item| item.store_only)
+        {
+            return Err(EconomyError::NotPurchasable("this item is sold only through a store: name the store_id"));
+        }
+        let _turn = self.user_queue.turn(user.id).await;
+        // A regenerating balance is settled under its row lock: no guess to try.
+        let optimistic = match tenant.catalog.recharges(request.currency_code.as_str()) {
+            true => None,
+            false => self.buy(user, &tenant, request, keyed.as_ref(), Locking::Optimistic).await,
+        };
+        let result = match optimistic {
+            Some(result) => result,
+            None => self
+                .buy(user, &tenant, request, keyed.as_ref(), Locking::RowLocks)
+                .await
+                .unwrap_or_else(|| Err(EconomyError::internal("a purchase under row locks came back unconfirmed"))),
+        };
+        match result {
+            Ok(receipt) => Ok(Outcome { value: receipt, replayed: false }),
+            Err(error) => {
+                idempotency::after_failure(self.storage.as_ref(), user.id, RecordKind::Purchase, keyed.as_ref(), error)
+                    .await
+            }
+        }
+    }
+
+    /// One attempt at a purchase. `None`: an optimistic attempt that cannot
+    /// vouch for its answer (it wrote nothing); the purchase runs again
+    /// under row locks.
+    async fn buy(
+        &self,
+        user: &User,
+        tenant: &TenantContext,
+        request: &PurchaseRequest,
+        keyed: Option<&Keyed>,
+        locking: Locking,
+    ) -> Option<Result<PurchaseReceipt, EconomyError>> {
+        let scope = tenant.scope(user, true);
+        let begun = match locking {
+            Locking::Optimistic => self.storage.begin_optimistic(scope).await,
+            Locking::RowLocks => self.storage.begin(scope).await,
+        };
+        let tx = match begun {
+            Ok(tx) => tx,
+            Err(error) => return Some(Err(error.into())),
+        };
+        let purchase_id = Uuid::now_v7();
+        let guest_request = runtime::PurchaseRequest {
+            item_id: request.item_id.to_string(),
+            currency_code: request.currency_code.to_string(),
+            store_id: request.store_id.map(|id| id.to_string()),
+            quantity: request.quantity.get(),
+        };
+        let call = tenant.call(RequestContext::for_request(user, purchase_id));
+        let Invocation { mut tx, journal, pending_grants, result } =
+            self.rules.runtime().purchase(call, tx, guest_request).await;
+        let stale = matches!(result, Err(CallFailure::Host(StorageError::Stale)));
+        if stale || (tx.unconfirmed() && !matches!(result, Ok(Ok(_)))) {
+            rollback(tx).await;
+            return None;
+        }
+        let sha256 = &tenant.module.sha256;
+        let result = match module_answer(sha256, result) {
+            Ok(outcome) => {
+                match journal.check_purchase(&request.check(), outcome.unit_price, outcome.total, outcome.balance_after)
+                {
+                    Ok(()) => record(tx.as_mut(), request, keyed, purchase_id, outcome, &pending_grants).await,
+                    Err(reason) => Err(module_misbehaved(sha256, &reason)),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(receipt) => match tx.commit().await {
+                Ok(()) => Some(Ok(receipt)),
+                Err(StorageError::Stale) => None,
+                Err(error) => Some(Err(error.into())),
+            },
+            Err(error) => {
+                rollback(tx).await;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+/// Records the purchase, its grants and (with a key) its receipt to replay,
+/// in the purchase's transaction.
+async fn record(
+    tx: &mut dyn Tx,
+    request: &PurchaseRequest,
+    keyed: Option<&Keyed>,
+    purchase_id: Uuid,
+    outcome: PurchaseOutcome,
+    grants: &[NewGrant],
+) -> Result<PurchaseReceipt, EconomyError> {
+    let receipt = PurchaseReceipt {
+        purchase_id,
+        item_id: request.item_id,
+        store_id: request.store_id,
+        quantity: request.quantity.get(),
+        currency_code: request.currency_code.to_string(),
+        unit_price: outcome.unit_price,
+        total: outcome.total,
+        balance_after: outcome.balance_after,
+    };
+    let record = PurchaseRecord {
+        id: purchase_id,
+        item_id: request.item_id,
+        store_id: request.store_id,
+        quantity: i64::try_from(receipt.quantity).map_err(EconomyError::internal)?,
+        currency_code: receipt.currency_code.clone(),
+        unit_price: outcome.unit_price,
+        total: outcome.total,
+        idempotency_key: keyed.map(|keyed| keyed.key.to_string()),
+        request_hash: keyed.map(|keyed| keyed.request_hash.clone()).unwrap_or_default(),
+    };
+    let response =
+        StoredResponse { status: 200, body: serde_json::to_value(&receipt).map_err(EconomyError::internal)? };
+    match tx.record_purchase(&record, grants, &response).await? {
+        Recorded::Done => Ok(receipt),
+        // The caller rolls back and replays the earlier purchase.
+        Recorded::KeyTaken => Err(EconomyError::Conflict("a purchase with this idempotency key".into())),
+        Recorded::UnknownItem => Err(EconomyError::internal("a granted item is missing from the catalog")),
+    }
+}

@@ -1,0 +1,100 @@
+//! Store pages: each listing with the prices the tenant's rules quote now.
+
+use super::error::EconomyError;
+use super::{Economy, module_answer, module_misbehaved, rollback};
+use crate::runtime::{self, RequestContext};
+use crate::storage::{ItemType, Price, User};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A store as a player sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StorePage {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub listings: Vec<ListingView>,
+}
+
+/// One listing, priced by the rules module (not the catalog).
+#[derive(Clone, Debug, Serialize)]
+pub struct ListingView {
+    pub item_id: Uuid,
+    pub item_key: String,
+    pub name: String,
+    pub icon_url: Option<String>,
+    pub item_type: ItemType,
+    pub category: Option<String>,
+    /// One price per currency the rules price the item in.
+    pub prices: Vec<Price>,
+    pub purchasable: bool,
+    pub max_purchases_per_user: Option<u64>,
+}
+
+impl Economy {
+    /// The store `key` as `user` sees it now: one quote per listing and
+    /// currency, all in one transaction that changes nothing.
+    pub async fn store_page(&self, user: &User, key: &str) -> Result<StorePage, EconomyError> {
+        let tenant = self.rules.for_tenant(user.tenant_id).await?;
+        let store = tenant.catalog.store_by_key(key).ok_or_else(|| EconomyError::not_found("store"))?;
+        let mut tx = self.storage.begin(tenant.scope(user, true)).await?;
+        let sha256 = &tenant.module.sha256;
+        let mut listings = Vec::with_capacity(store.listings.len());
+        let mut failure = None;
+        'listings: for listing in &store.listings {
+            let Some(item) = tenant.catalog.item_by_key(&listing.item_key) else { continue };
+            let mut currencies: Vec<&str> = item.prices.iter().map(|price| price.currency_code.as_str()).collect();
+            for price in listing.override_prices.iter().flatten() {
+                if !currencies.contains(&price.currency_code.as_str()) {
+                    currencies.push(&price.currency_code);
+                }
+            }
+            let mut prices = Vec::new();
+            let mut purchasable = listing.purchasable;
+            for currency_code in currencies {
+                let request = runtime::PurchaseRequest {
+                    item_id: item.id.to_string(),
+                    currency_code: currency_code.to_owned(),
+                    store_id: Some(store.id.to_string()),
+                    quantity: 1,
+                };
+                let call = tenant.call(RequestContext::for_request(user, Uuid::now_v7()));
+                let invocation = self.rules.runtime().quote(call, tx, request).await;
+                tx = invocation.tx;
+                match module_answer(sha256, invocation.result) {
+                    Ok(quote) if quote.unit_price >= 0 => {
+                        purchasable &= quote.purchasable;
+                        prices.push(Price { currency_code: currency_code.to_owned(), amount: quote.unit_price });
+                    }
+                    Ok(quote) => {
+                        failure = Some(module_misbehaved(sha256, &format!("quoted {}", quote.unit_price)));
+                        break 'listings;
+                    }
+                    // A currency the rules do not price is left out.
+                    Err(EconomyError::NoPrice | EconomyError::NotPurchasable(_)) => {}
+                    Err(error) => {
+                        failure = Some(error);
+                        break 'listings;
+                    }
+                }
+            }
+            listings.push(ListingView {
+                item_id: item.id,
+                item_key: item.key.clone(),
+                name: item.name.clone(),
+                icon_url: item.icon_url.clone(),
+                item_type: item.item_type,
+                category: item.category.clone(),
+                prices,
+                purchasable,
+                max_purchases_per_user: listing.max_purchases_per_user,
+            });
+        }
+        // Quotes change nothing: the transaction only gave them a consistent view.
+        rollback(tx).await;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(StorePage { id: store.id, key: store.key.clone(), name: store.name.clone(), listings }),
+        }
+    }
+}
