@@ -117,8 +117,11 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|value| value.to_str().ok())
 }
 
+/// The credentials of an `Authorization: Bearer …` header; the scheme name
+/// is case-insensitive (RFC 7235).
 fn bearer(parts: &Parts) -> Option<&str> {
-    header(parts, "authorization").and_then(|value| value.strip_prefix("Bearer ")).map(str::trim)
+    let (scheme, credentials) = header(parts, "authorization")?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
 }
 
 /// The key's tenant, if the key is one of `allowed` kinds: 401 for a

@@ -1,4 +1,5 @@
-//! Host side of `economy:plugin/history`: the user's purchase counts.
+//! Host side of `economy:plugin/history`: the user's purchase counts. An
+//! id that names nothing counts 0 and claims nothing.
 
 use super::bindings::economy::plugin::history::Host;
 use super::state::{RequestState, storage};
@@ -29,14 +30,15 @@ impl Host for RequestState {
         cap: u64,
     ) -> wasmtime::Result<Option<u64>> {
         self.charge_import()?;
+        // A listing that does not exist, or a claim of nothing, claims nothing.
         let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id)) else {
-            wasmtime::bail!("claim-listing with an id that is not a UUID");
+            return Ok(None);
         };
         let (Ok(quantity), Ok(cap)) = (i64::try_from(quantity), i64::try_from(cap)) else {
             return Ok(None);
         };
-        if quantity < 1 {
-            wasmtime::bail!("claim-listing with quantity 0");
+        if quantity < 1 || self.catalog.store_listing(store_id, item_id).is_none() {
+            return Ok(None);
         }
         Ok(storage!(self.tx.claim_listing(store_id, item_id, quantity, cap)).map(|total| total as u64))
     }

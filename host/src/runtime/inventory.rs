@@ -1,6 +1,7 @@
 //! Host side of `economy:plugin/inventory`: the user's stacks. Guest input
-//! is clamped here: ids must name items of the tenant's catalog, quantities
-//! fit in an i64, and equal items are merged before they reach SQL.
+//! is clamped here: an id that names no item of the tenant's catalog holds
+//! 0 and changes nothing (`unknown-item`), quantities stay within a stack's
+//! maximum, and equal items are merged before they reach SQL.
 //!
 //! Grants are held back and written with the purchase record in one
 //! statement (see `Tx::record_purchase`); a read or consume of the
@@ -39,7 +40,9 @@ impl Host for RequestState {
 
     async fn consume(&mut self, item_id: String, quantity: u64) -> wasmtime::Result<Result<u64, InventoryError>> {
         self.charge_import()?;
-        let Ok(item_id) = Uuid::parse_str(&item_id) else { return Ok(Err(InventoryError::UnknownItem)) };
+        let Some(item_id) = Uuid::parse_str(&item_id).ok().filter(|id| self.catalog.item_by_id(*id).is_some()) else {
+            return Ok(Err(InventoryError::UnknownItem));
+        };
         let Some(quantity) = i64::try_from(quantity).ok().filter(|q| *q >= 1) else {
             return Ok(Err(InventoryError::InvalidQuantity));
         };

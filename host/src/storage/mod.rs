@@ -104,7 +104,7 @@ pub struct Session {
 
 /// A regenerating currency: `amount` every `period_seconds`, up to `max`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a recharge: an object with amount, period_seconds and max")]
 pub struct Recharge {
     pub amount: i64,
     pub period_seconds: i64,
@@ -158,7 +158,7 @@ impl ItemType {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a price: an object with currency_code and amount")]
 pub struct Price {
     pub currency_code: String,
     pub amount: i64,
@@ -166,7 +166,7 @@ pub struct Price {
 
 /// One entry of a bundle's contents: an item or a currency amount.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
+#[serde(untagged, deny_unknown_fields, expecting = "a bundle content: {item_key, quantity} or {currency_code, amount}")]
 pub enum Content {
     Item { item_key: String, quantity: u64 },
     Currency { currency_code: String, amount: i64 },
@@ -209,7 +209,10 @@ fn purchasable_by_default() -> bool {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a listing: an object with item_key, and optionally override_prices, max_purchases_per_user and purchasable"
+)]
 pub struct Listing {
     pub item_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,7 +413,10 @@ pub struct ModuleInfo {
 /// The operator's per-tenant overrides of the sandbox limits; `None` keeps
 /// the host's default.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an object with optionally fuel, deadline_ms, memory_bytes and max_import_calls"
+)]
 pub struct LimitOverrides {
     pub fuel: Option<i64>,
     pub deadline_ms: Option<i64>,
@@ -420,7 +426,7 @@ pub struct LimitOverrides {
 
 /// A tenant's own settings, written by its admin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object with optionally custom_id_login")]
 pub struct TenantSettings {
     /// Whether players may sign in with a custom id and the client key.
     #[serde(default = "enabled")]

@@ -204,3 +204,69 @@ async fn a_write_that_committed_says_so_even_when_this_host_cannot_reload_its_ca
         wallet.assert_ok().as_array().unwrap().iter().map(|c| c["currency_code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["gems", "gold"]);
 }
+
+#[tokio::test]
+async fn bad_input_is_refused_at_the_boundary_in_the_apis_own_terms() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let sword = app
+        .put_item(
+            &tenant,
+            "sword",
+            json!({"name": "Sword", "item_type": "durable",
+        "prices": [{"currency_code": "gems", "amount": 100}]}),
+        )
+        .await;
+    let admin = As::Key(&tenant.admin_key);
+    // NUL characters, which no database keeps, anywhere they could reach it.
+    for body in [
+        json!({"name": "X", "item_type": "durable", "display_properties": {"a": "nul\u{0}here"}}),
+        json!({"name": "X", "item_type": "durable", "display_properties": {"nul\u{0}key": 1}}),
+        json!({"name": "X", "item_type": "durable", "icon_url": "https://x/\u{0}"}),
+        json!({"name": "X", "item_type": "durable", "category": "a\u{0}b"}),
+    ] {
+        app.call(Method::PUT, "/admin/catalog/items/x", admin, Some(body)).await.assert_error(400, "VALIDATION_FAILED");
+    }
+    for path in ["/admin/catalog/items/%00", "/admin/stores/%00", "/server/users/%00/ledger"] {
+        app.call(Method::GET, path, As::Key(&tenant.admin_key), None).await.assert_error(400, "VALIDATION_FAILED");
+    }
+    // Unknown fields are refused, naming the field: a typo never buys at the wrong price.
+    let typo = app
+        .purchase(&tenant, &player, json!({"catalog_item_id": sword, "currency_code": "gems", "store_ID": "x"}))
+        .await;
+    typo.assert_error(400, "VALIDATION_FAILED");
+    assert!(typo.body["error"]["message"].as_str().unwrap().contains("store_ID"), "{}", typo.body);
+    let typo = app
+        .purchase(&tenant, &player, json!({"catalog_item_id": sword, "currency_code": "gems", "quantitiy": 5}))
+        .await;
+    typo.assert_error(400, "VALIDATION_FAILED");
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 1_000);
+    // Messages speak of the API, not of the code behind it.
+    let grant = app.grant(&tenant, &player, json!({"currency_code": "gems", "quantity": 5})).await;
+    grant.assert_error(400, "VALIDATION_FAILED");
+    let messages = [
+        grant.body["error"]["message"].clone(),
+        app.purchase(&tenant, &player, json!([1, 2])).await.body["error"]["message"].clone(),
+        app.call(Method::PUT, "/admin/currencies/a%20b", admin, Some(json!({"name": "A"}))).await.body["error"]["message"].clone(),
+        app.call(Method::PUT, "/admin/catalog/items/b", admin,
+            Some(json!({"name": "B", "item_type": "bundle", "contents": [{"item": "sword"}]}))).await.body["error"]["message"].clone(),
+        app.call(Method::PUT, "/admin/currencies/c", admin, Some(json!({"name": "C", "recharge": 5}))).await.body["error"]["message"].clone(),
+    ];
+    for message in &messages {
+        let message = message.as_str().expect("a message");
+        for internal in ["struct", "enum", "GrantBody", "PurchaseBody", "is_key_char", "|c|", "variant of untagged"] {
+            assert!(!message.contains(internal), "{message:?} leaks {internal:?}");
+        }
+    }
+    assert!(messages[0].as_str().unwrap().contains("item_key, quantity"), "{}", messages[0]);
+    // The scheme of Authorization is case-insensitive.
+    let lower = app
+        .http
+        .get(format!("{}/client/wallet", app.address))
+        .header("X-Api-Key", &tenant.client_key)
+        .header("Authorization", format!("bearer {}", player.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 200);
+}

@@ -85,6 +85,8 @@ async fn uploads_that_are_not_economy_components_are_refused_with_a_reason() {
     assert!(reason.contains("economy:plugin/rules"), "the reason names the missing export: {reason}");
     let too_big = app.upload(&tenant, &vec![0u8; 300 * 1024]).await;
     too_big.assert_error(413, "PAYLOAD_TOO_LARGE");
+    let figures = too_big.body["error"]["message"].as_str().unwrap();
+    assert!(figures.contains("262144"), "the 413 names the limit: {figures}");
     let untyped = app
         .http
         .post(format!("{}/admin/modules", app.address))
@@ -402,4 +404,16 @@ async fn an_upload_whose_exports_are_mistyped_is_refused_naming_the_function_and
         .await
         .assert_error(404, "NOT_FOUND");
     assert_eq!(app.price_of(&tenant, &player, &sword).await, 100, "the shop stays up");
+}
+
+#[tokio::test]
+async fn imports_given_ids_that_name_nothing_answer_as_for_nothing_and_never_trap() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let probe = priced_item(&app, &tenant, "bad-ids", "consumable", 10).await;
+    app.activate(&tenant, HOSTILE).await;
+    // 1 means every import answered as for a thing that does not exist.
+    assert_eq!(app.price_of(&tenant, &player, &probe).await, 1);
+    let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM listing_purchases").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(claimed, 0, "no claim was recorded for a listing that does not exist");
 }

@@ -13,6 +13,9 @@
 //! | `mint`     | credits a million gems, then prices normally     |
 //! | `skim`     | debits 500 gems more than the price              |
 //! | `slow`     | spins about two seconds, then prices normally    |
+//! | `bad-ids`  | hands every import ids that name nothing; the    |
+//! |            | price is 1 plus a bit for each import that did   |
+//! |            | not answer as for a thing that does not exist    |
 //! | `escape`   | probes the sandbox: the price is 1 plus a bit for |
 //! |            | each of environment, files, network and a moving  |
 //! |            | clock that it could reach                         |
@@ -47,6 +50,7 @@ impl PricePolicy for Hostile {
                 CatalogPrice::unit_price(env, ctx, item, listing, currency_code)
             }
             "escape" => Ok(1 + sandbox_leaks()),
+            "bad-ids" => Ok(1 + misanswered(env)),
             "slow" => {
                 let mut counter = 0u64;
                 for _ in 0..SLOW_SPINS {
@@ -62,6 +66,28 @@ impl PricePolicy for Hostile {
             _ => CatalogPrice::unit_price(env, ctx, item, listing, currency_code),
         }
     }
+}
+
+/// One bit per import that, given ids naming nothing (not UUIDs, or UUIDs
+/// of nothing), did not answer as for a thing that does not exist.
+fn misanswered(env: &mut impl Env) -> i64 {
+    use economy_core::{Grant, InventoryError, WalletError};
+    let nothing = "00000000-0000-7000-8000-000000000000";
+    let grant = |item_id: &str| Grant { item_id: item_id.into(), quantity: 1, duration_seconds: None };
+    let answers = [
+        env.item_by_id("not-a-uuid").is_none() && env.item_by_id(nothing).is_none(),
+        env.listing("not-a-uuid", "not-a-uuid").is_none() && env.listing(nothing, nothing).is_none(),
+        env.balance("no-such-currency").is_none(),
+        env.debit("no-such-currency", 1, "r") == Err(WalletError::UnknownCurrency),
+        env.grant_items(&[grant("not-a-uuid")]) == Err(InventoryError::UnknownItem)
+            && env.grant_items(&[grant(nothing)]) == Err(InventoryError::UnknownItem),
+        env.consume("not-a-uuid", 1) == Err(InventoryError::UnknownItem)
+            && env.consume(nothing, 1) == Err(InventoryError::UnknownItem),
+        env.item_purchases("not-a-uuid") == 0,
+        env.claim_listing("not-a-uuid", "not-a-uuid", 1, 5).is_none()
+            && env.claim_listing(nothing, nothing, 1, 5).is_none(),
+    ];
+    answers.iter().enumerate().map(|(bit, right)| i64::from(!*right) << (bit + 1)).sum()
 }
 
 /// One bit per way out of the sandbox that worked.
