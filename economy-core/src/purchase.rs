@@ -1,4 +1,4 @@
-//! The purchase and quote operations, in the order SPEC §5 fixes: find the
+//! The purchase and quote operations, in the order the README documents: find the
 //! item and listing, resolve the price, enforce the cap, debit, grant.
 
 use crate::{Context, Env, Item, Listing, PricePolicy, RuleError, bundle, pricing};

@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §3-§6): one module per route family, one error type.
+//! The native HTTP API: one module per route family, one error type.
 
 mod admin;
 mod client;

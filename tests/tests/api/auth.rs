@@ -1,4 +1,4 @@
-//! Keys, sessions and tenant isolation (SPEC §3).
+//! Keys, sessions, custom-id logins and tenant isolation.
 
 use crate::helpers::{As, priced_item, shop, spawn_app};
 use reqwest::Method;

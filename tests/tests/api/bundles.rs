@@ -1,4 +1,4 @@
-//! Bundle expansion (SPEC §5 step 5).
+//! Bundle expansion, and the limits that keep every bundle buyable.
 
 use crate::helpers::{As, priced_item, shop, spawn_app};
 use reqwest::Method;

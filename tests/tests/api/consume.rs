@@ -1,4 +1,4 @@
-//! Consume (SPEC §6).
+//! Consumes.
 
 use crate::helpers::{As, priced_item, shop, spawn_app};
 use reqwest::Method;

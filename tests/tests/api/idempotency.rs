@@ -1,4 +1,4 @@
-//! Idempotent purchases (SPEC §5).
+//! Idempotent purchases, grants and consumes.
 
 use crate::helpers::{As, priced_item, shop, spawn_app};
 use futures::future::join_all;

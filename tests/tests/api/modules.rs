@@ -1,4 +1,4 @@
-//! Rules modules (SPEC §8): upload, activation, rollback, the sandbox, and
+//! Rules modules: upload, activation, rollback, the sandbox, and
 //! live swaps under load.
 
 use crate::helpers::{As, Player, Reply, Tenant, TestApp, priced_item, shop, spawn_app};

@@ -1,4 +1,4 @@
-//! Purchase semantics (SPEC §5), one rule at a time.
+//! Purchase semantics, one rule at a time.
 
 use crate::helpers::{As, priced_item, shop, spawn_app};
 use reqwest::Method;

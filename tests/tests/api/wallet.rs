@@ -1,4 +1,4 @@
-//! Regenerating currencies (SPEC §2 `recharge`).
+//! Regenerating currencies (`recharge`).
 
 use crate::helpers::{As, spawn_app};
 use reqwest::Method;
