@@ -1,2 +1,4 @@
-//! Black-box tests of the economy server live in `tests/`; this crate has
-//! no code of its own.
+//! Black-box tests of the economy server live in `tests/`; this library
+//! holds what they share with the benchmark harness.
+
+pub mod cluster;

@@ -4,10 +4,11 @@
 use anyhow::{Context, bail};
 use economy_host::config::Settings;
 use economy_host::startup::Application;
-use economy_host::storage::PgStorage;
+use economy_host::storage::{PgStores, TenantStores};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
+use std::sync::Arc;
 
 /// The balance every player starts with: no purchase run can exhaust it.
 pub const INITIAL_GEMS: i64 = 1_000_000_000_000;
@@ -17,7 +18,7 @@ pub const INITIAL_POTIONS: i64 = 1_000_000;
 pub struct Server {
     pub base: String,
     pub pool: PgPool,
-    storage: PgStorage,
+    stores: Arc<PgStores>,
     pub database_url: String,
     database: String,
     admin_url: String,
@@ -51,7 +52,7 @@ impl Server {
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("server").enable_all().build()?;
         let database = format!("economy_bench_{}", std::process::id());
         let database_url = format!("{}/{database}", admin_url.rsplit_once('/').map_or(admin_url, |(server, _)| server));
-        let (base, storage) = runtime.block_on(async {
+        let (base, stores) = runtime.block_on(async {
             let mut admin = PgConnection::connect(admin_url).await.context("connecting to PostgreSQL")?;
             admin.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#))).await?;
             let mut settings = Settings::for_database(&database_url);
@@ -60,12 +61,12 @@ impl Server {
             settings.db_pool_size = pool_size;
             let app = Application::build(&settings).await?;
             let base = format!("http://{}", app.local_addr());
-            let storage = app.storage().clone();
+            let stores = app.stores().clone();
             tokio::spawn(app.run_until(std::future::pending()));
-            anyhow::Ok((base, storage))
+            anyhow::Ok((base, stores))
         })?;
-        let pool = storage.pool().clone();
-        Ok(Self { base, pool, storage, database_url, database, admin_url: admin_url.to_owned(), runtime })
+        let pool = stores.pool().clone();
+        Ok(Self { base, pool, stores, database_url, database, admin_url: admin_url.to_owned(), runtime })
     }
 
     /// Creates the tenant, a currency, two items, `users` spread players and
@@ -132,9 +133,9 @@ impl Server {
 
     /// Stops the server and drops the bench database.
     pub fn stop(self) {
-        let Self { runtime, storage, database, admin_url, .. } = self;
+        let Self { runtime, stores, database, admin_url, .. } = self;
         runtime.block_on(async move {
-            storage.close().await;
+            stores.close().await;
             if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
                 let _ = admin
                     .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#)))

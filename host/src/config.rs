@@ -3,7 +3,7 @@
 
 use crate::http::serve::ReadTimeouts;
 use crate::runtime::RuntimeLimits;
-use crate::storage::PgSettings;
+use crate::storage::{DatabaseUrl, PgSettings, PoolSettings};
 use clap::Parser;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ pub struct Settings {
     pub listen: String,
 
     /// The database: `postgres://user@host:port/database`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
     /// The operator key (`Authorization: Bearer …` on `/operator/*`). Without
@@ -41,6 +41,15 @@ pub struct Settings {
     /// How long a request waits for a connection, a lock or a statement.
     #[arg(long, env = "ECONOMY_DB_TIMEOUT_MS", default_value_t = 5_000)]
     pub db_timeout_ms: u64,
+
+    /// Connections in the pool of each tenant's own database.
+    #[arg(long, env = "ECONOMY_TENANT_DB_POOL_SIZE", default_value_t = 8)]
+    pub tenant_db_pool_size: u32,
+
+    /// How long a request waits for a connection to a tenant's own database
+    /// before the tenant is answered as unavailable.
+    #[arg(long, env = "ECONOMY_TENANT_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1_000)]
+    pub tenant_db_acquire_timeout_ms: u64,
 
     /// Fuel (about one per wasm instruction) per rules call.
     #[arg(long, env = "ECONOMY_MODULE_FUEL", default_value_t = RuntimeLimits::default().fuel)]
@@ -85,10 +94,17 @@ impl Settings {
     pub fn postgres(&self) -> PgSettings {
         let timeout = Duration::from_millis(self.db_timeout_ms);
         PgSettings {
-            url: self.database_url.clone(),
-            max_connections: self.db_pool_size,
-            acquire_timeout: timeout,
-            statement_timeout: timeout,
+            url: DatabaseUrl::new(self.database_url.clone()),
+            default_pool: PoolSettings {
+                max_connections: self.db_pool_size,
+                acquire_timeout: timeout,
+                statement_timeout: timeout,
+            },
+            tenant_pool: PoolSettings {
+                max_connections: self.tenant_db_pool_size,
+                acquire_timeout: Duration::from_millis(self.tenant_db_acquire_timeout_ms),
+                statement_timeout: timeout,
+            },
         }
     }
 }

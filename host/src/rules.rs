@@ -1,17 +1,20 @@
 //! What each tenant's requests run with: its rules module, the module's
-//! limits, and its catalog in memory. Modules are stored in the database
-//! by SHA-256, compiled once per engine (the artifact is stored too, so a
-//! restart deserializes instead of recompiling), and cached in memory. A
-//! tenant's active module sits behind an `Arc`: a request clones it once
-//! and finishes on it, so swapping never drains or fails anything in flight.
-//! The catalog is reloaded whole when the tenant's `config_version` moves.
-//! Changes made through another host are picked up by polling the tenants
-//! this host serves (every [`REFRESH_INTERVAL`]); nothing depends on
-//! LISTEN/NOTIFY.
+//! limits, its settings, and its catalog in memory. Modules are stored in
+//! the control plane by SHA-256, compiled once per engine (the artifact is
+//! stored too, so a restart deserializes instead of recompiling), and
+//! cached in memory. A tenant's active module sits behind an `Arc`: a
+//! request clones it once and finishes on it, so swapping never drains or
+//! fails anything in flight. The configuration is re-read when the control
+//! plane's `config_version` moves, the catalog (from the tenant's own
+//! store) when its `catalog_version` moves. Changes made through another
+//! host are picked up by polling the tenants this host serves (every
+//! [`REFRESH_INTERVAL`]); nothing depends on LISTEN/NOTIFY.
 
 use crate::catalog::Catalog;
 use crate::runtime::{Call, CallLimits, RequestContext, RulesModule, Runtime};
-use crate::storage::{ModuleInfo, Storage, StorageError, TenantRules, TenantSettings, TxScope, User};
+use crate::storage::{
+    ControlStore, ModuleInfo, StorageError, TenantConfig, TenantSettings, TenantStores, TxScope, User,
+};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -28,20 +31,20 @@ pub struct TenantContext {
     pub module: Arc<RulesModule>,
     pub limits: CallLimits,
     pub catalog: Arc<Catalog>,
-    rules: TenantRules,
+    config: TenantConfig,
+    catalog_version: i64,
 }
 
 impl TenantContext {
     /// The tenant's own settings.
     pub fn settings(&self) -> &TenantSettings {
-        &self.rules.settings
+        &self.config.settings
     }
 
     /// The scope of a transaction for `user`, recording this tenant's module
     /// (`recorded`) or none (the server's own grants).
     pub fn scope(&self, user: &User, recorded: bool) -> TxScope {
         TxScope {
-            tenant_id: user.tenant_id,
             user_id: user.id,
             module_sha256: recorded.then(|| self.module.sha256.clone()),
             recharging: self.catalog.recharging().clone(),
@@ -68,7 +71,8 @@ pub enum ModuleError {
 
 pub struct Rules {
     runtime: Runtime,
-    storage: Arc<dyn Storage>,
+    control: Arc<dyn ControlStore>,
+    stores: Arc<dyn TenantStores>,
     /// Compiled modules by SHA-256.
     compiled: Mutex<HashMap<String, Arc<RulesModule>>>,
     /// The rules of every tenant this host has served.
@@ -76,8 +80,8 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn new(runtime: Runtime, storage: Arc<dyn Storage>) -> Arc<Self> {
-        let rules = Arc::new(Self { runtime, storage, compiled: Mutex::default(), tenants: RwLock::default() });
+    pub fn new(runtime: Runtime, control: Arc<dyn ControlStore>, stores: Arc<dyn TenantStores>) -> Arc<Self> {
+        let rules = Arc::new(Self { runtime, control, stores, compiled: Mutex::default(), tenants: RwLock::default() });
         spawn_refresher(Arc::downgrade(&rules));
         rules
     }
@@ -91,8 +95,10 @@ impl Rules {
         if let Some(found) = self.tenants.read().expect("tenant rules lock").get(&tenant_id) {
             return Ok(found.clone());
         }
-        let rules = self.storage.tenant_rules(&[tenant_id]).await?.pop().map(|(_, rules)| rules).unwrap_or_default();
-        self.install(tenant_id, rules).await
+        let config = self.control.tenant_configs(&[tenant_id]).await?.pop().map(|(_, config)| config);
+        let config = config.ok_or_else(|| StorageError::Backend(format!("no tenant {tenant_id}")))?;
+        let catalog_version = self.stores.tenant(tenant_id).await?.catalog_version().await?;
+        self.install(tenant_id, config, catalog_version).await
     }
 
     /// Checks, compiles and stores a module; it is not active yet. The
@@ -101,12 +107,12 @@ impl Rules {
     /// modules. Only a tenant's re-upload of its own module answers at once.
     pub async fn upload(&self, tenant_id: Uuid, bytes: Vec<u8>) -> Result<ModuleInfo, ModuleError> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        if let Some(uploaded) = self.storage.module_info(tenant_id, &sha256).await? {
+        if let Some(uploaded) = self.control.module_info(tenant_id, &sha256).await? {
             return Ok(uploaded);
         }
         let module = self.compile(&sha256, bytes.clone()).await?;
         self.compiled.lock().expect("module cache lock").insert(sha256.clone(), module);
-        Ok(self.storage.put_module(tenant_id, &sha256, &bytes).await?)
+        Ok(self.control.put_module(tenant_id, &sha256, &bytes).await?)
     }
 
     /// Makes an uploaded module (`None`: the built-in rules) the tenant's
@@ -118,56 +124,73 @@ impl Rules {
         let info = match sha256 {
             Some(sha256) => {
                 self.stored_module(tenant_id, sha256).await?;
-                self.storage.module_info(tenant_id, sha256).await?
+                self.control.module_info(tenant_id, sha256).await?
             }
             None => None,
         };
-        if !self.storage.set_active_module(tenant_id, sha256).await? {
+        if !self.control.set_active_module(tenant_id, sha256).await? {
             return Err(ModuleError::Unknown(sha256.unwrap_or_default().to_owned()));
         }
         Ok(info)
     }
 
-    /// Re-reads the rules of `tenant_ids` and swaps in what changed.
+    /// Re-reads what `tenant_ids` run with and swaps in what changed. A
+    /// tenant whose store fails keeps what it has; the first failure is
+    /// returned once the others are done.
     pub async fn refresh(&self, tenant_ids: &[Uuid]) -> Result<(), ModuleError> {
-        for (tenant_id, rules) in self.storage.tenant_rules(tenant_ids).await? {
-            let current = self.tenants.read().expect("tenant rules lock").get(&tenant_id).map(|t| t.rules.clone());
-            if current.as_ref() != Some(&rules) {
-                self.install(tenant_id, rules).await?;
+        let configs: HashMap<Uuid, TenantConfig> = self.control.tenant_configs(tenant_ids).await?.into_iter().collect();
+        let mut failure = None;
+        for (tenant_id, catalog_version) in self.stores.catalog_versions(tenant_ids).await {
+            let Some(config) = configs.get(&tenant_id) else { continue };
+            let catalog_version = match catalog_version {
+                Ok(version) => version,
+                Err(error) => {
+                    failure.get_or_insert(ModuleError::Storage(error));
+                    continue;
+                }
+            };
+            let current = self.tenants.read().expect("tenant rules lock").get(&tenant_id).cloned();
+            let unchanged =
+                current.is_some_and(|current| current.config == *config && current.catalog_version == catalog_version);
+            if !unchanged && let Err(error) = self.install(tenant_id, config.clone(), catalog_version).await {
+                failure.get_or_insert(error);
             }
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
-    async fn install(&self, tenant_id: Uuid, rules: TenantRules) -> Result<Arc<TenantContext>, ModuleError> {
+    /// Builds what the tenant runs with from `config` and its catalog at
+    /// `catalog_version`, and swaps it in. A slower refresh never puts back
+    /// an older part: each part (the configuration, the catalog) is kept
+    /// from whichever of the installed and the new is the later version.
+    async fn install(
+        &self,
+        tenant_id: Uuid,
+        config: TenantConfig,
+        catalog_version: i64,
+    ) -> Result<Arc<TenantContext>, ModuleError> {
         let current = self.tenants.read().expect("tenant rules lock").get(&tenant_id).cloned();
-        let module = match &rules.active_sha256 {
+        let module = match &config.active_sha256 {
             None => self.runtime.default_module(),
             Some(sha256) => self.stored_module(tenant_id, sha256).await?,
         };
         let catalog = match &current {
-            Some(current) if current.rules.config_version == rules.config_version => current.catalog.clone(),
+            Some(current) if current.catalog_version == catalog_version => current.catalog.clone(),
             _ => {
-                let (items, stores, currencies) = tokio::try_join!(
-                    self.storage.items(tenant_id),
-                    self.storage.stores(tenant_id),
-                    self.storage.currencies(tenant_id)
-                )?;
+                let store = self.stores.tenant(tenant_id).await?;
+                let (items, stores, currencies) = tokio::try_join!(store.items(), store.stores(), store.currencies())?;
                 Arc::new(Catalog::new(items, stores, currencies))
             }
         };
-        let limits = self.runtime.limits().for_call(&rules.limits);
-        let installed = Arc::new(TenantContext { module, limits, catalog, rules });
+        let limits = self.runtime.limits().for_call(&config.limits);
+        let fresh = TenantContext { module, limits, catalog, config, catalog_version };
         let mut tenants = self.tenants.write().expect("tenant rules lock");
-        match tenants.get(&tenant_id) {
-            // A slower refresh must not put back older rules: every change
-            // moves the version, so an equal version is the same rules.
-            Some(newer) if newer.rules.config_version >= installed.rules.config_version => Ok(newer.clone()),
-            _ => {
-                tenants.insert(tenant_id, installed.clone());
-                Ok(installed)
-            }
-        }
+        let installed = Arc::new(match tenants.get(&tenant_id) {
+            Some(installed) => newest(installed, fresh),
+            None => fresh,
+        });
+        tenants.insert(tenant_id, installed.clone());
+        Ok(installed)
     }
 
     /// A module the tenant uploaded, compiled. Ownership is checked first:
@@ -175,21 +198,21 @@ impl Rules {
     /// the same code), so they must never answer for a module the tenant
     /// does not have.
     async fn stored_module(&self, tenant_id: Uuid, sha256: &str) -> Result<Arc<RulesModule>, ModuleError> {
-        if self.storage.module_info(tenant_id, sha256).await?.is_none() {
+        if self.control.module_info(tenant_id, sha256).await?.is_none() {
             return Err(ModuleError::Unknown(sha256.to_owned()));
         }
         if let Some(module) = self.compiled.lock().expect("module cache lock").get(sha256) {
             return Ok(module.clone());
         }
         let engine_hash = self.runtime.engine_hash();
-        let loaded = match self.storage.artifact(sha256, &engine_hash).await? {
+        let loaded = match self.control.artifact(sha256, &engine_hash).await? {
             Some(artifact) => self.runtime.load_artifact(sha256, &artifact).ok().map(Arc::new),
             None => None,
         };
         let module = match loaded {
             Some(module) => module,
             None => {
-                let bytes = self.storage.module_bytes(tenant_id, sha256).await?;
+                let bytes = self.control.module_bytes(tenant_id, sha256).await?;
                 self.compile(sha256, bytes.ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))?).await?
             }
         };
@@ -210,9 +233,29 @@ impl Rules {
             .await
             .map_err(|error| ModuleError::Invalid(format!("compilation failed: {error}")))?
             .map_err(|error| ModuleError::Invalid(format!("{error:#}")))?;
-        self.storage.put_artifact(sha256, &self.runtime.engine_hash(), &artifact).await?;
+        self.control.put_artifact(sha256, &self.runtime.engine_hash(), &artifact).await?;
         Ok(Arc::new(module))
     }
+}
+
+/// The later of each part of `installed` and `fresh`: the configuration
+/// (module, limits, settings) by `config_version`, the catalog by
+/// `catalog_version`.
+fn newest(installed: &TenantContext, fresh: TenantContext) -> TenantContext {
+    let (config_from, catalog_from) = (
+        installed.config.config_version > fresh.config.config_version,
+        installed.catalog_version > fresh.catalog_version,
+    );
+    let TenantContext { module, limits, catalog, config, catalog_version } = fresh;
+    let (module, limits, config) = match config_from {
+        true => (installed.module.clone(), installed.limits.clone(), installed.config.clone()),
+        false => (module, limits, config),
+    };
+    let (catalog, catalog_version) = match catalog_from {
+        true => (installed.catalog.clone(), installed.catalog_version),
+        false => (catalog, catalog_version),
+    };
+    TenantContext { module, limits, catalog, config, catalog_version }
 }
 
 /// Polls the tenants this host serves until `Rules` is dropped.

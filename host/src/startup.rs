@@ -7,7 +7,7 @@ use crate::http::serve::ReadTimeouts;
 use crate::http::{self, AppState};
 use crate::rules::Rules;
 use crate::runtime::Runtime;
-use crate::storage::PgStorage;
+use crate::storage::{PgStores, TenantStores};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    storage: PgStorage,
+    stores: Arc<PgStores>,
     read_timeouts: ReadTimeouts,
 }
 
@@ -34,27 +34,30 @@ impl Application {
     /// As [`Application::build`], sharing an existing runtime (tests start
     /// many applications in one process).
     pub async fn build_with_runtime(settings: &Settings, runtime: Runtime) -> anyhow::Result<Self> {
-        let storage = PgStorage::connect(&settings.postgres()).await.context("connecting to the database")?;
-        let storage_handle: Arc<dyn crate::storage::Storage> = Arc::new(storage.clone());
-        let rules = Rules::new(runtime, storage_handle.clone());
+        let stores = Arc::new(PgStores::connect(&settings.postgres()).await.context("connecting to the database")?);
+        let control = stores.control();
+        let tenant_stores: Arc<dyn TenantStores> = stores.clone();
+        let rules = Rules::new(runtime, control.clone(), tenant_stores.clone());
         let session_ttl = Duration::from_secs(settings.session_ttl_seconds);
-        let economy = Arc::new(Economy::new(storage_handle.clone(), rules, session_ttl));
-        let state = AppState::new(economy, storage_handle, settings.operator_key.as_deref());
+        let economy = Arc::new(Economy::new(control, tenant_stores, rules, session_ttl));
+        let state = AppState::new(economy, settings.operator_key.as_deref());
         let listener =
             TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-        Ok(Self { listener, router: http::router(state), storage, read_timeouts: settings.read_timeouts() })
+        Ok(Self { listener, router: http::router(state), stores, read_timeouts: settings.read_timeouts() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// The default database's pool (the tests and the benchmark audit it).
     pub fn pool(&self) -> &sqlx::PgPool {
-        self.storage.pool()
+        self.stores.pool()
     }
 
-    pub fn storage(&self) -> &PgStorage {
-        &self.storage
+    /// Every store: closing them commits what is queued.
+    pub fn stores(&self) -> &Arc<PgStores> {
+        &self.stores
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.

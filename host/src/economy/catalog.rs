@@ -64,12 +64,12 @@ impl Economy {
         if let Some(recharge) = &currency.recharge {
             check_recharge(recharge, max_balance)?;
         }
-        let currency = self.storage.put_currency(tenant_id, &currency).await?;
+        let currency = self.tenant_store(tenant_id).await?.put_currency(&currency).await?;
         Ok(self.applied(tenant_id, currency).await)
     }
 
     pub async fn currencies(&self, tenant_id: Uuid) -> Result<Vec<Currency>, EconomyError> {
-        Ok(self.storage.currencies(tenant_id).await?)
+        Ok(self.tenant_store(tenant_id).await?.currencies().await?)
     }
 
     pub async fn put_item(&self, tenant_id: Uuid, item: NewItem) -> Result<Applied<CatalogItem>, EconomyError> {
@@ -84,16 +84,20 @@ impl Economy {
             )));
         }
         let check = |items: &[CatalogItem]| check_contents(&item, items, &currencies);
-        let item = self.storage.put_item(tenant_id, &item, &check).await?.map_err(EconomyError::Invalid)?;
+        let item = self.tenant_store(tenant_id).await?.put_item(&item, &check).await?.map_err(EconomyError::Invalid)?;
         Ok(self.applied(tenant_id, item).await)
     }
 
     pub async fn items(&self, tenant_id: Uuid) -> Result<Vec<CatalogItem>, EconomyError> {
-        Ok(self.storage.items(tenant_id).await?)
+        Ok(self.tenant_store(tenant_id).await?.items().await?)
     }
 
     pub async fn item(&self, tenant_id: Uuid, key: &CatalogKey) -> Result<CatalogItem, EconomyError> {
-        self.storage.item_by_key(tenant_id, key.as_str()).await?.ok_or_else(|| EconomyError::not_found("item"))
+        self.tenant_store(tenant_id)
+            .await?
+            .item_by_key(key.as_str())
+            .await?
+            .ok_or_else(|| EconomyError::not_found("item"))
     }
 
     pub async fn put_store(
@@ -107,7 +111,8 @@ impl Economy {
             return Err(EconomyError::Invalid(format!("a store has at most {MAX_LISTINGS} listings")));
         }
         let currencies = self.currency_codes(tenant_id).await?;
-        let items: HashSet<String> = self.storage.items(tenant_id).await?.into_iter().map(|item| item.key).collect();
+        let store = self.tenant_store(tenant_id).await?;
+        let items: HashSet<String> = store.items().await?.into_iter().map(|item| item.key).collect();
         let mut listed = HashSet::new();
         for listing in listings {
             if !items.contains(&listing.item_key) {
@@ -125,12 +130,16 @@ impl Economy {
                 )));
             }
         }
-        let store = self.storage.put_store(tenant_id, key.as_str(), name.as_str(), listings).await?;
-        Ok(self.applied(tenant_id, store).await)
+        let written = store.put_store(key.as_str(), name.as_str(), listings).await?;
+        Ok(self.applied(tenant_id, written).await)
     }
 
     pub async fn store(&self, tenant_id: Uuid, key: &CatalogKey) -> Result<Store, EconomyError> {
-        self.storage.store_by_key(tenant_id, key.as_str()).await?.ok_or_else(|| EconomyError::not_found("store"))
+        self.tenant_store(tenant_id)
+            .await?
+            .store_by_key(key.as_str())
+            .await?
+            .ok_or_else(|| EconomyError::not_found("store"))
     }
 
     pub async fn settings(&self, tenant_id: Uuid) -> Result<TenantSettings, EconomyError> {
@@ -142,12 +151,12 @@ impl Economy {
         tenant_id: Uuid,
         settings: TenantSettings,
     ) -> Result<Applied<TenantSettings>, EconomyError> {
-        self.storage.set_settings(tenant_id, &settings).await?;
+        self.control.set_settings(tenant_id, &settings).await?;
         Ok(self.applied(tenant_id, settings).await)
     }
 
     async fn currency_codes(&self, tenant_id: Uuid) -> Result<HashSet<String>, EconomyError> {
-        Ok(self.storage.currencies(tenant_id).await?.into_iter().map(|c| c.code).collect())
+        Ok(self.tenant_store(tenant_id).await?.currencies().await?.into_iter().map(|c| c.code).collect())
     }
 }
 

@@ -36,6 +36,7 @@ impl Economy {
     ) -> Result<Outcome<ConsumeReceipt>, EconomyError> {
         let keyed = key.map(|key| Keyed::new(key, OPERATION, json!({"item_id": item_id, "quantity": quantity.get()})));
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
+        let store = self.tenant_store(user.tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;
         let runtime = self.rules.runtime();
         let work = |tx| async {
@@ -55,6 +56,6 @@ impl Economy {
             .await;
             (tx, result)
         };
-        idempotency::once(self.storage.as_ref(), tenant.scope(user, true), keyed.as_ref(), work).await
+        idempotency::once(store.as_ref(), tenant.scope(user, true), keyed.as_ref(), work).await
     }
 }

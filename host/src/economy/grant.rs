@@ -66,12 +66,12 @@ impl Economy {
         let keyed = key.map(|key| Keyed::new(key, OPERATION, grant.canonical()));
         let user = self.player(tenant_id, identity).await?;
         let tenant = self.rules.for_tenant(tenant_id).await?;
+        let store = self.tenant_store(tenant_id).await?;
         let work = |mut tx: Box<dyn Tx>| async {
             let result = apply(tx.as_mut(), &tenant.catalog, grant).await;
             (tx, result)
         };
-        let outcome =
-            idempotency::once(self.storage.as_ref(), tenant.scope(&user, false), keyed.as_ref(), work).await?;
+        let outcome = idempotency::once(store.as_ref(), tenant.scope(&user, false), keyed.as_ref(), work).await?;
         Ok((user.id, outcome))
     }
 }

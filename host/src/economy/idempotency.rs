@@ -13,7 +13,7 @@
 use super::error::EconomyError;
 use super::{Outcome, rollback};
 use crate::domain::IdempotencyKey;
-use crate::storage::{IdempotencyRecord, RecordKind, Storage, StoredResponse, Tx, TxScope};
+use crate::storage::{IdempotencyRecord, RecordKind, StoredResponse, TenantStore, Tx, TxScope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -54,7 +54,7 @@ impl Keyed {
 /// After a request failed: if it had a key that an earlier request committed
 /// (this may be that request's retry), that request's answer; else `error`.
 pub async fn after_failure<T: DeserializeOwned>(
-    storage: &dyn Storage,
+    storage: &dyn TenantStore,
     user_id: Uuid,
     kind: RecordKind,
     keyed: Option<&Keyed>,
@@ -73,7 +73,7 @@ pub async fn after_failure<T: DeserializeOwned>(
 /// recorded in the same transaction (its claim) and a retry replays it. For
 /// requests that are not purchases (grants, consumes).
 pub async fn once<T, Work>(
-    storage: &dyn Storage,
+    storage: &dyn TenantStore,
     scope: TxScope,
     keyed: Option<&Keyed>,
     work: impl FnOnce(Box<dyn Tx>) -> Work,

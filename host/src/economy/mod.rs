@@ -11,6 +11,7 @@ mod consume;
 mod error;
 mod grant;
 mod idempotency;
+mod optimistic;
 mod players;
 mod purchase;
 mod queue;
@@ -29,10 +30,15 @@ pub use tenants::{CreatedTenant, ModuleEntry};
 use crate::domain::Identity;
 use crate::rules::Rules;
 use crate::runtime::{CallFailure, RuleError};
-use crate::storage::{InventoryEntry, LedgerEntry, LedgerQuery, Storage, Tx, User, WalletEntry};
+use crate::storage::{
+    ControlStore, InventoryEntry, LedgerEntry, LedgerQuery, Tenant, TenantStore, TenantStores, Tx, User, WalletEntry,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// How long readiness waits for a tenant's own database.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a request answered: a fresh result, or the replay of the first
 /// request with the same idempotency key.
@@ -43,7 +49,8 @@ pub struct Outcome<T> {
 }
 
 pub struct Economy {
-    storage: Arc<dyn Storage>,
+    control: Arc<dyn ControlStore>,
+    stores: Arc<dyn TenantStores>,
     rules: Arc<Rules>,
     /// Takes each player's purchases and consumes one at a time on this host.
     user_queue: queue::UserQueue,
@@ -52,28 +59,47 @@ pub struct Economy {
 }
 
 impl Economy {
-    pub fn new(storage: Arc<dyn Storage>, rules: Arc<Rules>, session_ttl: Duration) -> Self {
-        Self { storage, rules, user_queue: queue::UserQueue::default(), session_ttl }
+    pub fn new(
+        control: Arc<dyn ControlStore>,
+        stores: Arc<dyn TenantStores>,
+        rules: Arc<Rules>,
+        session_ttl: Duration,
+    ) -> Self {
+        Self { control, stores, rules, user_queue: queue::UserQueue::default(), session_ttl }
     }
 
     pub fn rules(&self) -> &Arc<Rules> {
         &self.rules
     }
 
-    /// Whether storage answers.
-    pub async fn ready(&self) -> Result<(), EconomyError> {
-        Ok(self.storage.ping().await?)
+    /// Whether this host can serve: the control plane must answer; the
+    /// tenants whose own database does not (within a second) are returned.
+    pub async fn readiness(&self) -> Result<Vec<Tenant>, EconomyError> {
+        self.control.ping().await?;
+        let tenants = self.control.tenants_with_databases().await?;
+        let checks = tenants.into_iter().map(|(tenant, _)| async move {
+            let answered =
+                tokio::time::timeout(READINESS_TIMEOUT, async { self.stores.tenant(tenant.id).await?.ping().await })
+                    .await;
+            (!matches!(answered, Ok(Ok(())))).then_some(tenant)
+        });
+        Ok(futures::future::join_all(checks).await.into_iter().flatten().collect())
+    }
+
+    /// The store of `tenant_id`'s data.
+    async fn tenant_store(&self, tenant_id: Uuid) -> Result<Arc<dyn TenantStore>, EconomyError> {
+        Ok(self.stores.tenant(tenant_id).await?)
     }
 
     /// The player's balances, regenerating ones settled first.
     pub async fn wallet(&self, user: &User) -> Result<Vec<WalletEntry>, EconomyError> {
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
-        Ok(self.storage.wallet(user, tenant.catalog.recharging()).await?)
+        Ok(self.tenant_store(user.tenant_id).await?.wallet(user, tenant.catalog.recharging()).await?)
     }
 
     /// The player's unexpired, non-empty stacks.
     pub async fn inventory(&self, user: &User) -> Result<Vec<InventoryEntry>, EconomyError> {
-        Ok(self.storage.inventory(user).await?)
+        Ok(self.tenant_store(user.tenant_id).await?.inventory(user).await?)
     }
 
     /// A page of the player's ledger, newest first.
@@ -84,7 +110,7 @@ impl Economy {
         query: &LedgerQuery,
     ) -> Result<Vec<LedgerEntry>, EconomyError> {
         let user = self.player(tenant_id, identity).await?;
-        Ok(self.storage.ledger(&user, query).await?)
+        Ok(self.tenant_store(tenant_id).await?.ledger(&user, query).await?)
     }
 }
 

@@ -6,7 +6,7 @@ use super::Economy;
 use super::error::EconomyError;
 use crate::domain::{CustomId, Identity};
 use crate::secrets;
-use crate::storage::User;
+use crate::storage::{ApiKeyRecord, Session, User};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub struct OpenedSession {
 impl Economy {
     /// The player `identity` of the tenant.
     pub async fn player(&self, tenant_id: Uuid, identity: &Identity) -> Result<User, EconomyError> {
-        let found = self.storage.find_user(tenant_id, identity.as_str()).await?;
+        let found = self.tenant_store(tenant_id).await?.find_user(identity.as_str()).await?;
         found.ok_or_else(|| EconomyError::not_found("user"))
     }
 
@@ -47,8 +47,8 @@ impl Economy {
                 MAX_SESSION_TTL.as_secs()
             )));
         }
-        let user = self.storage.find_or_create_user(tenant_id, identity.as_str()).await?;
-        self.session(&user, ttl).await
+        let user = self.tenant_store(tenant_id).await?.find_or_create_user(identity.as_str()).await?;
+        self.new_session(&user, ttl).await
     }
 
     /// Signs a player in by custom id, unless the tenant turned that off.
@@ -56,8 +56,8 @@ impl Economy {
         if !self.rules.for_tenant(tenant_id).await?.settings().custom_id_login {
             return Err(EconomyError::TurnedOff("custom-id login is turned off for this tenant"));
         }
-        let user = self.storage.custom_id_user(tenant_id, &custom_id.hash()).await?;
-        self.session(&user, self.session_ttl).await
+        let user = self.tenant_store(tenant_id).await?.custom_id_user(&custom_id.hash()).await?;
+        self.new_session(&user, self.session_ttl).await
     }
 
     /// Links a custom id to the player `identity`, so a custom-id login
@@ -70,16 +70,32 @@ impl Economy {
         custom_id: &CustomId,
     ) -> Result<User, EconomyError> {
         let user = self.player(tenant_id, identity).await?;
-        if !self.storage.link_custom_id(&user, &custom_id.hash()).await? {
+        if !self.tenant_store(tenant_id).await?.link_custom_id(&user, &custom_id.hash()).await? {
             return Err(EconomyError::Conflict("a link of this custom id to another player".into()));
         }
         Ok(user)
     }
 
-    async fn session(&self, user: &User, ttl: Duration) -> Result<OpenedSession, EconomyError> {
+    async fn new_session(&self, user: &User, ttl: Duration) -> Result<OpenedSession, EconomyError> {
         let session_token = secrets::generate("es_");
         let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(EconomyError::internal)?;
-        self.storage.create_session(user, &secrets::hash(&session_token), expires_at).await?;
+        self.tenant_store(user.tenant_id)
+            .await?
+            .create_session(user, &secrets::hash(&session_token), expires_at)
+            .await?;
         Ok(OpenedSession { session_token, expires_at, app_user_id: user.id, identity: user.identity.clone() })
+    }
+}
+
+impl Economy {
+    /// The record of an API key (given as its hash), if it is one.
+    pub async fn api_key(&self, key_hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, EconomyError> {
+        Ok(self.control.find_api_key(key_hash).await?)
+    }
+
+    /// The session of a token (given as its hash) in `tenant_id`, expired or
+    /// not, if there is one.
+    pub async fn session(&self, tenant_id: Uuid, token_hash: &[u8; 32]) -> Result<Option<Session>, EconomyError> {
+        Ok(self.tenant_store(tenant_id).await?.find_session(token_hash).await?)
     }
 }

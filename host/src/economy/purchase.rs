@@ -9,13 +9,17 @@
 
 use super::error::EconomyError;
 use super::idempotency::{self, Keyed};
+use super::optimistic::OptimisticTx;
 use super::{Economy, Outcome, module_answer, module_misbehaved, rollback};
 use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
 use crate::runtime::{self, CallFailure, Invocation, PurchaseCheck, PurchaseOutcome, RequestContext};
-use crate::storage::{NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, Tx, User};
+use crate::storage::{
+    NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What a purchase's idempotency key is hashed with (since the first release).
@@ -91,24 +95,24 @@ impl Economy {
         {
             return Err(EconomyError::NotPurchasable("this item is sold only through a store: name the store_id"));
         }
+        let store = self.tenant_store(user.tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;
         // A regenerating balance is settled under its row lock: no guess to try.
         let optimistic = match tenant.catalog.recharges(request.currency_code.as_str()) {
             true => None,
-            false => self.buy(user, &tenant, request, keyed.as_ref(), Locking::Optimistic).await,
+            false => self.buy(&store, user, &tenant, request, keyed.as_ref(), Locking::Optimistic).await,
         };
         let result = match optimistic {
             Some(result) => result,
             None => self
-                .buy(user, &tenant, request, keyed.as_ref(), Locking::RowLocks)
+                .buy(&store, user, &tenant, request, keyed.as_ref(), Locking::RowLocks)
                 .await
                 .unwrap_or_else(|| Err(EconomyError::internal("a purchase under row locks came back unconfirmed"))),
         };
         match result {
             Ok(receipt) => Ok(Outcome { value: receipt, replayed: false }),
             Err(error) => {
-                idempotency::after_failure(self.storage.as_ref(), user.id, RecordKind::Purchase, keyed.as_ref(), error)
-                    .await
+                idempotency::after_failure(store.as_ref(), user.id, RecordKind::Purchase, keyed.as_ref(), error).await
             }
         }
     }
@@ -118,6 +122,7 @@ impl Economy {
     /// under row locks.
     async fn buy(
         &self,
+        store: &Arc<dyn TenantStore>,
         user: &User,
         tenant: &TenantContext,
         request: &PurchaseRequest,
@@ -125,9 +130,9 @@ impl Economy {
         locking: Locking,
     ) -> Option<Result<PurchaseReceipt, EconomyError>> {
         let scope = tenant.scope(user, true);
-        let begun = match locking {
-            Locking::Optimistic => self.storage.begin_optimistic(scope).await,
-            Locking::RowLocks => self.storage.begin(scope).await,
+        let begun: Result<Box<dyn Tx>, StorageError> = match locking {
+            Locking::Optimistic => Ok(Box::new(OptimisticTx::new(store.clone(), scope))),
+            Locking::RowLocks => store.begin(scope).await,
         };
         let tx = match begun {
             Ok(tx) => tx,

@@ -37,7 +37,7 @@ impl Economy {
     pub async fn store_page(&self, user: &User, key: &str) -> Result<StorePage, EconomyError> {
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         let store = tenant.catalog.store_by_key(key).ok_or_else(|| EconomyError::not_found("store"))?;
-        let mut tx = self.storage.begin(tenant.scope(user, true)).await?;
+        let mut tx = self.tenant_store(user.tenant_id).await?.begin(tenant.scope(user, true)).await?;
         let sha256 = &tenant.module.sha256;
         let mut listings = Vec::with_capacity(store.listings.len());
         let mut failure = None;

@@ -7,7 +7,7 @@ use super::error::EconomyError;
 use crate::domain::{Name, Slug};
 use crate::runtime::CallLimits;
 use crate::secrets;
-use crate::storage::{KeyKind, LimitOverrides, ModuleInfo, Tenant};
+use crate::storage::{DatabaseUrl, KeyKind, LimitOverrides, ModuleInfo, Tenant};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -41,10 +41,15 @@ pub struct ModuleEntry {
 
 impl Economy {
     /// Creates a tenant with a client, a server and an admin key.
-    pub async fn create_tenant(&self, slug: &Slug, name: &Name) -> Result<CreatedTenant, EconomyError> {
+    pub async fn create_tenant(
+        &self,
+        slug: &Slug,
+        name: &Name,
+        database: Option<&DatabaseUrl>,
+    ) -> Result<CreatedTenant, EconomyError> {
         let keys = KeyKind::ALL.map(|kind| (kind, secrets::generate(&format!("ek_{}_", kind.as_str()))));
         let hashes = keys.clone().map(|(kind, key)| (kind, secrets::hash(&key)));
-        let tenant = self.storage.create_tenant(slug.as_str(), name.as_str(), &hashes).await?;
+        let tenant = self.control.create_tenant(slug.as_str(), name.as_str(), &hashes, database).await?;
         let [(_, client_key), (_, server_key), (_, admin_key)] = keys;
         Ok(CreatedTenant { tenant, client_key, server_key, admin_key })
     }
@@ -67,7 +72,7 @@ impl Economy {
                 return Err(EconomyError::Invalid(format!("{name} must be between 1 and {max}")));
             }
         }
-        if !self.storage.set_limits(tenant_id, limits).await? {
+        if !self.control.set_limits(tenant_id, limits).await? {
             return Err(EconomyError::not_found("tenant"));
         }
         Ok(self.applied(tenant_id, self.rules.runtime().limits().for_call(limits)).await)
@@ -81,7 +86,7 @@ impl Economy {
     /// The tenant's uploaded modules, marking the one it runs.
     pub async fn modules(&self, tenant_id: Uuid) -> Result<Vec<ModuleEntry>, EconomyError> {
         let active = self.rules.for_tenant(tenant_id).await?.module.sha256.clone();
-        let modules = self.storage.modules(tenant_id).await?;
+        let modules = self.control.modules(tenant_id).await?;
         Ok(modules.into_iter().map(|module| ModuleEntry { active: module.sha256 == active, module }).collect())
     }
 

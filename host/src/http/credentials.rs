@@ -4,11 +4,13 @@
 //! Misses are never cached: a key or session made on another host is found
 //! in the database on first use.
 
+use crate::economy::{Economy, EconomyError};
 use crate::secrets;
-use crate::storage::{ApiKeyRecord, Session, Storage, StorageResult};
+use crate::storage::{ApiKeyRecord, Session};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
+use uuid::Uuid;
 
 /// How many keys, and how many sessions, are kept in memory. A full cache
 /// is emptied and refills from the database.
@@ -47,25 +49,31 @@ pub struct Credentials {
 
 impl Credentials {
     /// The API key's record, or none for an unknown key.
-    pub async fn api_key(&self, storage: &dyn Storage, key: &str) -> StorageResult<Option<ApiKeyRecord>> {
+    pub async fn api_key(&self, economy: &Economy, key: &str) -> Result<Option<ApiKeyRecord>, EconomyError> {
         let hash = secrets::hash(key);
         if let Some(record) = self.keys.get(&hash) {
             return Ok(Some(record));
         }
-        let record = storage.find_api_key(&hash).await?;
+        let record = economy.api_key(&hash).await?;
         if let Some(record) = record {
             self.keys.insert(hash, record);
         }
         Ok(record)
     }
 
-    /// The session of this token, expired or not, or none.
-    pub async fn session(&self, storage: &dyn Storage, token: &str) -> StorageResult<Option<Session>> {
+    /// The session of this token in `tenant_id`, expired or not, or none.
+    pub async fn session(
+        &self,
+        economy: &Economy,
+        tenant_id: Uuid,
+        token: &str,
+    ) -> Result<Option<Session>, EconomyError> {
         let hash = secrets::hash(token);
         if let Some(session) = self.sessions.get(&hash) {
-            return Ok(Some(session));
+            // A session of another tenant is as good as no session.
+            return Ok(Some(session).filter(|session| session.user.tenant_id == tenant_id));
         }
-        let session = storage.find_session(&hash).await?;
+        let session = economy.session(tenant_id, &hash).await?;
         if let Some(session) = &session {
             self.sessions.insert(hash, session.clone());
         }

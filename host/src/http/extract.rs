@@ -128,7 +128,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// missing or unknown key, 403 for another kind.
 async fn tenant_key(parts: &Parts, state: &AppState, allowed: &[KeyKind]) -> Result<Uuid, ApiError> {
     let key = header(parts, "x-api-key").ok_or(ApiError::Unauthorized)?;
-    let record = state.credentials.api_key(state.storage.as_ref(), key).await?.ok_or(ApiError::Unauthorized)?;
+    let record = state.credentials.api_key(&state.economy, key).await?.ok_or(ApiError::Unauthorized)?;
     if !allowed.contains(&record.kind) {
         return Err(ApiError::Forbidden);
     }
@@ -165,7 +165,8 @@ impl FromRequestParts<AppState> for ClientSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let tenant_id = tenant_key(parts, state, &[KeyKind::Client, KeyKind::Admin]).await?;
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let session = state.credentials.session(state.storage.as_ref(), token).await?.ok_or(ApiError::Unauthorized)?;
+        let session =
+            state.credentials.session(&state.economy, tenant_id, token).await?.ok_or(ApiError::Unauthorized)?;
         // A session of another tenant is as good as no session.
         if session.user.tenant_id != tenant_id || session.expires_at <= Utc::now() {
             return Err(ApiError::Unauthorized);

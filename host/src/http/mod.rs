@@ -13,7 +13,6 @@ mod server;
 
 use crate::economy::Economy;
 use crate::secrets;
-use crate::storage::Storage;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -32,9 +31,8 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub economy: Arc<Economy>,
-    /// Where keys and sessions are looked up (through `credentials`).
-    pub storage: Arc<dyn Storage>,
     pub operator_key_hash: Option<[u8; 32]>,
+    /// Keys and sessions served from memory.
     pub credentials: Credentials,
 }
 
@@ -47,10 +45,9 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(economy: Arc<Economy>, storage: Arc<dyn Storage>, operator_key: Option<&str>) -> Self {
+    pub fn new(economy: Arc<Economy>, operator_key: Option<&str>) -> Self {
         Self(Arc::new(AppInner {
             economy,
-            storage,
             operator_key_hash: operator_key.map(secrets::hash),
             credentials: Credentials::default(),
         }))

@@ -5,13 +5,16 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Created, Operator, Saved};
 use crate::domain::{self, Name, Slug};
 use crate::economy::{Applied, CreatedTenant};
-use crate::storage::LimitOverrides;
+use crate::storage::{DatabaseUrl, LimitOverrides};
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// The longest database URL a tenant may be given.
+const MAX_DATABASE_URL_CHARS: usize = 2_048;
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "an object with slug and name")]
+#[serde(deny_unknown_fields, expecting = "an object with slug, name and optionally database_url")]
 pub struct NewTenant {
     slug: String,
     name: String,
@@ -19,6 +22,8 @@ pub struct NewTenant {
 }
 
 /// Creates a tenant and returns its three keys; they are shown only here.
+/// With `database_url`, the tenant's data lives in that PostgreSQL database
+/// (connected and migrated on first use); the URL is never shown again.
 pub async fn create_tenant(
     _: Operator,
     State(state): State<AppState>,
@@ -26,10 +31,19 @@ pub async fn create_tenant(
 ) -> Result<Created<CreatedTenant>, ApiError> {
     let slug = Slug::try_from(body.slug)?;
     let name = Name::try_from(body.name)?;
-    if body.database_url.is_some() {
-        return Err(ApiError::validation("per-tenant databases are not available on this server yet"));
+    let database = body.database_url.map(database_url).transpose()?;
+    Ok(Created(state.economy.create_tenant(&slug, &name, database.as_ref()).await?))
+}
+
+/// A tenant's database: a `postgres://` URL.
+fn database_url(url: String) -> Result<DatabaseUrl, ApiError> {
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !postgres || url.chars().count() > MAX_DATABASE_URL_CHARS || url.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!(
+            "database_url must be a postgres:// URL of at most {MAX_DATABASE_URL_CHARS} characters"
+        )));
     }
-    Ok(Created(state.economy.create_tenant(&slug, &name).await?))
+    Ok(DatabaseUrl::new(url))
 }
 
 /// Sets a tenant's sandbox limits (`null` keeps the host's default) and

@@ -8,5 +8,6 @@ mod idempotency;
 mod ledger;
 mod modules;
 mod purchase;
+mod tenants;
 mod transport;
 mod wallet;

@@ -1,4 +1,4 @@
-//! Group commit of optimistic purchases. A few committer tasks, each with a
+//! Group commit of guarded purchases ([`TenantStore::commit_guarded`]). A few committer tasks, each with a
 //! connection of its own (outside the pool), take every purchase waiting
 //! when they come free and write them in one statement: one round trip, one
 //! executor start and one WAL flush for the lot. Under light load a batch is
@@ -13,9 +13,14 @@
 //! purchase at a time, so only the purchase at fault fails: a purchase that
 //! waited on a lock runs again under row locks, on its own.
 
-use super::error::{self, gave_up_waiting, refused};
-use super::*;
+use super::super::*;
+use super::error::{self, gave_up_waiting, is_unique_violation, refused};
+use super::rows::IdempotencyColumns;
+use super::seen::SeenBalances;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::{Connection, PgConnection};
+use std::sync::Arc;
 use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -30,38 +35,17 @@ const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 /// purchase on another host) must not hold up everyone batched with it.
 const BATCH_LOCK_TIMEOUT_MS: &str = "500";
 
-/// The one balance change an optimistic purchase makes.
-pub(super) struct Debit {
-    pub delta: i64,
-    pub reason: LedgerReason,
-    pub reference: Option<String>,
-}
-
-/// What is recorded with the debit.
-pub(super) struct Record {
-    pub purchase: PurchaseRecord,
-    pub grants: Vec<NewGrant>,
-    pub response: StoredResponse,
-}
-
-/// A purchase ready to commit: its one debit and everything recorded with it.
-pub(super) struct BatchedPurchase {
+/// A guarded purchase of a tenant, waiting to commit.
+pub(super) struct Batched {
     pub tenant_id: Uuid,
-    pub user_id: Uuid,
-    pub module_sha256: Option<String>,
-    pub currency_code: String,
-    /// The balance the rules saw: the guard.
-    pub before: i64,
-    pub debit: Debit,
-    pub record: Record,
+    pub purchase: GuardedPurchase,
 }
 
-/// `Ok(true)`: committed. `Ok(false)`: its guard failed and nothing of it
-/// was written.
-type Reply = StorageResult<bool>;
+/// The outcome of one purchase of a batch.
+type Reply = StorageResult<Guarded>;
 
 struct Pending {
-    purchase: BatchedPurchase,
+    batched: Batched,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -90,13 +74,13 @@ impl Committers {
         Self { queue: Mutex::new(Some(queue)), tasks: Mutex::new(tasks) }
     }
 
-    /// Commits `purchase` with whatever else is waiting.
-    pub(super) async fn commit(&self, purchase: BatchedPurchase) -> Reply {
+    /// Commits `batched` with whatever else is waiting.
+    pub(super) async fn commit(&self, batched: Batched) -> Reply {
         let closed = || StorageError::Unavailable("the host is shutting down".into());
         let (reply, answer) = oneshot::channel();
         let queue = self.queue.lock().expect("commit queue lock").clone();
         let Some(queue) = queue else { return Err(closed()) };
-        if queue.send(Pending { purchase, reply }).await.is_err() {
+        if queue.send(Pending { batched, reply }).await.is_err() {
             return Err(closed());
         }
         // A committer answers every purchase it takes, even when the
@@ -145,9 +129,9 @@ async fn commit_batches(
 fn take_one_per_user(waiting: &mut Vec<Pending>) -> Vec<Pending> {
     let mut users = std::collections::HashSet::with_capacity(waiting.len());
     let (mut batch, rest): (Vec<_>, _) =
-        std::mem::take(waiting).into_iter().partition(|p| users.insert(p.purchase.user_id));
+        std::mem::take(waiting).into_iter().partition(|p| users.insert(p.batched.purchase.user_id));
     *waiting = rest;
-    batch.sort_unstable_by_key(|p| p.purchase.user_id);
+    batch.sort_unstable_by_key(|p| p.batched.purchase.user_id);
     batch
 }
 
@@ -167,14 +151,20 @@ async fn commit_batch(
     match result {
         Ok(balances) => {
             for (pending, after) in batch.into_iter().zip(balances) {
-                let p = &pending.purchase;
-                match after {
-                    Some(after) => seen.set(p.user_id, &p.currency_code, after),
+                let p = &pending.batched.purchase;
+                let outcome = match after {
+                    Some(balance_after) => {
+                        seen.set(p.user_id, &p.currency_code, balance_after);
+                        Guarded::Committed { balance_after }
+                    }
                     // The balance moved under the rules (another host, a
                     // grant): the next attempt reads it afresh.
-                    None => seen.forget(p.user_id, &p.currency_code),
-                }
-                let _ = pending.reply.send(Ok(after.is_some()));
+                    None => {
+                        seen.forget(p.user_id, &p.currency_code);
+                        Guarded::Stale
+                    }
+                };
+                let _ = pending.reply.send(Ok(outcome));
             }
         }
         Err(error) => {
@@ -209,7 +199,7 @@ fn alone(error: &sqlx::Error) -> Reply {
     if is_unique_violation(error) {
         Err(StorageError::Conflict("idempotency key"))
     } else if gave_up_waiting(error) {
-        Ok(false)
+        Ok(Guarded::Stale)
     } else {
         Err(error::classify(error))
     }
@@ -334,18 +324,18 @@ impl<'a> BatchColumns<'a> {
     fn new(batch: &'a [Pending]) -> Self {
         let mut columns = Self::default();
         for (n, pending) in (0..).zip(batch) {
-            let b = &pending.purchase;
-            let p = &b.record.purchase;
-            let idempotency = IdempotencyColumns::new(p, &b.record.response);
+            let b = &pending.batched.purchase;
+            let p = &b.record;
+            let idempotency = IdempotencyColumns::new(p, &b.response);
             columns.n.push(n);
-            columns.tenant_id.push(b.tenant_id);
+            columns.tenant_id.push(pending.batched.tenant_id);
             columns.user_id.push(b.user_id);
             columns.code.push(&b.currency_code);
-            columns.delta.push(b.debit.delta);
+            columns.delta.push(b.delta);
             columns.before.push(b.before);
             columns.ledger_id.push(Uuid::now_v7());
-            columns.reason.push(b.debit.reason.as_str());
-            columns.reference.push(b.debit.reference.as_deref());
+            columns.reason.push(b.reason.as_str());
+            columns.reference.push(b.reference.as_deref());
             columns.module_sha256.push(b.module_sha256.as_deref());
             columns.idempotency_key.push(p.idempotency_key.as_deref());
             columns.request_hash.push(idempotency.request_hash);
@@ -358,7 +348,7 @@ impl<'a> BatchColumns<'a> {
             columns.currency_code.push(&p.currency_code);
             columns.unit_price.push(p.unit_price);
             columns.total.push(p.total);
-            for grant in &b.record.grants {
+            for grant in &b.grants {
                 columns.grant_n.push(n);
                 columns.grant_item_id.push(grant.item_id);
                 columns.grant_quantity.push(grant.quantity);

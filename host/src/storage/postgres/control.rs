@@ -1,0 +1,221 @@
+//! The control plane in PostgreSQL: tenants, keys, configuration, modules
+//! and their compiled artifacts. It lives in the host's default database.
+
+use super::super::*;
+use super::conflict;
+use super::rows::module_from_row;
+use sqlx::{PgPool, Row};
+
+pub struct PgControl {
+    pub(super) pool: PgPool,
+}
+
+#[async_trait]
+impl ControlStore for PgControl {
+    async fn ping(&self) -> StorageResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_tenant(
+        &self,
+        slug: &str,
+        name: &str,
+        keys: &[(KeyKind, [u8; 32])],
+        database: Option<&DatabaseUrl>,
+    ) -> StorageResult<Tenant> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO tenants (id, slug, name, database_url) VALUES ($1, $2, $3, $4) RETURNING id, slug, name, created_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(slug)
+        .bind(name)
+        .bind(database.map(DatabaseUrl::expose))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict("tenant slug"))?;
+        let tenant = Tenant {
+            id: row.try_get("id")?,
+            slug: row.try_get("slug")?,
+            name: row.try_get("name")?,
+            created_at: row.try_get("created_at")?,
+        };
+        for (kind, hash) in keys {
+            sqlx::query("INSERT INTO api_keys (key_hash, tenant_id, kind) VALUES ($1, $2, $3)")
+                .bind(hash.as_slice())
+                .bind(tenant.id)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn find_api_key(&self, key_hash: &[u8; 32]) -> StorageResult<Option<ApiKeyRecord>> {
+        let row = sqlx::query("SELECT tenant_id, kind FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => {
+                KeyKind::parse(row.try_get("kind")?).map(|kind| ApiKeyRecord { tenant_id: row.get("tenant_id"), kind })
+            }
+            None => None,
+        })
+    }
+
+    async fn tenant_configs(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantConfig)>> {
+        let rows = sqlx::query(
+            "SELECT id, active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes, module_max_import_calls,
+                    config_version, custom_id_login, database_url
+             FROM tenants WHERE id = ANY($1)",
+        )
+        .bind(tenant_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let config = TenantConfig {
+                    active_sha256: row.try_get("active_module_sha256")?,
+                    limits: LimitOverrides {
+                        fuel: row.try_get("module_fuel")?,
+                        deadline_ms: row.try_get("module_deadline_ms")?,
+                        memory_bytes: row.try_get("module_memory_bytes")?,
+                        max_import_calls: row.try_get("module_max_import_calls")?,
+                    },
+                    settings: TenantSettings { custom_id_login: row.try_get("custom_id_login")? },
+                    config_version: row.try_get("config_version")?,
+                    database: row.try_get::<Option<String>, _>("database_url")?.map(DatabaseUrl::new),
+                };
+                Ok((row.try_get("id")?, config))
+            })
+            .collect()
+    }
+
+    async fn tenants_with_databases(&self) -> StorageResult<Vec<(Tenant, DatabaseUrl)>> {
+        let rows = sqlx::query(
+            "SELECT id, slug, name, created_at, database_url FROM tenants WHERE database_url IS NOT NULL ORDER BY slug",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let tenant = Tenant {
+                    id: row.try_get("id")?,
+                    slug: row.try_get("slug")?,
+                    name: row.try_get("name")?,
+                    created_at: row.try_get("created_at")?,
+                };
+                Ok((tenant, DatabaseUrl::new(row.try_get::<String, _>("database_url")?)))
+            })
+            .collect()
+    }
+
+    async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()> {
+        sqlx::query("UPDATE tenants SET custom_id_login = $2, config_version = config_version + 1 WHERE id = $1")
+            .bind(tenant_id)
+            .bind(settings.custom_id_login)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_limits(&self, tenant_id: Uuid, limits: &LimitOverrides) -> StorageResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE tenants SET module_fuel = $2, module_deadline_ms = $3, module_memory_bytes = $4, module_max_import_calls = $5,
+               config_version = config_version + 1
+             WHERE id = $1",
+        )
+        .bind(tenant_id)
+        .bind(limits.fuel)
+        .bind(limits.deadline_ms)
+        .bind(limits.memory_bytes)
+        .bind(limits.max_import_calls)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo> {
+        let row = sqlx::query(
+            "WITH stored AS (
+                INSERT INTO modules (tenant_id, sha256, bytes, size) VALUES ($1, $2, $3, $4)
+                ON CONFLICT DO NOTHING RETURNING sha256, size, created_at
+             )
+             SELECT sha256, size, created_at FROM stored
+             UNION ALL SELECT sha256, size, created_at FROM modules WHERE tenant_id = $1 AND sha256 = $2
+             LIMIT 1",
+        )
+        .bind(tenant_id)
+        .bind(sha256)
+        .bind(bytes)
+        .bind(i32::try_from(bytes.len()).unwrap_or(i32::MAX))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(module_from_row(&row)?)
+    }
+
+    async fn modules(&self, tenant_id: Uuid) -> StorageResult<Vec<ModuleInfo>> {
+        let rows = sqlx::query(
+            "SELECT sha256, size, created_at FROM modules WHERE tenant_id = $1 ORDER BY created_at, sha256",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(module_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn module_info(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<ModuleInfo>> {
+        let row = sqlx::query("SELECT sha256, size, created_at FROM modules WHERE tenant_id = $1 AND sha256 = $2")
+            .bind(tenant_id)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(module_from_row).transpose()?)
+    }
+
+    async fn module_bytes(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<Vec<u8>>> {
+        let bytes = sqlx::query_scalar("SELECT bytes FROM modules WHERE tenant_id = $1 AND sha256 = $2")
+            .bind(tenant_id)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(bytes)
+    }
+
+    async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE tenants SET active_module_sha256 = $2, config_version = config_version + 1
+             WHERE id = $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM modules WHERE tenant_id = $1 AND sha256 = $2))",
+        )
+        .bind(tenant_id)
+        .bind(sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn artifact(&self, sha256: &str, engine_hash: &str) -> StorageResult<Option<Vec<u8>>> {
+        let artifact =
+            sqlx::query_scalar("SELECT artifact FROM module_artifacts WHERE sha256 = $1 AND engine_hash = $2")
+                .bind(sha256)
+                .bind(engine_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(artifact)
+    }
+
+    async fn put_artifact(&self, sha256: &str, engine_hash: &str, artifact: &[u8]) -> StorageResult<()> {
+        sqlx::query(
+            "INSERT INTO module_artifacts (sha256, engine_hash, artifact) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(engine_hash)
+        .bind(artifact)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! A tenant's reads in PostgreSQL: wallets, inventories, ledgers and
+//! idempotency records.
+
+use super::super::*;
+use super::PgTenant;
+use super::rows::{currency_from_row, stack_from_row};
+use sqlx::Row;
+
+impl PgTenant {
+    pub(super) async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
+        if !recharging.is_empty() {
+            let scope = TxScope { user_id: user.id, module_sha256: None, recharging: recharging.into() };
+            let mut tx = self.begin_pg(scope).await?;
+            for code in recharging {
+                tx.settle(code).await?;
+            }
+            tx.tx.commit().await?;
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            currency_columns!(),
+            ", COALESCE(b.balance, c.initial_balance) AS balance,
+                CASE WHEN COALESCE(b.balance, c.initial_balance) < c.recharge_max
+                     THEN GREATEST(COALESCE(b.recharged_at, c.recharge_since), c.recharge_since)
+                          + make_interval(secs => c.recharge_period_seconds::double precision)
+                END AS next_recharge_at
+             FROM currencies c LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
+             WHERE c.tenant_id = $1 ORDER BY c.code"
+        ))
+        .bind(user.tenant_id)
+        .bind(user.id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let currency = currency_from_row(row)?;
+                Ok(WalletEntry {
+                    currency_code: currency.code,
+                    balance: row.try_get("balance")?,
+                    recharge: currency.recharge,
+                    next_recharge_at: row.try_get("next_recharge_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
+                    i.key, i.name, i.icon_url, i.item_type, i.category
+             FROM inventory s JOIN catalog_items i ON i.id = s.item_id AND i.tenant_id = $1
+             WHERE s.user_id = $2 AND s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > now())
+             ORDER BY s.acquired_at, s.item_id",
+        )
+        .bind(user.tenant_id)
+        .bind(user.id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let stack = stack_from_row(row)?;
+                Ok(InventoryEntry {
+                    app_user_id: user.id,
+                    catalog_item_id: stack.catalog_item_id,
+                    collection_id: stack.collection_id,
+                    stack_id: stack.stack_id,
+                    quantity: stack.quantity,
+                    acquired_via: stack.acquired_via,
+                    acquired_at: stack.acquired_at,
+                    expires_at: stack.expires_at,
+                    catalog_items: ItemSummary {
+                        key: row.try_get("key")?,
+                        name: row.try_get("name")?,
+                        icon_url: row.try_get("icon_url")?,
+                        item_type: ItemType::parse(row.try_get("item_type")?),
+                        category: row.try_get("category")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn idempotency_record(
+        &self,
+        user_id: Uuid,
+        kind: RecordKind,
+        key: &str,
+    ) -> StorageResult<Option<IdempotencyRecord>> {
+        let statement = match kind {
+            RecordKind::Purchase => {
+                "SELECT request_hash, response_status, response_body FROM purchases WHERE user_id = $1 AND idempotency_key = $2"
+            }
+            RecordKind::Request => {
+                "SELECT request_hash, 200::smallint AS response_status, response_body FROM idempotency_records
+                 WHERE user_id = $1 AND key = $2"
+            }
+        };
+        let row = sqlx::query(statement).bind(user_id).bind(key).fetch_optional(&self.db.pool).await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(IdempotencyRecord {
+            request_hash: row.try_get("request_hash")?,
+            response: StoredResponse {
+                status: row
+                    .try_get::<i16, _>("response_status")
+                    .ok()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(200),
+                body: row.try_get("response_body")?,
+            },
+        }))
+    }
+
+    pub(super) async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
+             WHERE user_id = $1 AND ($2::text IS NULL OR currency_code = $2) AND ($3::uuid IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(user.id)
+        .bind(&query.currency_code)
+        .bind(query.cursor)
+        .bind(query.limit)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LedgerEntry {
+                    id: row.try_get("id")?,
+                    currency_code: row.try_get("currency_code")?,
+                    delta: row.try_get("delta")?,
+                    balance_after: row.try_get("balance_after")?,
+                    reason: row.try_get("reason")?,
+                    reference: row.try_get("reference")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}

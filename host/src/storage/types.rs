@@ -1,0 +1,481 @@
+//! The data storage reads and writes: plain types shared by the stores,
+//! the economy service and the front ends.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What an API key allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Client,
+    Server,
+    Admin,
+}
+
+impl KeyKind {
+    pub const ALL: [KeyKind; 3] = [KeyKind::Client, KeyKind::Server, KeyKind::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Server => "server",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub(super) fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ApiKeyRecord {
+    pub tenant_id: Uuid,
+    pub kind: KeyKind,
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub identity: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user: User,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A regenerating currency: `amount` every `period_seconds`, up to `max`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a recharge: an object with amount, period_seconds and max")]
+pub struct Recharge {
+    pub amount: i64,
+    pub period_seconds: i64,
+    pub max: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Currency {
+    pub code: String,
+    pub name: String,
+    pub initial_balance: i64,
+    pub max_balance: Option<i64>,
+    pub recharge: Option<Recharge>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewCurrency {
+    pub code: String,
+    pub name: String,
+    pub initial_balance: i64,
+    pub max_balance: Option<i64>,
+    pub recharge: Option<Recharge>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemType {
+    Consumable,
+    Durable,
+    Bundle,
+}
+
+impl ItemType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Consumable => "consumable",
+            Self::Durable => "durable",
+            Self::Bundle => "bundle",
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Self {
+        match text {
+            "consumable" => Self::Consumable,
+            "bundle" => Self::Bundle,
+            _ => Self::Durable,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a price: an object with currency_code and amount")]
+pub struct Price {
+    pub currency_code: String,
+    pub amount: i64,
+}
+
+/// One entry of a bundle's contents: an item or a currency amount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields, expecting = "a bundle content: {item_key, quantity} or {currency_code, amount}")]
+pub enum Content {
+    Item { item_key: String, quantity: u64 },
+    Currency { currency_code: String, amount: i64 },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CatalogItem {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub icon_url: Option<String>,
+    pub item_type: ItemType,
+    pub category: Option<String>,
+    pub display_properties: Value,
+    pub prices: Vec<Price>,
+    pub contents: Vec<Content>,
+    pub duration_seconds: Option<i64>,
+    /// Sold only through a store listing: a purchase must name the store.
+    pub store_only: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewItem {
+    pub key: String,
+    pub name: String,
+    pub icon_url: Option<String>,
+    pub item_type: ItemType,
+    pub category: Option<String>,
+    pub display_properties: Value,
+    pub prices: Vec<Price>,
+    pub contents: Vec<Content>,
+    pub duration_seconds: Option<i64>,
+    pub store_only: bool,
+}
+
+fn purchasable_by_default() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a listing: an object with item_key, and optionally override_prices, max_purchases_per_user and purchasable"
+)]
+pub struct Listing {
+    pub item_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_prices: Option<Vec<Price>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_purchases_per_user: Option<u64>,
+    #[serde(default = "purchasable_by_default")]
+    pub purchasable: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Store {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub listings: Vec<Listing>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A listing found for a purchase, with the store it belongs to.
+#[derive(Clone, Debug)]
+pub struct StoreListing {
+    pub store_id: Uuid,
+    pub store_key: String,
+    pub listing: Listing,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WalletEntry {
+    pub currency_code: String,
+    pub balance: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recharge: Option<Recharge>,
+    /// When the next recharge lands, for a regenerating balance below its max.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_recharge_at: Option<DateTime<Utc>>,
+}
+
+/// The catalog fields shown with an inventory stack (Amba's `catalog_items`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemSummary {
+    pub key: String,
+    pub name: String,
+    pub icon_url: Option<String>,
+    pub item_type: ItemType,
+    pub category: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InventoryEntry {
+    pub app_user_id: Uuid,
+    pub catalog_item_id: Uuid,
+    pub collection_id: String,
+    pub stack_id: String,
+    pub quantity: i64,
+    pub acquired_via: String,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub catalog_items: ItemSummary,
+}
+
+/// Why a balance changed; stored in the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerReason {
+    Purchase,
+    Grant,
+    Consume,
+    Recharge,
+    Refund,
+    Admin,
+}
+
+impl LedgerReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purchase => "purchase",
+            Self::Grant => "grant",
+            Self::Consume => "consume",
+            Self::Recharge => "recharge",
+            Self::Refund => "refund",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LedgerEntry {
+    pub id: Uuid,
+    pub currency_code: String,
+    pub delta: i64,
+    pub balance_after: i64,
+    pub reason: String,
+    pub reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which ledger entries to list: newest first, before `cursor` if given.
+#[derive(Clone, Debug)]
+pub struct LedgerQuery {
+    pub currency_code: Option<String>,
+    pub limit: i64,
+    pub cursor: Option<Uuid>,
+}
+
+/// Why a balance change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalletRefusal {
+    UnknownCurrency,
+    InsufficientBalance,
+    MaxBalanceExceeded,
+}
+
+/// Why an inventory change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InventoryRefusal {
+    UnknownItem,
+    InsufficientQuantity,
+}
+
+/// A grant of an item into the user's default stack.
+#[derive(Clone, Debug)]
+pub struct NewGrant {
+    pub item_id: Uuid,
+    pub quantity: i64,
+    pub acquired_via: String,
+    pub duration_seconds: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Stack {
+    pub catalog_item_id: Uuid,
+    pub collection_id: String,
+    pub stack_id: String,
+    pub quantity: i64,
+    pub acquired_via: String,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A response stored with its idempotency key.
+#[derive(Clone, Debug)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// A committed request's idempotency key: what it was, what it answered.
+#[derive(Clone, Debug)]
+pub struct IdempotencyRecord {
+    pub request_hash: Vec<u8>,
+    pub response: StoredResponse,
+}
+
+/// Where a request's idempotency record lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// On the purchase row.
+    Purchase,
+    /// In the records of grants and consumes.
+    Request,
+}
+
+/// How recording a purchase ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Done,
+    /// Another request with the same idempotency key committed first.
+    KeyTaken,
+    /// A grant named an item the tenant's catalog does not have.
+    UnknownItem,
+}
+
+/// A completed purchase, recorded with the response it returned.
+#[derive(Clone, Debug)]
+pub struct PurchaseRecord {
+    pub id: Uuid,
+    pub item_id: Uuid,
+    pub store_id: Option<Uuid>,
+    pub quantity: i64,
+    pub currency_code: String,
+    pub unit_price: i64,
+    pub total: i64,
+    pub idempotency_key: Option<String>,
+    /// What a retry must match to be the same request (with a key only).
+    pub request_hash: Vec<u8>,
+}
+
+/// An uploaded rules module.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModuleInfo {
+    pub sha256: String,
+    pub size: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The operator's per-tenant overrides of the sandbox limits; `None` keeps
+/// the host's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an object with optionally fuel, deadline_ms, memory_bytes and max_import_calls"
+)]
+pub struct LimitOverrides {
+    pub fuel: Option<i64>,
+    pub deadline_ms: Option<i64>,
+    pub memory_bytes: Option<i64>,
+    pub max_import_calls: Option<i32>,
+}
+
+/// A tenant's own settings, written by its admin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object with optionally custom_id_login")]
+pub struct TenantSettings {
+    /// Whether players may sign in with a custom id and the client key.
+    #[serde(default = "enabled")]
+    pub custom_id_login: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self { custom_id_login: true }
+    }
+}
+
+/// Where a tenant's data lives: a database URL. It may hold a password, so
+/// it is never shown: neither `Debug` nor `Display` print it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(…)")
+    }
+}
+
+/// What the control plane knows of a tenant: which rules it runs, under
+/// which limits and settings, and where its data lives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// `None`: the built-in `economy-core`.
+    pub active_sha256: Option<String>,
+    pub limits: LimitOverrides,
+    pub settings: TenantSettings,
+    /// Moves on every write to the tenant's active module, limits or
+    /// settings: one version names one state.
+    pub config_version: i64,
+    /// The tenant's own database; `None`: the host's default database.
+    pub database: Option<DatabaseUrl>,
+}
+
+/// Whom a transaction acts for (in the tenant of its store), and what it
+/// must know about the tenant.
+#[derive(Clone, Debug)]
+pub struct TxScope {
+    pub user_id: Uuid,
+    /// The module recorded with every ledger entry, purchase and consume of
+    /// the transaction (none for the server's own grants).
+    pub module_sha256: Option<String>,
+    /// The tenant's regenerating currencies: their balances are settled (what
+    /// accrued up to the moment of the read or change is credited, with a
+    /// `recharge` ledger entry) before they are read or changed.
+    pub recharging: Arc<[String]>,
+}
+
+/// A purchase decided against a remembered balance, to commit in one
+/// guarded statement: its one balance change, and what is recorded with it.
+#[derive(Clone, Debug)]
+pub struct GuardedPurchase {
+    pub user_id: Uuid,
+    pub module_sha256: Option<String>,
+    pub currency_code: String,
+    /// The balance the rules saw: the guard.
+    pub before: i64,
+    /// The debit (negative).
+    pub delta: i64,
+    pub reason: LedgerReason,
+    pub reference: Option<String>,
+    pub record: PurchaseRecord,
+    pub grants: Vec<NewGrant>,
+    pub response: StoredResponse,
+}
+
+/// How a guarded purchase ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guarded {
+    /// Written, leaving this balance.
+    Committed { balance_after: i64 },
+    /// The balance was no longer the one the rules saw, the idempotency key
+    /// was taken, or a row it needed was locked elsewhere: nothing was
+    /// written, and the purchase runs again under row locks.
+    Stale,
+}

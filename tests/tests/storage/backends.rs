@@ -1,0 +1,86 @@
+//! The backends the conformance scenarios run against: each test gets a
+//! fresh, empty store of its own and drops it afterwards.
+
+use economy_host::storage::{ControlStore, DatabaseUrl, PgSettings, PgStores, PoolSettings, TenantStores};
+use sqlx::{Connection, Executor, PgConnection};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A store of one backend, for one test.
+pub struct Backend {
+    pub control: Arc<dyn ControlStore>,
+    pub stores: Arc<dyn TenantStores>,
+    /// The PostgreSQL database to drop afterwards.
+    database: Option<String>,
+}
+
+fn admin_url() -> String {
+    std::env::var("ECONOMY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database, migrated.
+pub async fn postgres() -> Backend {
+    let database = format!("economy_storage_{}", Uuid::new_v4().simple());
+    let admin = admin_url();
+    let mut connection = PgConnection::connect(&admin).await.expect("PostgreSQL is reachable");
+    connection.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#))).await.expect("a database");
+    let server = admin.rsplit_once('/').map_or(admin.as_str(), |(server, _)| server);
+    let pool = PoolSettings {
+        max_connections: 8,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
+    };
+    let settings =
+        PgSettings { url: DatabaseUrl::new(format!("{server}/{database}")), default_pool: pool, tenant_pool: pool };
+    let stores = Arc::new(PgStores::connect(&settings).await.expect("the stores connect"));
+    Backend { control: stores.control(), stores, database: Some(database) }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let Some(database) = self.database.take() else { return };
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = admin
+                        .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#)))
+                        .await;
+                }
+            });
+        })
+        .join()
+        .expect("the database is dropped");
+    }
+}
+
+/// Runs every scenario of `conformance` against `$backend`, one test each.
+macro_rules! conformance {
+    ($backend:ident: $($scenario:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let backend = super::$backend().await;
+                    crate::conformance::$scenario(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(postgres:
+    balance_changes_never_overdraw_nor_pass_the_max_and_the_ledger_follows,
+    grants_stack_up_and_consumes_never_go_negative,
+    listing_claims_never_pass_their_cap,
+    a_purchase_record_claims_its_idempotency_key_once,
+    a_request_record_claims_its_idempotency_key_once,
+    a_guarded_purchase_commits_only_on_the_balance_it_was_decided_on,
+    catalog_writes_move_the_catalog_version_and_are_checked_against_the_catalog_as_it_is,
+    a_custom_id_names_its_own_player_until_the_server_links_it,
+    a_regenerating_balance_is_settled_when_it_is_read,
+    a_rolled_back_transaction_leaves_nothing,
+    one_tenants_store_never_sees_another_tenants_data,
+    modules_belong_to_the_tenant_that_uploaded_them,
+);

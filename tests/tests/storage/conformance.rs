@@ -1,0 +1,303 @@
+//! What every storage backend must do, written once against the storage
+//! traits. Each scenario gets a fresh, empty backend.
+
+use crate::backends::Backend;
+use chrono::Utc;
+use economy_host::secrets;
+use economy_host::storage::{
+    CatalogItem, Content, Guarded, GuardedPurchase, InventoryRefusal, ItemType, KeyKind, LedgerQuery, LedgerReason,
+    NewCurrency, NewGrant, NewItem, PurchaseRecord, Recharge, RecordKind, Recorded, StoredResponse, TenantStore,
+    TxScope, User, WalletRefusal,
+};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A tenant with a `gems` currency (initial balance 100, max 1,000) and a
+/// `potion` item, and a player.
+async fn shop(backend: &Backend, slug: &str) -> (Arc<dyn TenantStore>, User, CatalogItem) {
+    let keys = KeyKind::ALL.map(|kind| (kind, secrets::hash(&format!("{slug}-{}", kind.as_str()))));
+    let tenant = backend.control.create_tenant(slug, slug, &keys, None).await.expect("a tenant");
+    let store = backend.stores.tenant(tenant.id).await.expect("the tenant's store");
+    let gems = NewCurrency {
+        code: "gems".into(),
+        name: "Gems".into(),
+        initial_balance: 100,
+        max_balance: Some(1_000),
+        recharge: None,
+    };
+    store.put_currency(&gems).await.expect("a currency");
+    let potion = store.put_item(&item("potion", ItemType::Consumable), &|_| Ok(())).await.unwrap().unwrap();
+    let player = store.find_or_create_user("player-1").await.expect("a player");
+    (store, player, potion)
+}
+
+fn item(key: &str, item_type: ItemType) -> NewItem {
+    NewItem {
+        key: key.into(),
+        name: key.into(),
+        icon_url: None,
+        item_type,
+        category: None,
+        display_properties: json!({}),
+        prices: vec![],
+        contents: vec![],
+        duration_seconds: None,
+        store_only: false,
+    }
+}
+
+fn scope(user: &User) -> TxScope {
+    TxScope { user_id: user.id, module_sha256: None, recharging: Arc::from(Vec::<String>::new()) }
+}
+
+fn grant(item: &CatalogItem, quantity: i64) -> NewGrant {
+    NewGrant { item_id: item.id, quantity, acquired_via: "grant".into(), duration_seconds: None }
+}
+
+fn record(item: &CatalogItem, key: Option<&str>) -> PurchaseRecord {
+    PurchaseRecord {
+        id: Uuid::now_v7(),
+        item_id: item.id,
+        store_id: None,
+        quantity: 1,
+        currency_code: "gems".into(),
+        unit_price: 10,
+        total: 10,
+        idempotency_key: key.map(str::to_owned),
+        request_hash: vec![1, 2, 3],
+    }
+}
+
+fn response() -> StoredResponse {
+    StoredResponse { status: 200, body: json!({"answer": 42}) }
+}
+
+async fn balance(store: &Arc<dyn TenantStore>, user: &User, code: &str) -> i64 {
+    let mut tx = store.begin(scope(user)).await.unwrap();
+    let balance = tx.balance(code).await.unwrap().expect("a known currency");
+    tx.rollback().await.unwrap();
+    balance
+}
+
+pub async fn balance_changes_never_overdraw_nor_pass_the_max_and_the_ledger_follows(backend: &Backend) {
+    let (store, player, _) = shop(backend, "game").await;
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    assert_eq!(tx.balance("gems").await.unwrap(), Some(100));
+    assert_eq!(tx.balance("gold").await.unwrap(), None);
+    assert_eq!(tx.change_balance("gems", -30, LedgerReason::Purchase, Some("r1")).await.unwrap(), Ok(70));
+    assert_eq!(
+        tx.change_balance("gems", -71, LedgerReason::Purchase, None).await.unwrap(),
+        Err(WalletRefusal::InsufficientBalance)
+    );
+    assert_eq!(
+        tx.change_balance("gems", 931, LedgerReason::Grant, None).await.unwrap(),
+        Err(WalletRefusal::MaxBalanceExceeded)
+    );
+    assert_eq!(
+        tx.change_balance("gold", 1, LedgerReason::Grant, None).await.unwrap(),
+        Err(WalletRefusal::UnknownCurrency)
+    );
+    assert_eq!(tx.change_balance("gems", 930, LedgerReason::Grant, None).await.unwrap(), Ok(1_000));
+    tx.commit().await.unwrap();
+    let query = LedgerQuery { currency_code: Some("gems".into()), limit: 10, cursor: None };
+    let ledger = store.ledger(&player, &query).await.unwrap();
+    let deltas: Vec<i64> = ledger.iter().map(|entry| entry.delta).collect();
+    assert_eq!(deltas, [930, -30, 100], "newest first, the initial balance last");
+    assert_eq!(ledger[0].balance_after, 1_000);
+}
+
+pub async fn grants_stack_up_and_consumes_never_go_negative(backend: &Backend) {
+    let (store, player, potion) = shop(backend, "game").await;
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    let stacks = tx.grant_items(&[grant(&potion, 2)]).await.unwrap().unwrap();
+    assert_eq!(stacks[0].quantity, 2);
+    let stacks = tx.grant_items(&[grant(&potion, 3)]).await.unwrap().unwrap();
+    assert_eq!(stacks[0].quantity, 5);
+    let unknown = NewGrant { item_id: Uuid::now_v7(), ..grant(&potion, 1) };
+    assert_eq!(tx.grant_items(&[grant(&potion, 1), unknown]).await.unwrap().err(), Some(InventoryRefusal::UnknownItem));
+    assert_eq!(tx.consume(potion.id, 4).await.unwrap(), Ok(1));
+    assert_eq!(tx.consume(potion.id, 2).await.unwrap(), Err(InventoryRefusal::InsufficientQuantity));
+    assert_eq!(tx.quantity(potion.id).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let inventory = store.inventory(&player).await.unwrap();
+    assert_eq!(inventory.len(), 1);
+    assert_eq!((inventory[0].quantity, inventory[0].catalog_items.key.as_str()), (1, "potion"));
+}
+
+pub async fn listing_claims_never_pass_their_cap(backend: &Backend) {
+    let (store, player, potion) = shop(backend, "game").await;
+    let store_id = Uuid::now_v7();
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    assert_eq!(tx.claim_listing(store_id, potion.id, 2, 3).await.unwrap(), Some(2));
+    assert_eq!(tx.claim_listing(store_id, potion.id, 2, 3).await.unwrap(), None);
+    assert_eq!(tx.claim_listing(store_id, potion.id, 1, 3).await.unwrap(), Some(3));
+    assert_eq!(tx.listing_purchases(store_id, potion.id).await.unwrap(), 3);
+    tx.commit().await.unwrap();
+}
+
+pub async fn a_purchase_record_claims_its_idempotency_key_once(backend: &Backend) {
+    let (store, player, potion) = shop(backend, "game").await;
+    let mut first = store.begin(scope(&player)).await.unwrap();
+    let recorded = first.record_purchase(&record(&potion, Some("k")), &[grant(&potion, 1)], &response()).await;
+    assert_eq!(recorded.unwrap(), Recorded::Done);
+    first.commit().await.unwrap();
+    let mut second = store.begin(scope(&player)).await.unwrap();
+    let recorded = second.record_purchase(&record(&potion, Some("k")), &[grant(&potion, 1)], &response()).await;
+    assert_eq!(recorded.unwrap(), Recorded::KeyTaken);
+    second.rollback().await.unwrap();
+    let earlier = store.idempotency_record(player.id, RecordKind::Purchase, "k").await.unwrap().expect("a record");
+    assert_eq!((earlier.request_hash, earlier.response.body), (vec![1, 2, 3], json!({"answer": 42})));
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    assert_eq!(tx.quantity(potion.id).await.unwrap(), 1, "the grant rode the first record only");
+    assert_eq!(tx.item_purchases(potion.id).await.unwrap(), 1);
+    tx.rollback().await.unwrap();
+}
+
+pub async fn a_request_record_claims_its_idempotency_key_once(backend: &Backend) {
+    let (store, player, _) = shop(backend, "game").await;
+    let mut first = store.begin(scope(&player)).await.unwrap();
+    assert!(first.record_request("k", &[9], &response()).await.unwrap());
+    first.commit().await.unwrap();
+    let mut second = store.begin(scope(&player)).await.unwrap();
+    assert!(!second.record_request("k", &[9], &response()).await.unwrap());
+    second.rollback().await.unwrap();
+    let earlier = store.idempotency_record(player.id, RecordKind::Request, "k").await.unwrap().expect("a record");
+    assert_eq!(earlier.response.body, json!({"answer": 42}));
+    assert!(store.idempotency_record(player.id, RecordKind::Purchase, "k").await.unwrap().is_none());
+}
+
+pub async fn a_guarded_purchase_commits_only_on_the_balance_it_was_decided_on(backend: &Backend) {
+    let (store, player, potion) = shop(backend, "game").await;
+    let guarded = |before: i64, key: &str| GuardedPurchase {
+        user_id: player.id,
+        module_sha256: None,
+        currency_code: "gems".into(),
+        before,
+        delta: -10,
+        reason: LedgerReason::Purchase,
+        reference: None,
+        record: record(&potion, Some(key)),
+        grants: vec![grant(&potion, 1)],
+        response: response(),
+    };
+    let remembered = store.remembered_balance(player.id, "gems").await.unwrap();
+    assert_eq!(remembered, Some(100));
+    assert_eq!(store.commit_guarded(guarded(100, "a")).await.unwrap(), Guarded::Committed { balance_after: 90 });
+    assert_eq!(store.commit_guarded(guarded(100, "b")).await.unwrap(), Guarded::Stale, "the balance moved");
+    assert_eq!(store.commit_guarded(guarded(90, "a")).await.unwrap(), Guarded::Stale, "the key is taken");
+    assert_eq!(balance(&store, &player, "gems").await, 90);
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    assert_eq!(tx.quantity(potion.id).await.unwrap(), 1, "nothing of a stale purchase was written");
+    tx.rollback().await.unwrap();
+}
+
+pub async fn catalog_writes_move_the_catalog_version_and_are_checked_against_the_catalog_as_it_is(backend: &Backend) {
+    let (store, _, _) = shop(backend, "game").await;
+    let before = store.catalog_version().await.unwrap();
+    let mut bundle = item("pack", ItemType::Bundle);
+    bundle.contents = vec![Content::Item { item_key: "potion".into(), quantity: 2 }];
+    let seen = std::sync::Mutex::new(Vec::new());
+    let check = |items: &[CatalogItem]| {
+        seen.lock().unwrap().extend(items.iter().map(|item| item.key.clone()));
+        Ok(())
+    };
+    let written = store.put_item(&bundle, &check).await.unwrap().unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["potion"]);
+    assert!(store.catalog_version().await.unwrap() > before);
+    let refused = store.put_item(&item("sword", ItemType::Durable), &|_| Err("no swords".into())).await.unwrap();
+    assert_eq!(refused.err().as_deref(), Some("no swords"));
+    assert!(store.item_by_key("sword").await.unwrap().is_none(), "a refused write writes nothing");
+    let again = store.put_item(&bundle, &|_| Ok(())).await.unwrap().unwrap();
+    assert_eq!(again.id, written.id, "an upsert keeps the id");
+    let recharge = Recharge { amount: 1, period_seconds: 60, max: 5 };
+    let energy = NewCurrency {
+        code: "energy".into(),
+        name: "Energy".into(),
+        initial_balance: 0,
+        max_balance: None,
+        recharge: Some(recharge.clone()),
+    };
+    let version = store.catalog_version().await.unwrap();
+    assert_eq!(store.put_currency(&energy).await.unwrap().recharge, Some(recharge));
+    assert!(store.catalog_version().await.unwrap() > version);
+    let listed = store.put_store("shop", "Shop", &[]).await.unwrap();
+    assert_eq!(store.store_by_key("shop").await.unwrap().map(|s| s.id), Some(listed.id));
+}
+
+pub async fn a_custom_id_names_its_own_player_until_the_server_links_it(backend: &Backend) {
+    let (store, player, _) = shop(backend, "game").await;
+    let device = [7u8; 32];
+    let own = store.custom_id_user(&device).await.unwrap();
+    assert_ne!(own.id, player.id);
+    assert_eq!(own.identity, own.id.to_string());
+    assert_eq!(store.custom_id_user(&device).await.unwrap().id, own.id);
+    assert!(!store.link_custom_id(&player, &device).await.unwrap(), "a custom id is not moved");
+    let fresh = [8u8; 32];
+    assert!(store.link_custom_id(&player, &fresh).await.unwrap());
+    assert_eq!(store.custom_id_user(&fresh).await.unwrap().id, player.id);
+}
+
+pub async fn a_regenerating_balance_is_settled_when_it_is_read(backend: &Backend) {
+    let (store, _, _) = shop(backend, "game").await;
+    let energy = NewCurrency {
+        code: "energy".into(),
+        name: "Energy".into(),
+        initial_balance: 0,
+        max_balance: None,
+        recharge: Some(Recharge { amount: 1, period_seconds: 1, max: 5 }),
+    };
+    store.put_currency(&energy).await.unwrap();
+    let player = store.find_or_create_user("player-2").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let recharging: Arc<[String]> = Arc::from(vec!["energy".to_owned()]);
+    let wallet = store.wallet(&player, &recharging).await.unwrap();
+    let energy = wallet.iter().find(|entry| entry.currency_code == "energy").unwrap();
+    assert_eq!(energy.balance, 1);
+    assert!(energy.next_recharge_at.is_some_and(|at| at > Utc::now() - chrono::Duration::seconds(1)));
+    let query = LedgerQuery { currency_code: Some("energy".into()), limit: 10, cursor: None };
+    let ledger = store.ledger(&player, &query).await.unwrap();
+    assert_eq!((ledger.len(), ledger[0].reason.as_str()), (1, "recharge"));
+}
+
+pub async fn a_rolled_back_transaction_leaves_nothing(backend: &Backend) {
+    let (store, player, potion) = shop(backend, "game").await;
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    tx.change_balance("gems", -50, LedgerReason::Purchase, None).await.unwrap().unwrap();
+    tx.grant_items(&[grant(&potion, 5)]).await.unwrap().unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(balance(&store, &player, "gems").await, 100);
+    assert!(store.inventory(&player).await.unwrap().is_empty());
+}
+
+pub async fn one_tenants_store_never_sees_another_tenants_data(backend: &Backend) {
+    let (a, a_player, potion) = shop(backend, "a").await;
+    let (b, b_player, _) = shop(backend, "b").await;
+    assert!(b.find_user("player-1").await.unwrap().is_some_and(|user| user.id == b_player.id));
+    assert_ne!(a_player.id, b_player.id);
+    assert!(b.item_by_key("potion").await.unwrap().is_some_and(|item| item.id != potion.id));
+    let token = [5u8; 32];
+    a.create_session(&a_player, &token, Utc::now() + chrono::Duration::hours(1)).await.unwrap();
+    assert!(a.find_session(&token).await.unwrap().is_some());
+    assert!(b.find_session(&token).await.unwrap().is_none(), "a session is found only in its tenant");
+    let mut tx = b.begin(scope(&b_player)).await.unwrap();
+    assert_eq!(tx.grant_items(&[grant(&potion, 1)]).await.unwrap().err(), Some(InventoryRefusal::UnknownItem));
+    tx.rollback().await.unwrap();
+}
+
+pub async fn modules_belong_to_the_tenant_that_uploaded_them(backend: &Backend) {
+    let keys = |seed: u8| KeyKind::ALL.map(|kind| (kind, [seed + kind as u8; 32]));
+    let a = backend.control.create_tenant("a", "A", &keys(10), None).await.unwrap();
+    let b = backend.control.create_tenant("b", "B", &keys(20), None).await.unwrap();
+    let uploaded = backend.control.put_module(a.id, "abc", b"bytes").await.unwrap();
+    assert_eq!(uploaded.size, 5);
+    assert!(backend.control.module_info(b.id, "abc").await.unwrap().is_none());
+    assert!(!backend.control.set_active_module(b.id, Some("abc")).await.unwrap(), "nothing is written");
+    assert!(backend.control.set_active_module(a.id, Some("abc")).await.unwrap());
+    let configs = backend.control.tenant_configs(&[a.id, b.id]).await.unwrap();
+    let active = |id: Uuid| configs.iter().find(|(tenant, _)| *tenant == id).unwrap().1.active_sha256.clone();
+    assert_eq!((active(a.id), active(b.id)), (Some("abc".to_owned()), None));
+    let record = backend.control.find_api_key(&[10 + KeyKind::Admin as u8; 32]).await.unwrap().unwrap();
+    assert_eq!((record.tenant_id, record.kind), (a.id, KeyKind::Admin));
+}
