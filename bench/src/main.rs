@@ -11,12 +11,14 @@
 //! ```console
 //! $ cargo run --release -p bench -- --clients 32 --seconds 10
 //! $ cargo run --release -p bench -- --clients 1,4,16,32,64 --seconds 5 --chart BENCHMARKS.svg
+//! $ cargo run --release -p bench -- --clients 32 --seconds 10 --outage
 //! ```
 
 mod audit;
 mod chart;
 mod cpu;
 mod load;
+mod outage;
 mod pgbench;
 mod server;
 
@@ -51,6 +53,12 @@ struct Args {
     /// Only these runs (e.g. `--only purchase-spread` to profile one).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Run>,
+    /// Instead of the sweep, measure what a tenant's database outage costs
+    /// the other tenants: purchases of the bench tenant (default database)
+    /// beside those of a tenant on a PostgreSQL cluster of its own (started
+    /// here with `initdb`), before and while that cluster is stopped.
+    #[arg(long)]
+    outage: bool,
 }
 
 /// One measurement of the sweep, for `--only`.
@@ -73,6 +81,12 @@ fn main() -> anyhow::Result<()> {
         let mut rows: Vec<Measurement> = Vec::new();
         let mut ledger = audit::Expected::default();
         println!("{}", Measurement::header());
+        if args.outage {
+            let clients = args.clients.first().copied().unwrap_or(32);
+            outage::run(&server, &shop, clients, duration, &mut rows, &mut ledger).await?;
+            audit::check(&server.pool, &shop, &ledger).await?;
+            return anyhow::Ok(());
+        }
         for &clients in &args.clients {
             let wanted = |run: Run| args.only.is_empty() || args.only.contains(&run);
             for (run, shape, players) in

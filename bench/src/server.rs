@@ -72,6 +72,12 @@ impl Server {
     /// Creates the tenant, a currency, two items, `users` spread players and
     /// one hot player, each holding potions to consume.
     pub async fn set_up(&self, users: usize) -> anyhow::Result<Shop> {
+        self.set_up_tenant("bench", None, users).await
+    }
+
+    /// As [`Server::set_up`], for a tenant `slug` whose data lives in
+    /// `database_url` (`None`: the server's default database).
+    pub async fn set_up_tenant(&self, slug: &str, database_url: Option<&str>, users: usize) -> anyhow::Result<Shop> {
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
         let call = |method: reqwest::Method, path: String, auth: Option<(&'static str, String)>, body: Value| {
             call(&http, &self.base, method, path, auth, body)
@@ -79,8 +85,11 @@ impl Server {
         let post = reqwest::Method::POST;
         let put = reqwest::Method::PUT;
         let operator = Some(("authorization", "Bearer bench-operator".to_owned()));
-        let tenant =
-            call(post.clone(), "/operator/tenants".into(), operator, json!({"slug": "bench", "name": "Bench"})).await?;
+        let mut new_tenant = json!({"slug": slug, "name": slug});
+        if let Some(url) = database_url {
+            new_tenant["database_url"] = json!(url);
+        }
+        let tenant = call(post.clone(), "/operator/tenants".into(), operator, new_tenant).await?;
         let key = |name: &str| tenant[name].as_str().expect("a key").to_owned();
         let (admin, server, client_key) = (key("admin_key"), key("server_key"), key("client_key"));
         let admin_header = || Some(("x-api-key", admin.clone()));
