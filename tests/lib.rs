@@ -1,4 +1,5 @@
 //! Black-box tests of the economy server live in `tests/`; this library
-//! holds what they share with the benchmark harness.
+//! holds what they share with each other and with the benchmark harness.
 
 pub mod cluster;
+pub mod database;

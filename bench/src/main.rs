@@ -99,10 +99,11 @@ fn main() -> anyhow::Result<()> {
                 ledger.add(&run);
                 rows.push(run.measurement("economy-host", shape));
                 println!("{}", rows.last().expect("a row"));
-                if !args.skip_pgbench {
+                // pgbench's scripts run on a database of their own, not a Citus schema.
+                if !args.skip_pgbench && !server.database.citus {
                     for script in [pgbench::Script::RoundTrips, pgbench::Script::OneStatement] {
                         let users = if shape == "hot" { 1 } else { args.users };
-                        rows.push(pgbench::run(&server.database_url, script, users, clients, duration, shape)?);
+                        rows.push(pgbench::run(&server.database.url, script, users, clients, duration, shape)?);
                         println!("{}", rows.last().expect("a row"));
                     }
                 }

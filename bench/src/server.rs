@@ -1,13 +1,14 @@
 //! The server under test, on a fresh database, and the tenant, catalog and
 //! players the load runs against (set up over HTTP like a studio would).
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use economy_host::config::Settings;
 use economy_host::startup::Application;
 use economy_host::storage::{PgStores, TenantStores};
+use economy_tests::database::TestDatabase;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
 use std::sync::Arc;
 
 /// The balance every player starts with: no purchase run can exhaust it.
@@ -19,9 +20,8 @@ pub struct Server {
     pub base: String,
     pub pool: PgPool,
     stores: Arc<PgStores>,
-    pub database_url: String,
-    database: String,
-    admin_url: String,
+    /// The bench database (a schema of its own on a Citus coordinator).
+    pub database: TestDatabase,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -50,12 +50,9 @@ impl Server {
     pub fn start(admin_url: &str, pool_size: u32) -> anyhow::Result<Self> {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("server").enable_all().build()?;
-        let database = format!("economy_bench_{}", std::process::id());
-        let database_url = format!("{}/{database}", admin_url.rsplit_once('/').map_or(admin_url, |(server, _)| server));
-        let (base, stores) = runtime.block_on(async {
-            let mut admin = PgConnection::connect(admin_url).await.context("connecting to PostgreSQL")?;
-            admin.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#))).await?;
-            let mut settings = Settings::for_database(&database_url);
+        let (base, stores, database) = runtime.block_on(async {
+            let database = TestDatabase::create_on(admin_url, "economy_bench").await;
+            let mut settings = Settings::for_database(&database.url);
             settings.listen = "127.0.0.1:0".into();
             settings.operator_key = Some("bench-operator".into());
             settings.db_pool_size = pool_size;
@@ -63,10 +60,10 @@ impl Server {
             let base = format!("http://{}", app.local_addr());
             let stores = app.stores().clone();
             tokio::spawn(app.run_until(std::future::pending()));
-            anyhow::Ok((base, stores))
+            anyhow::Ok((base, stores, database))
         })?;
         let pool = stores.pool().clone();
-        Ok(Self { base, pool, stores, database_url, database, admin_url: admin_url.to_owned(), runtime })
+        Ok(Self { base, pool, stores, database, runtime })
     }
 
     /// Creates the tenant, a currency, two items, `users` spread players and
@@ -142,16 +139,10 @@ impl Server {
 
     /// Stops the server and drops the bench database.
     pub fn stop(self) {
-        let Self { runtime, stores, database, admin_url, .. } = self;
-        runtime.block_on(async move {
-            stores.close().await;
-            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                let _ = admin
-                    .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#)))
-                    .await;
-            }
-        });
+        let Self { runtime, stores, database, .. } = self;
+        runtime.block_on(async move { stores.close().await });
         runtime.shutdown_background();
+        drop(database);
     }
 }
 

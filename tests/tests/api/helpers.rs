@@ -4,22 +4,11 @@
 use economy_host::config::Settings;
 use economy_host::runtime::{Runtime, RuntimeLimits};
 use economy_host::startup::Application;
+use economy_tests::database::TestDatabase;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
-
-/// The server every test database is created on (`ECONOMY_TEST_DATABASE_URL`).
-fn admin_database_url() -> String {
-    std::env::var("ECONOMY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn database_url(name: &str) -> String {
-    let base = admin_database_url();
-    let server = base.rsplit_once('/').map_or(base.as_str(), |(server, _)| server);
-    format!("{server}/{name}")
-}
 
 /// One engine for the whole test binary: compiling the rules and reserving
 /// the instance pool once keeps each test cheap.
@@ -33,8 +22,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub operator_key: String,
     pub pool: sqlx::PgPool,
-    /// The database this app created and drops; `None` for a sibling.
-    database: Option<String>,
+    /// The database's URL; the app that created the database drops it.
+    database_url: String,
+    _database: Option<Arc<TestDatabase>>,
 }
 
 /// A tenant with its keys.
@@ -78,18 +68,13 @@ impl Reply {
 }
 
 pub async fn spawn_app() -> TestApp {
-    let database = format!("economy_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_database_url()).await.expect("PostgreSQL is reachable");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#)))
-        .await
-        .expect("create the test database");
+    let database = TestDatabase::create("economy_test").await;
     let operator_key = format!("operator-{}", Uuid::new_v4());
-    start(&database, operator_key, Some(database.clone())).await
+    start(database.url.clone(), operator_key, Some(Arc::new(database))).await
 }
 
-async fn start(database: &str, operator_key: String, owned: Option<String>) -> TestApp {
-    let mut settings = Settings::for_database(&database_url(database));
+async fn start(database_url: String, operator_key: String, database: Option<Arc<TestDatabase>>) -> TestApp {
+    let mut settings = Settings::for_database(&database_url);
     settings.listen = "127.0.0.1:0".into();
     settings.operator_key = Some(operator_key.clone());
     // Short enough for the slow-client tests to wait out.
@@ -99,33 +84,13 @@ async fn start(database: &str, operator_key: String, owned: Option<String>) -> T
     let address = format!("http://{}", app.local_addr());
     let pool = app.pool().clone();
     tokio::spawn(app.run_until(std::future::pending()));
-    TestApp { address, http: reqwest::Client::new(), operator_key, pool, database: owned }
+    TestApp { address, http: reqwest::Client::new(), operator_key, pool, database_url, _database: database }
 }
 
 impl TestApp {
     /// A second host process on the same database, as behind a load balancer.
     pub async fn sibling(&self) -> TestApp {
-        let database = self.database.as_deref().expect("a sibling of the app that owns the database");
-        start(database, self.operator_key.clone(), None).await
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let Some(database) = self.database.clone() else { return };
-        // Drop runs outside any runtime we may block on: use a thread of its own.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            runtime.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&admin_database_url()).await {
-                    let _ = admin
-                        .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#)))
-                        .await;
-                }
-            });
-        })
-        .join()
-        .expect("the database is dropped");
+        start(self.database_url.clone(), self.operator_key.clone(), None).await
     }
 }
 

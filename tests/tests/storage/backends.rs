@@ -2,57 +2,29 @@
 //! fresh, empty store of its own and drops it afterwards.
 
 use economy_host::storage::{ControlStore, DatabaseUrl, PgSettings, PgStores, PoolSettings, TenantStores};
-use sqlx::{Connection, Executor, PgConnection};
+use economy_tests::database::TestDatabase;
 use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// A store of one backend, for one test.
 pub struct Backend {
     pub control: Arc<dyn ControlStore>,
     pub stores: Arc<dyn TenantStores>,
-    /// The PostgreSQL database to drop afterwards.
-    database: Option<String>,
+    /// Dropped (and with it the test's database) when the test ends.
+    _database: TestDatabase,
 }
 
-fn admin_url() -> String {
-    std::env::var("ECONOMY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh PostgreSQL database, migrated.
+/// A fresh PostgreSQL database (or Citus schema), migrated.
 pub async fn postgres() -> Backend {
-    let database = format!("economy_storage_{}", Uuid::new_v4().simple());
-    let admin = admin_url();
-    let mut connection = PgConnection::connect(&admin).await.expect("PostgreSQL is reachable");
-    connection.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#))).await.expect("a database");
-    let server = admin.rsplit_once('/').map_or(admin.as_str(), |(server, _)| server);
+    let database = TestDatabase::create("economy_storage").await;
     let pool = PoolSettings {
         max_connections: 8,
         acquire_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(5),
     };
-    let settings =
-        PgSettings { url: DatabaseUrl::new(format!("{server}/{database}")), default_pool: pool, tenant_pool: pool };
+    let settings = PgSettings { url: DatabaseUrl::new(database.url.clone()), default_pool: pool, tenant_pool: pool };
     let stores = Arc::new(PgStores::connect(&settings).await.expect("the stores connect"));
-    Backend { control: stores.control(), stores, database: Some(database) }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let Some(database) = self.database.take() else { return };
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            runtime.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
-                    let _ = admin
-                        .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#)))
-                        .await;
-                }
-            });
-        })
-        .join()
-        .expect("the database is dropped");
-    }
+    Backend { control: stores.control(), stores, _database: database }
 }
 
 /// Runs every scenario of `conformance` against `$backend`, one test each.
