@@ -26,6 +26,10 @@ use clap::Parser;
 use load::{Measurement, Op};
 use std::time::Duration;
 
+/// As the server binary (`economy-host`) allocates.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(about = "Benchmarks the economy server's purchase path beside pgbench")]
 struct Args {

@@ -21,6 +21,11 @@ enum Command {
     Serve(Settings),
 }
 
+/// Request handling allocates and frees many small objects on both worker
+/// threads: mimalloc keeps that off glibc's shared arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     economy_host::telemetry::init();

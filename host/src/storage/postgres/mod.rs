@@ -132,6 +132,8 @@ pub struct PgStores {
     /// Where each tenant's data lives (`None`: the default database); a
     /// tenant's database never changes.
     placement: RwLock<HashMap<Uuid, Option<DatabaseUrl>>>,
+    /// The stores handed out, kept so a request does not build its own.
+    handed_out: RwLock<HashMap<Uuid, Arc<PgTenant>>>,
 }
 
 impl PgStores {
@@ -145,6 +147,7 @@ impl PgStores {
             tenant_pool: settings.tenant_pool,
             databases: Mutex::default(),
             placement: RwLock::default(),
+            handed_out: RwLock::default(),
         })
     }
 
@@ -194,11 +197,16 @@ impl PgStores {
 #[async_trait]
 impl TenantStores for PgStores {
     async fn tenant(&self, tenant_id: Uuid) -> StorageResult<Arc<dyn TenantStore>> {
+        if let Some(store) = self.handed_out.read().expect("stores lock").get(&tenant_id) {
+            return Ok(store.clone());
+        }
         let placement = self.placements(&[tenant_id]).await?;
         let Some((_, url)) = placement.first() else {
             return Err(StorageError::Backend(format!("no tenant {tenant_id}")));
         };
-        Ok(Arc::new(PgTenant { db: self.database(url).await?, tenant_id }))
+        let store = Arc::new(PgTenant { db: self.database(url).await?, tenant_id });
+        self.handed_out.write().expect("stores lock").insert(tenant_id, store.clone());
+        Ok(store)
     }
 
     async fn catalog_versions(&self, tenant_ids: &[Uuid]) -> Vec<(Uuid, StorageResult<i64>)> {
