@@ -237,8 +237,8 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<O
             INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256)
             SELECT user_id, ledger_id, code, delta, after, reason, reference, module_sha256 FROM changed
          ), granted AS (
-            INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
-            SELECT c.user_id, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
+            INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at)
+            SELECT c.user_id, g.item_id, g.quantity, g.via, now(), now() + make_interval(secs => g.duration)
             FROM g JOIN changed c ON c.n = g.n ",
         stack_upsert!(),
         "

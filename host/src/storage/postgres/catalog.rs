@@ -42,19 +42,33 @@ impl PgTenant {
             .bind(old_max)
             .fetch_all(&mut *tx)
             .await?;
-            let ledger_ids: Vec<Uuid> = below_max.iter().map(|_| Uuid::now_v7()).collect();
-            sqlx::query(settle_statement!(
-                "balances b JOIN unnest($2::uuid[], $5::uuid[]) AS t(user_id, ledger_id) ON t.user_id = b.user_id",
-                "true",
-                "t.ledger_id"
-            ))
-            .bind(tenant_id)
-            .bind(&below_max)
-            .bind(&c.code)
-            .bind(now)
-            .bind(&ledger_ids)
-            .execute(&mut *tx)
-            .await?;
+            if self.db.citus {
+                // Citus locks rows of one shard at a time: one player per statement.
+                for user_id in &below_max {
+                    sqlx::query(settle_statement!("balances b", "b.user_id = $2", "$5::uuid"))
+                        .bind(tenant_id)
+                        .bind(user_id)
+                        .bind(&c.code)
+                        .bind(now)
+                        .bind(Uuid::now_v7())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            } else {
+                let ledger_ids: Vec<Uuid> = below_max.iter().map(|_| Uuid::now_v7()).collect();
+                sqlx::query(settle_statement!(
+                    "balances b JOIN unnest($2::uuid[], $5::uuid[]) AS t(user_id, ledger_id) ON t.user_id = b.user_id",
+                    "true",
+                    "t.ledger_id"
+                ))
+                .bind(tenant_id)
+                .bind(&below_max)
+                .bind(&c.code)
+                .bind(now)
+                .bind(&ledger_ids)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         let row = sqlx::query(concat!(bump_catalog!("$1"), "INSERT INTO currencies AS c (tenant_id, code, name, initial_balance, max_balance, recharge_amount, recharge_period_seconds, recharge_max, recharge_since)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -121,7 +135,7 @@ impl PgTenant {
              ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, icon_url = excluded.icon_url,
                item_type = excluded.item_type, category = excluded.category, display_properties = excluded.display_properties,
                prices = excluded.prices, contents = excluded.contents, duration_seconds = excluded.duration_seconds,
-               store_only = excluded.store_only, updated_at = now()
+               store_only = excluded.store_only, updated_at = excluded.updated_at
              RETURNING ", item_columns!()))
         .bind(Uuid::now_v7())
         .bind(tenant_id)
@@ -167,7 +181,8 @@ impl PgTenant {
         let row = sqlx::query(concat!(
             bump_catalog!("$2"),
             "INSERT INTO stores AS s (id, tenant_id, key, name, listings) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, listings = excluded.listings, updated_at = now()
+             ON CONFLICT (tenant_id, key) DO UPDATE SET name = excluded.name, listings = excluded.listings,
+               updated_at = excluded.updated_at
              RETURNING id, key, name, listings, created_at, updated_at"
         ))
         .bind(Uuid::now_v7())

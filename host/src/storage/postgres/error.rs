@@ -9,8 +9,11 @@ const BUSY: [&str; 4] = ["55P03", "57014", "40P01", "40001"];
 /// SQLSTATEs of a server that is going away or full: `too_many_connections`,
 /// `admin_shutdown`, `crash_shutdown`, `cannot_connect_now`.
 const UNAVAILABLE: [&str; 4] = ["53300", "57P01", "57P02", "57P03"];
-/// The CHECK constraint that bounds a stack (migration 0006).
-const STACK_LIMIT_CONSTRAINT: &str = "inventory_quantity_max";
+/// The CHECK constraint that bounds a stack (migration 0006), as its
+/// violation names it (Citus relays a worker's error by its message).
+const STACK_LIMIT_CONSTRAINT: &str = "\"inventory_quantity_max\"";
+/// SQLSTATE `check_violation`.
+const CHECK_VIOLATION: &str = "23514";
 
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> Self {
@@ -37,7 +40,7 @@ pub(super) fn classify(error: &sqlx::Error) -> StorageError {
                 StorageError::Busy(db.message().to_owned())
             } else if UNAVAILABLE.contains(&code) || code.starts_with("08") {
                 StorageError::Unavailable(db.message().to_owned())
-            } else if db.constraint() == Some(STACK_LIMIT_CONSTRAINT) {
+            } else if code == CHECK_VIOLATION && db.message().contains(STACK_LIMIT_CONSTRAINT) {
                 StorageError::StackLimit
             } else {
                 StorageError::Backend(error.to_string())

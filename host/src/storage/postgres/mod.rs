@@ -23,8 +23,8 @@ use batch::Committers;
 use control::PgControl;
 use error::is_unique_violation;
 use seen::SeenBalances;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Mutex, RwLock};
@@ -64,6 +64,9 @@ pub(super) struct Database {
     pool: PgPool,
     committers: Committers,
     seen: Arc<SeenBalances>,
+    /// Whether this is a Citus coordinator (its per-player tables are
+    /// distributed by player).
+    citus: bool,
 }
 
 impl Database {
@@ -83,15 +86,27 @@ impl Database {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            // Every checkout would cost a round trip; a broken connection
-            // fails its statement instead and is dropped.
+            // Testing every checkout would cost a round trip. A connection
+            // that failed is closed when it comes back; one that sat idle
+            // (perhaps through a restart of the database) is tested first.
             .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > TEST_IDLE_AFTER {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        let citus = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+            .fetch_one(&pool)
+            .await?;
         let seen = Arc::default();
         let committers = Committers::start(&pool, &seen, committers(settings.max_connections));
-        Ok(Self { pool, committers, seen })
+        Ok(Self { pool, committers, seen, citus })
     }
 
     async fn ping(&self) -> StorageResult<()> {
@@ -106,6 +121,10 @@ impl Database {
         self.pool.close().await;
     }
 }
+
+/// How long a pooled connection may sit idle before it is tested when
+/// taken: long enough that a busy pool never pays the round trip.
+const TEST_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// How many committers write guarded purchases in batches, each on a
 /// connection of its own beside the pool: an eighth of the pool's size, at

@@ -26,13 +26,16 @@ macro_rules! settle_statement {
                           ELSE LEAST(GREATEST(floor(extract(epoch FROM $4::timestamptz - start) / period), 0)::bigint,
                                      (max - balance + amount - 1) / amount) END AS periods
                 FROM due
+             ), clocked AS (
+                SELECT *, CASE WHEN balance + periods * amount >= max THEN NULL
+                               ELSE start + make_interval(secs => (periods * period)::double precision) END AS clock
+                FROM counted
              ), settled AS (
                 UPDATE balances b SET
                   balance = LEAST(GREATEST(d.max, d.balance), d.balance + d.periods * d.amount),
-                  recharged_at = CASE WHEN d.balance + d.periods * d.amount >= d.max THEN NULL
-                                      ELSE d.start + make_interval(secs => (d.periods * d.period)::double precision) END,
+                  recharged_at = d.clock,
                   updated_at = $4
-                FROM counted d
+                FROM clocked d
                 WHERE b.user_id = d.user_id AND b.currency_code = $3
                   AND (d.periods > 0 OR d.recharged_at IS DISTINCT FROM
                        (CASE WHEN d.balance >= d.max THEN NULL ELSE d.start END))
@@ -75,14 +78,16 @@ macro_rules! item_columns {
 
 /// How a grant lands on an existing stack: an expired or emptied stack
 /// starts over; otherwise quantities add up and a timed stack keeps the
-/// later expiry (an untimed grant makes it untimed).
+/// later expiry (an untimed grant makes it untimed). The grant's own
+/// `acquired_at` is "now": an upsert on a distributed table may call no
+/// function that is not immutable.
 macro_rules! stack_upsert {
     () => {
         "ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
-           quantity = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
-           acquired_at = CASE WHEN s.expires_at <= now() OR s.quantity = 0 THEN now() ELSE s.acquired_at END,
+           quantity = CASE WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0 THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
+           acquired_at = CASE WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0 THEN excluded.acquired_at ELSE s.acquired_at END,
            expires_at = CASE
-             WHEN s.expires_at <= now() OR s.quantity = 0 THEN excluded.expires_at
+             WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0 THEN excluded.expires_at
              WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
              ELSE greatest(s.expires_at, excluded.expires_at) END"
     };
@@ -95,8 +100,8 @@ macro_rules! stack_upsert {
 macro_rules! grant_statement {
     () => {
         concat!(
-            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, expires_at)
-             SELECT $2, g.item_id, g.quantity, g.via, now() + make_interval(secs => g.duration)
+            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at)
+             SELECT $2, g.item_id, g.quantity, g.via, now(), now() + make_interval(secs => g.duration)
              FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[]) AS g(item_id, quantity, via, duration)
              JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id
              WHERE (SELECT count(*) FROM catalog_items k WHERE k.tenant_id = $1 AND k.id = ANY($3)) = cardinality($3) ",

@@ -117,6 +117,11 @@ impl TenantStore for PgTenant {
     }
 
     async fn commit_guarded(&self, purchase: GuardedPurchase) -> StorageResult<Guarded> {
+        if self.db.citus {
+            // Citus plans no statement over many players' shards at once:
+            // each guarded purchase commits alone, in its player's shard.
+            return self.commit_guarded_alone(purchase).await;
+        }
         self.db.committers.commit(Batched { tenant_id: self.tenant_id, purchase }).await
     }
 }

@@ -9,6 +9,7 @@ use super::players::open_balance;
 use super::rows::{GrantColumns, IdempotencyColumns, stack_from_row};
 use super::seen::SeenBalances;
 use sqlx::{Postgres, Row, Transaction};
+use std::sync::Arc;
 
 /// How often a balance change retries after its row appeared or changed
 /// between the fast path and the check of why it did not apply.
@@ -27,6 +28,55 @@ impl PgTenant {
     pub(super) async fn begin_pg(&self, scope: TxScope) -> StorageResult<PgTx> {
         let tx = self.db.pool.begin().await?;
         Ok(PgTx { tx, tenant_id: self.tenant_id, scope, seen: self.db.seen.clone(), balances_after: Vec::new() })
+    }
+
+    /// A guarded purchase in a transaction of its own: the debit only if
+    /// the balance is still the one the rules saw, then the record. Stale
+    /// (nothing written) when the balance moved or the key was taken.
+    pub(super) async fn commit_guarded_alone(&self, purchase: GuardedPurchase) -> StorageResult<Guarded> {
+        let scope = TxScope {
+            user_id: purchase.user_id,
+            module_sha256: purchase.module_sha256.clone(),
+            recharging: Arc::from(Vec::<String>::new()),
+        };
+        let mut tx = self.begin_pg(scope).await?;
+        let after: Option<i64> = sqlx::query_scalar(
+            "WITH changed AS (
+                UPDATE balances SET balance = balance + $3, updated_at = now()
+                WHERE user_id = $1 AND currency_code = $2 AND balance = $4
+                RETURNING balance
+             ), entry AS (
+                INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256)
+                SELECT $1, $5, $2, $3, balance, $6, $7, $8 FROM changed
+             )
+             SELECT balance FROM changed",
+        )
+        .bind(purchase.user_id)
+        .bind(&purchase.currency_code)
+        .bind(purchase.delta)
+        .bind(purchase.before)
+        .bind(Uuid::now_v7())
+        .bind(purchase.reason.as_str())
+        .bind(&purchase.reference)
+        .bind(&purchase.module_sha256)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        let recorded = match after {
+            Some(_) => tx.record_purchase(&purchase.record, &purchase.grants, &purchase.response).await?,
+            None => Recorded::KeyTaken,
+        };
+        match (after, recorded) {
+            (Some(balance_after), Recorded::Done) => {
+                tx.balances_after.push((purchase.currency_code, balance_after));
+                Box::new(tx).commit().await?;
+                Ok(Guarded::Committed { balance_after })
+            }
+            _ => {
+                tx.tx.rollback().await?;
+                self.db.seen.forget(purchase.user_id, &purchase.currency_code);
+                Ok(Guarded::Stale)
+            }
+        }
     }
 }
 
