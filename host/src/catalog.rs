@@ -1,6 +1,6 @@
 //! A tenant's catalog in memory: items, stores and currencies, indexed for
 //! the lookups a purchase makes. Loaded whole (catalogs are small and
-//! read-mostly) and replaced whole when the tenant's `config_version`
+//! read-mostly) and replaced whole when the tenant's `catalog_version`
 //! moves: at once on the host that made the change, within a refresh
 //! interval on the others.
 

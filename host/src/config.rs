@@ -30,8 +30,9 @@ pub struct Settings {
     #[arg(long, env = "ECONOMY_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
     pub body_read_timeout_ms: u64,
 
-    /// Default session lifetime.
-    #[arg(long, env = "ECONOMY_SESSION_TTL_SECONDS", default_value_t = 24 * 3600)]
+    /// Default session lifetime: at most 30 days.
+    #[arg(long, env = "ECONOMY_SESSION_TTL_SECONDS", default_value_t = 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..=30 * 24 * 3600))]
     pub session_ttl_seconds: u64,
 
     /// Database connections in the pool.

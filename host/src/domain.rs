@@ -15,6 +15,8 @@ pub const MAX_GRANTED_ITEMS: usize = 256;
 /// The largest amount of a currency a price, balance or grant may name
 /// (10^15): far from i64 overflow even after multiplying by a quantity cap.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+/// The longest a granted stack may live: 100 years.
+pub const MAX_DURATION_SECONDS: i64 = 100 * 366 * 24 * 3600;
 
 /// Defines a string newtype checked by `$valid` with `TryFrom<String>`.
 macro_rules! checked_string {

@@ -65,6 +65,10 @@ pub enum ModuleError {
     Invalid(String),
     #[error("module {0} was never uploaded")]
     Unknown(String),
+    /// The host could not compile a module (one already accepted, or a
+    /// compilation that crashed): the host's failure, not the module's.
+    #[error("{0}")]
+    Host(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -213,7 +217,13 @@ impl Rules {
             Some(module) => module,
             None => {
                 let bytes = self.control.module_bytes(tenant_id, sha256).await?;
-                self.compile(sha256, bytes.ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))?).await?
+                let bytes = bytes.ok_or_else(|| ModuleError::Unknown(sha256.to_owned()))?;
+                self.compile(sha256, bytes).await.map_err(|error| match error {
+                    ModuleError::Invalid(reason) => {
+                        ModuleError::Host(format!("the accepted module {sha256} no longer compiles: {reason}"))
+                    }
+                    other => other,
+                })?
             }
         };
         self.compiled.lock().expect("module cache lock").insert(sha256.to_owned(), module.clone());
@@ -231,7 +241,7 @@ impl Rules {
         let runtime = self.runtime.clone();
         let (module, artifact) = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
             .await
-            .map_err(|error| ModuleError::Invalid(format!("compilation failed: {error}")))?
+            .map_err(|error| ModuleError::Host(format!("compilation crashed: {error}")))?
             .map_err(|error| ModuleError::Invalid(format!("{error:#}")))?;
         self.control.put_artifact(sha256, &self.runtime.engine_hash(), &artifact).await?;
         Ok(Arc::new(module))
@@ -274,4 +284,46 @@ fn spawn_refresher(rules: Weak<Rules>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RuntimeLimits;
+    use crate::storage::LimitOverrides;
+
+    fn context(module: &Arc<RulesModule>, config_version: i64, fuel: i64, catalog_version: i64) -> TenantContext {
+        let limits = LimitOverrides { fuel: Some(fuel), ..LimitOverrides::default() };
+        let config = TenantConfig {
+            active_sha256: None,
+            limits: limits.clone(),
+            settings: TenantSettings::default(),
+            config_version,
+            database: None,
+        };
+        let call_limits = RuntimeLimits::default().for_call(&limits);
+        let catalog = Arc::new(Catalog::new(Vec::new(), Vec::new(), Vec::new()));
+        TenantContext { module: module.clone(), limits: call_limits, catalog, config, catalog_version }
+    }
+
+    /// Two refreshes that read at different times may finish in either
+    /// order: each part ends at the later version it was read at.
+    #[tokio::test]
+    async fn a_slower_refresh_never_puts_back_an_older_part() {
+        let module = Runtime::new(RuntimeLimits::default()).expect("runtime").default_module();
+        let installed = context(&module, 5, 500, 2);
+        let merged = newest(&installed, context(&module, 4, 400, 3));
+        assert_eq!((merged.config.config_version, merged.limits.fuel), (5, 500), "the configuration stays the later");
+        assert_eq!(merged.catalog_version, 3, "the catalog moves to the later");
+        assert!(!Arc::ptr_eq(&merged.catalog, &installed.catalog));
+
+        let merged = newest(&installed, context(&module, 6, 600, 1));
+        assert_eq!(
+            (merged.config.config_version, merged.limits.fuel),
+            (6, 600),
+            "the configuration moves to the later"
+        );
+        assert_eq!(merged.catalog_version, 2, "the catalog stays the later");
+        assert!(Arc::ptr_eq(&merged.catalog, &installed.catalog));
+    }
 }

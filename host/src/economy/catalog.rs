@@ -7,7 +7,7 @@
 use super::Economy;
 use super::error::EconomyError;
 use crate::catalog::{rules_contents, rules_item, rules_item_type};
-use crate::domain::{self, CatalogKey, MAX_AMOUNT, MAX_GRANTED_ITEMS, MAX_QUANTITY, Name};
+use crate::domain::{self, CatalogKey, MAX_AMOUNT, MAX_DURATION_SECONDS, MAX_GRANTED_ITEMS, MAX_QUANTITY, Name};
 use crate::storage::{
     CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store, TenantSettings,
 };
@@ -16,8 +16,6 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-/// The longest a granted stack may live: 100 years.
-const MAX_DURATION_SECONDS: i64 = 100 * 366 * 24 * 3600;
 /// The longest recharge period: a year.
 const MAX_RECHARGE_PERIOD_SECONDS: i64 = 366 * 24 * 3600;
 /// The highest per-user cap a listing may have.

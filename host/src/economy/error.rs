@@ -102,6 +102,7 @@ impl From<ModuleError> for EconomyError {
             ModuleError::Invalid(reason) => Self::InvalidModule(reason),
             ModuleError::Unknown(_) => Self::not_found("module"),
             ModuleError::Storage(error) => error.into(),
+            error @ ModuleError::Host(_) => Self::internal(error),
         }
     }
 }

@@ -73,11 +73,12 @@ impl Economy {
     }
 
     /// Whether this host can serve: the control plane must answer; the
-    /// tenants whose own database does not (within a second) are returned.
+    /// tenants whose own database does not (within a second, or failed to
+    /// connect less than a second ago) are returned.
     pub async fn readiness(&self) -> Result<Vec<Tenant>, EconomyError> {
         self.control.ping().await?;
         let tenants = self.control.tenants_with_databases().await?;
-        let checks = tenants.into_iter().map(|(tenant, _)| async move {
+        let checks = tenants.into_iter().map(|tenant| async move {
             let answered =
                 tokio::time::timeout(READINESS_TIMEOUT, async { self.stores.tenant(tenant.id).await?.ping().await })
                     .await;

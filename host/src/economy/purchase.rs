@@ -91,9 +91,11 @@ impl Economy {
     ) -> Result<Outcome<PurchaseReceipt>, EconomyError> {
         let keyed = key.map(|key| Keyed::new(key, OPERATION, request.canonical()));
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
-        if request.store_id.is_none() && tenant.catalog.item_by_id(request.item_id).is_some_and(|item| item.store_only)
-        {
-            return Err(EconomyError::NotPurchasable("this item is sold only through a store: name the store_id"));
+        let store_only = tenant.catalog.item_by_id(request.item_id).is_some_and(|item| item.store_only);
+        let listed =
+            request.store_id.is_some_and(|store| tenant.catalog.store_listing(store, request.item_id).is_some());
+        if store_only && !listed {
+            return Err(EconomyError::NotPurchasable("this item is sold only through a store that lists it"));
         }
         let store = self.tenant_store(user.tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;

@@ -7,8 +7,6 @@
 use super::serve::body_timed_out;
 use crate::domain::ValidationError;
 use crate::economy::EconomyError;
-use crate::rules::ModuleError;
-use crate::storage::StorageError;
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::header::RETRY_AFTER;
@@ -142,18 +140,6 @@ impl IntoResponse for ApiError {
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
         Self::Validation(error.0)
-    }
-}
-
-impl From<StorageError> for ApiError {
-    fn from(error: StorageError) -> Self {
-        Self::Economy(error.into())
-    }
-}
-
-impl From<ModuleError> for ApiError {
-    fn from(error: ModuleError) -> Self {
-        Self::Economy(error.into())
     }
 }
 

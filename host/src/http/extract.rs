@@ -7,7 +7,7 @@ use crate::domain::IdempotencyKey;
 use crate::economy::{Applied, Outcome};
 use crate::secrets;
 use crate::storage::{KeyKind, User};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -182,6 +182,18 @@ impl FromRequestParts<AppState> for Operator {
         match (bearer(parts), &state.operator_key_hash) {
             (Some(given), Some(expected)) if secrets::matches(given, expected) => Ok(Self),
             _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// The operator, if the request names a key at all (a wrong one is 401).
+impl OptionalFromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, ApiError> {
+        match bearer(parts) {
+            None => Ok(None),
+            Some(_) => <Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::Data;
+use super::extract::{Data, Operator};
 use axum::extract::State;
 use serde_json::{Value, json};
 
@@ -12,10 +12,14 @@ pub async fn healthz() -> Data<Value> {
 }
 
 /// The host can serve: its control plane answers. Tenants whose own
-/// database does not answer are named (the host still serves the others).
-pub async fn readyz(State(state): State<AppState>) -> Result<Data<Value>, ApiError> {
+/// database does not answer are counted (the host still serves the
+/// others); the operator's key also names them.
+pub async fn readyz(State(state): State<AppState>, operator: Option<Operator>) -> Result<Data<Value>, ApiError> {
     let unavailable = state.economy.readiness().await?;
-    let unavailable: Vec<Value> =
-        unavailable.iter().map(|tenant| json!({ "id": tenant.id, "slug": tenant.slug })).collect();
-    Ok(Data(json!({ "status": "ready", "unavailable_tenants": unavailable })))
+    let mut ready = json!({ "status": "ready", "unavailable_tenant_count": unavailable.len() });
+    if operator.is_some() {
+        ready["unavailable_tenants"] =
+            unavailable.iter().map(|tenant| json!({ "id": tenant.id, "slug": tenant.slug })).collect();
+    }
+    Ok(Data(ready))
 }

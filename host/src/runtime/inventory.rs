@@ -9,12 +9,10 @@
 
 use super::bindings::economy::plugin::inventory::{Grant, Host, InventoryError};
 use super::state::{RequestState, storage};
-use crate::domain::MAX_GRANTED_ITEMS;
-use crate::storage::{InventoryRefusal, MAX_STACK_QUANTITY, NewGrant};
+use crate::domain::{MAX_DURATION_SECONDS, MAX_GRANTED_ITEMS};
+use crate::storage::{InventoryRefusal, MAX_STACK_QUANTITY, NewGrant, StorageError};
 use uuid::Uuid;
 
-/// The longest stack lifetime a grant may set: 100 years.
-const MAX_DURATION_SECONDS: u64 = 100 * 366 * 24 * 3600;
 /// The longest `acquired-via` label a guest may write.
 const MAX_ACQUIRED_VIA_CHARS: usize = 64;
 
@@ -65,7 +63,7 @@ impl RequestState {
             .filter(|q| (1..=MAX_STACK_QUANTITY).contains(q))
             .ok_or(InventoryError::InvalidQuantity)?;
         let duration_seconds = match grant.duration_seconds {
-            Some(d) if d == 0 || d > MAX_DURATION_SECONDS => return Err(InventoryError::InvalidQuantity),
+            Some(d) if d == 0 || d > MAX_DURATION_SECONDS as u64 => return Err(InventoryError::InvalidQuantity),
             other => other.map(|d| d as i64),
         };
         if let Some(existing) = pending.iter_mut().find(|g| g.item_id == item_id) {
@@ -90,8 +88,10 @@ impl RequestState {
         }
         let grants = std::mem::take(&mut self.pending_grants);
         if storage!(self.tx.grant_items(&grants)).is_err() {
-            // The catalog in memory knew the item, the database does not.
-            wasmtime::bail!("a granted item vanished from the catalog");
+            // The catalog in memory knew the item, the database does not:
+            // the catalog changed during the request. Not the module's fault.
+            let changed = StorageError::Busy("the catalog changed during the request".into());
+            self.host(Err::<(), _>(changed))?;
         }
         self.written_grants.extend(grants);
         Ok(())

@@ -79,7 +79,7 @@ pub trait ControlStore: Send + Sync {
     /// The configuration of each tenant found among `tenant_ids`.
     async fn tenant_configs(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantConfig)>>;
     /// Every tenant that keeps its data in a database of its own.
-    async fn tenants_with_databases(&self) -> StorageResult<Vec<(Tenant, DatabaseUrl)>>;
+    async fn tenants_with_databases(&self) -> StorageResult<Vec<Tenant>>;
     /// Sets the tenant's settings.
     async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()>;
     /// Sets the tenant's limit overrides; false if there is no such tenant.
@@ -166,8 +166,9 @@ pub trait TenantStore: Send + Sync {
     /// without a lock if it saw none), or none if the player never held the
     /// currency: what an optimistic purchase decides on.
     async fn remembered_balance(&self, user_id: Uuid, code: &str) -> StorageResult<Option<i64>>;
-    /// Commits a purchase decided on `purchase.before` in one statement,
-    /// shared with the other guarded purchases waiting to commit, guarded
+    /// Commits a purchase decided on `purchase.before` in one statement
+    /// (shared with the other guarded purchases waiting to commit, where
+    /// the backend batches them), guarded
     /// on that balance being unchanged (and its items in the catalog, its
     /// key unused): committed, or stale with nothing of it written.
     async fn commit_guarded(&self, purchase: GuardedPurchase) -> StorageResult<Guarded>;

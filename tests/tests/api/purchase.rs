@@ -228,8 +228,13 @@ async fn an_item_sold_only_through_stores_needs_its_store_and_keeps_the_listings
                    "override_prices": [{"currency_code": "gems", "amount": 10}]}]}),
         )
         .await;
-    // Without the store it would escape the listing's price and cap.
+    let elsewhere = app.put_store(&tenant, "elsewhere", json!({"name": "Elsewhere", "listings": []})).await;
+    // Without the store, or through one that does not list it, it would
+    // escape the listing's price and cap.
     app.purchase(&tenant, &player, json!({"catalog_item_id": starter, "currency_code": "gems"}))
+        .await
+        .assert_error(400, "NOT_PURCHASABLE");
+    app.purchase(&tenant, &player, json!({"catalog_item_id": starter, "currency_code": "gems", "store_id": elsewhere}))
         .await
         .assert_error(400, "NOT_PURCHASABLE");
     let through_store = json!({"catalog_item_id": starter, "currency_code": "gems", "store_id": store});

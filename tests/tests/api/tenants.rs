@@ -74,7 +74,11 @@ async fn a_tenant_whose_database_is_down_answers_503_at_once_and_recovers_with_n
         .await
         .assert_ok();
     let ready = app.call(Method::GET, "/readyz", As::Nobody, None).await;
+    assert_eq!(ready.assert_ok()["unavailable_tenant_count"], 1, "{}", ready.body);
+    assert!(ready.data().get("unavailable_tenants").is_none(), "only the operator sees which: {}", ready.body);
+    let ready = app.call(Method::GET, "/readyz", As::Operator(&app.operator_key), None).await;
     assert_eq!(ready.assert_ok()["unavailable_tenants"][0]["slug"], "own", "{}", ready.body);
+    app.call(Method::GET, "/readyz", As::Operator("not-the-key"), None).await.assert_error(401, "UNAUTHORIZED");
 
     cluster.resume();
     let recovered = async {
@@ -91,6 +95,7 @@ async fn a_tenant_whose_database_is_down_answers_503_at_once_and_recovers_with_n
     acknowledged += 1;
     assert_eq!(app.balance(&tenant, &player, "gems").await, 1_000 - 10 * acknowledged, "nothing acknowledged was lost");
     assert_eq!(app.quantity(&tenant, &player, &sword).await, acknowledged);
-    let ready = app.call(Method::GET, "/readyz", As::Nobody, None).await;
+    let ready = app.call(Method::GET, "/readyz", As::Operator(&app.operator_key), None).await;
     assert_eq!(ready.assert_ok()["unavailable_tenants"], json!([]));
+    assert_eq!(ready.data()["unavailable_tenant_count"], 0);
 }

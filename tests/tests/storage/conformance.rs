@@ -284,6 +284,16 @@ pub async fn one_tenants_store_never_sees_another_tenants_data(backend: &Backend
     let mut tx = b.begin(scope(&b_player)).await.unwrap();
     assert_eq!(tx.grant_items(&[grant(&potion, 1)]).await.unwrap().err(), Some(InventoryRefusal::UnknownItem));
     tx.rollback().await.unwrap();
+    // A player of another tenant is refused, never read or written for.
+    assert!(b.wallet(&a_player, &[]).await.is_err(), "a wallet is read only in its tenant");
+    assert!(b.inventory(&a_player).await.is_err(), "an inventory is read only in its tenant");
+    assert!(
+        b.ledger(&a_player, &LedgerQuery { currency_code: None, limit: 10, cursor: None }).await.is_err(),
+        "a ledger is read only in its tenant"
+    );
+    assert!(b.create_session(&a_player, &[6u8; 32], Utc::now() + chrono::Duration::hours(1)).await.is_err());
+    assert!(b.find_session(&[6u8; 32]).await.unwrap().is_none());
+    assert!(b.link_custom_id(&a_player, &[7u8; 32]).await.is_err(), "a custom id links only a player of its tenant");
 }
 
 pub async fn modules_belong_to_the_tenant_that_uploaded_them(backend: &Backend) {

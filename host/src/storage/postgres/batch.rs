@@ -125,7 +125,9 @@ async fn commit_batches(
 
 /// Takes from `waiting` the first purchase of each user, in the order of
 /// their user ids: every batch, on every host, locks balances in that
-/// order, so two batches never wait on each other in a cycle.
+/// order, so two batches do not wait on each other's balances in a cycle
+/// (a wait that remains, on other rows, ends at the lock timeout and its
+/// purchases are retried one by one).
 fn take_one_per_user(waiting: &mut Vec<Pending>) -> Vec<Pending> {
     let mut users = std::collections::HashSet::with_capacity(waiting.len());
     let (mut batch, rest): (Vec<_>, _) =

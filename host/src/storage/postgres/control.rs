@@ -4,6 +4,7 @@
 use super::super::*;
 use super::conflict;
 use super::rows::module_from_row;
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 pub struct PgControl {
@@ -35,12 +36,7 @@ impl ControlStore for PgControl {
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict("tenant slug"))?;
-        let tenant = Tenant {
-            id: row.try_get("id")?,
-            slug: row.try_get("slug")?,
-            name: row.try_get("name")?,
-            created_at: row.try_get("created_at")?,
-        };
+        let tenant = tenant_from_row(&row)?;
         for (kind, hash) in keys {
             sqlx::query("INSERT INTO api_keys (key_hash, tenant_id, kind) VALUES ($1, $2, $3)")
                 .bind(hash.as_slice())
@@ -94,23 +90,12 @@ impl ControlStore for PgControl {
             .collect()
     }
 
-    async fn tenants_with_databases(&self) -> StorageResult<Vec<(Tenant, DatabaseUrl)>> {
-        let rows = sqlx::query(
-            "SELECT id, slug, name, created_at, database_url FROM tenants WHERE database_url IS NOT NULL ORDER BY slug",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let tenant = Tenant {
-                    id: row.try_get("id")?,
-                    slug: row.try_get("slug")?,
-                    name: row.try_get("name")?,
-                    created_at: row.try_get("created_at")?,
-                };
-                Ok((tenant, DatabaseUrl::new(row.try_get::<String, _>("database_url")?)))
-            })
-            .collect()
+    async fn tenants_with_databases(&self) -> StorageResult<Vec<Tenant>> {
+        let rows =
+            sqlx::query("SELECT id, slug, name, created_at FROM tenants WHERE database_url IS NOT NULL ORDER BY slug")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()> {
@@ -218,4 +203,13 @@ impl ControlStore for PgControl {
         .await?;
         Ok(())
     }
+}
+
+fn tenant_from_row(row: &PgRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
 }

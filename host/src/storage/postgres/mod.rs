@@ -28,7 +28,7 @@ use sqlx::{Connection, PgPool};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tenant::PgTenant;
 use tokio::sync::OnceCell;
 
@@ -140,14 +140,30 @@ fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
     move |error| if is_unique_violation(&error) { StorageError::Conflict(what) } else { error.into() }
 }
 
+/// How long after a failed attempt to connect a tenant's database the next
+/// attempt is made (requests meanwhile are answered `Unavailable` at once).
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// A tenant's own database: connected, or when it last failed to connect.
+#[derive(Default)]
+struct TenantDatabase {
+    connected: OnceCell<Arc<Database>>,
+    failed_at: Mutex<Option<Instant>>,
+}
+
+impl TenantDatabase {
+    fn failed_recently(&self) -> bool {
+        self.failed_at.lock().expect("failure lock").is_some_and(|at| at.elapsed() < RECONNECT_AFTER)
+    }
+}
+
 /// The control store and every tenant's store, over PostgreSQL databases.
 pub struct PgStores {
     control: Arc<PgControl>,
     default: Arc<Database>,
     tenant_pool: PoolSettings,
-    /// Tenants' own databases, by URL, connected on first use (a database
-    /// that could not be reached is tried again on the next use).
-    databases: Mutex<HashMap<DatabaseUrl, Arc<OnceCell<Arc<Database>>>>>,
+    /// Tenants' own databases, by URL, connected on first use.
+    databases: Mutex<HashMap<DatabaseUrl, Arc<TenantDatabase>>>,
     /// Where each tenant's data lives (`None`: the default database); a
     /// tenant's database never changes.
     placement: RwLock<HashMap<Uuid, Option<DatabaseUrl>>>,
@@ -196,17 +212,29 @@ impl PgStores {
         Ok(tenant_ids.iter().filter_map(|id| known(id).map(|database| (*id, database))).collect())
     }
 
-    /// The database at `url`, connected and migrated on first use.
+    /// The database at `url`, connected and migrated on first use. After a
+    /// failed attempt, requests are answered `Unavailable` at once until
+    /// [`RECONNECT_AFTER`] has passed, instead of queueing to try again.
     async fn database(&self, url: &Option<DatabaseUrl>) -> StorageResult<Arc<Database>> {
         let Some(url) = url else { return Ok(self.default.clone()) };
-        let cell = self.databases.lock().expect("databases lock").entry(url.clone()).or_default().clone();
-        let database = cell
+        let entry = self.databases.lock().expect("databases lock").entry(url.clone()).or_default().clone();
+        let down = || StorageError::Unavailable("the tenant's database could not be reached; retrying shortly".into());
+        let database = entry
+            .connected
             .get_or_try_init(|| async {
-                let database = Database::connect(url, self.tenant_pool).await.map_err(|error| match error {
-                    StorageError::Backend(cause) => StorageError::Unavailable(cause),
-                    other => other,
-                })?;
-                StorageResult::Ok(Arc::new(database))
+                if entry.failed_recently() {
+                    return Err(down());
+                }
+                match Database::connect(url, self.tenant_pool).await {
+                    Ok(database) => Ok(Arc::new(database)),
+                    Err(error) => {
+                        *entry.failed_at.lock().expect("failure lock") = Some(Instant::now());
+                        Err(match error {
+                            StorageError::Backend(cause) => StorageError::Unavailable(cause),
+                            other => other,
+                        })
+                    }
+                }
             })
             .await?;
         Ok(database.clone())
@@ -261,7 +289,7 @@ impl TenantStores for PgStores {
 
     async fn close(&self) {
         let databases: Vec<_> = self.databases.lock().expect("databases lock").values().cloned().collect();
-        for database in databases.iter().filter_map(|cell| cell.get()) {
+        for database in databases.iter().filter_map(|entry| entry.connected.get()) {
             database.close().await;
         }
         self.default.close().await;

@@ -61,6 +61,14 @@ impl PgTenant {
         Ok(Some(user))
     }
 
+    /// Refuses a player of another tenant: a caller's mistake, never written.
+    pub(super) fn own(&self, user: &User) -> StorageResult<()> {
+        match user.tenant_id == self.tenant_id {
+            true => Ok(()),
+            false => Err(StorageError::Backend(format!("player {} is not of tenant {}", user.id, self.tenant_id))),
+        }
+    }
+
     /// The user of rows `(id, identity, currency_code, balance)`, if any;
     /// remembers its balances: a player found is usually about to play, and
     /// they are what its first optimistic purchase starts from.
@@ -128,6 +136,7 @@ impl PgTenant {
     }
 
     pub(super) async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool> {
+        self.own(user)?;
         let linked: Uuid = sqlx::query_scalar(
             "WITH linked AS (
                 INSERT INTO custom_ids (tenant_id, custom_id_hash, user_id) VALUES ($1, $2, $3)
@@ -151,6 +160,7 @@ impl PgTenant {
         token_hash: &[u8; 32],
         expires_at: DateTime<Utc>,
     ) -> StorageResult<()> {
+        self.own(user)?;
         sqlx::query("INSERT INTO sessions (token_hash, tenant_id, user_id, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash.as_slice())
             .bind(self.tenant_id)
@@ -164,7 +174,8 @@ impl PgTenant {
     /// The session of a token, looked up only among this tenant's.
     pub(super) async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>> {
         let row = sqlx::query(
-            "SELECT u.id, u.tenant_id, u.identity, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT u.id, u.tenant_id, u.identity, s.expires_at
+             FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id
              WHERE s.token_hash = $1 AND s.tenant_id = $2",
         )
         .bind(token_hash.as_slice())
@@ -194,7 +205,7 @@ pub(super) async fn open_balance(
             INSERT INTO balances (user_id, currency_code, balance, recharged_at)
             SELECT $2, c.code, c.initial_balance,
                    CASE WHEN c.initial_balance < c.recharge_max THEN GREATEST(c.recharge_since, u.created_at) END
-            FROM currencies c JOIN users u ON u.id = $2
+            FROM currencies c JOIN users u ON u.id = $2 AND u.tenant_id = $1
             WHERE c.tenant_id = $1 AND c.code = $3
             ON CONFLICT DO NOTHING
             RETURNING balance

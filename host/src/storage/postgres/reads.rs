@@ -8,6 +8,7 @@ use sqlx::Row;
 
 impl PgTenant {
     pub(super) async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
+        self.own(user)?;
         if !recharging.is_empty() {
             let scope = TxScope { user_id: user.id, module_sha256: None, recharging: recharging.into() };
             let mut tx = self.begin_pg(scope).await?;
@@ -27,7 +28,7 @@ impl PgTenant {
              FROM currencies c LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
              WHERE c.tenant_id = $1 ORDER BY c.code"
         ))
-        .bind(user.tenant_id)
+        .bind(self.tenant_id)
         .bind(user.id)
         .fetch_all(&self.db.pool)
         .await?;
@@ -45,6 +46,7 @@ impl PgTenant {
     }
 
     pub(super) async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>> {
+        self.own(user)?;
         let rows = sqlx::query(
             "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
                     i.key, i.name, i.icon_url, i.item_type, i.category
@@ -52,7 +54,7 @@ impl PgTenant {
              WHERE s.user_id = $2 AND s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > now())
              ORDER BY s.acquired_at, s.item_id",
         )
-        .bind(user.tenant_id)
+        .bind(self.tenant_id)
         .bind(user.id)
         .fetch_all(&self.db.pool)
         .await?;
@@ -111,6 +113,7 @@ impl PgTenant {
     }
 
     pub(super) async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
+        self.own(user)?;
         let rows = sqlx::query(
             "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
              WHERE user_id = $1 AND ($2::text IS NULL OR currency_code = $2) AND ($3::uuid IS NULL OR id < $3)
