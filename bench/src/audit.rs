@@ -5,7 +5,7 @@
 use crate::load::Run;
 use crate::server::{INITIAL_GEMS, Shop};
 use anyhow::ensure;
-use sqlx::PgPool;
+use economy_tests::database::TestPool;
 use std::collections::BTreeMap;
 
 /// Gems the clients saw charged, per player identity.
@@ -24,12 +24,10 @@ impl Expected {
     }
 }
 
-pub async fn check(pool: &PgPool, shop: &Shop, expected: &Expected) -> anyhow::Result<()> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT u.identity, b.balance FROM users u JOIN balances b ON b.user_id = u.id AND b.currency_code = 'gems'",
-    )
-    .fetch_all(pool)
-    .await?;
+pub async fn check(pool: &TestPool, shop: &Shop, expected: &Expected) -> anyhow::Result<()> {
+    let rows: Vec<(String, i64)> = pool
+        .rows("SELECT u.identity, b.balance FROM users u JOIN balances b ON b.user_id = u.id AND b.currency_code = 'gems'")
+        .await;
     let mut mismatched = 0;
     for (identity, balance) in &rows {
         let charged = expected.charged.get(identity).copied().unwrap_or(0);
@@ -37,18 +35,18 @@ pub async fn check(pool: &PgPool, shop: &Shop, expected: &Expected) -> anyhow::R
             mismatched += 1;
         }
     }
-    let ledger_mismatches: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM balances b WHERE b.balance <> (SELECT COALESCE(sum(delta), 0) FROM ledger l
-         WHERE l.user_id = b.user_id AND l.currency_code = b.currency_code)",
-    )
-    .fetch_one(pool)
-    .await?;
-    let negative: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM balances WHERE balance < 0) + (SELECT count(*) FROM inventory WHERE quantity < 0)",
-    )
-    .fetch_one(pool)
-    .await?;
-    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM purchases").fetch_one(pool).await?;
+    let ledger_mismatches: i64 = pool
+        .scalar(
+            "SELECT count(*) FROM balances b WHERE b.balance <> (SELECT COALESCE(sum(delta), 0) FROM ledger l
+             WHERE l.user_id = b.user_id AND l.currency_code = b.currency_code)",
+        )
+        .await;
+    let negative: i64 = pool
+        .scalar(
+            "SELECT (SELECT count(*) FROM balances WHERE balance < 0) + (SELECT count(*) FROM inventory WHERE quantity < 0)",
+        )
+        .await;
+    let recorded: i64 = pool.scalar("SELECT count(*) FROM purchases").await;
     println!(
         "\nconservation: {} players, {} acknowledged purchases, {} recorded; {} balances off their acknowledged charges, \
          {} balances off their ledger, {} negative",

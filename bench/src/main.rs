@@ -23,6 +23,7 @@ mod pgbench;
 mod server;
 
 use clap::Parser;
+use economy_tests::database::Backend;
 use load::{Measurement, Op};
 use std::time::Duration;
 
@@ -36,6 +37,11 @@ struct Args {
     /// A PostgreSQL database to create the bench database from.
     #[arg(long, env = "BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     database_url: String,
+    /// The server's store: a fresh PostgreSQL database (from
+    /// `--database-url`), or a fresh embedded SQLite file (pgbench, which
+    /// speaks only PostgreSQL, is skipped).
+    #[arg(long, value_enum, default_value = "postgres")]
+    database: Store,
     /// Concurrent clients; a comma-separated list runs a sweep.
     #[arg(long, value_delimiter = ',', default_value = "32")]
     clients: Vec<usize>,
@@ -65,6 +71,13 @@ struct Args {
     outage: bool,
 }
 
+/// The server's store.
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum Store {
+    Postgres,
+    Sqlite,
+}
+
 /// One measurement of the sweep, for `--only`.
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
 enum Run {
@@ -77,7 +90,15 @@ enum Run {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let duration = Duration::from_secs(args.seconds);
-    let server = server::Server::start(&args.database_url, args.pool_size)?;
+    let backend = match args.database {
+        Store::Postgres => Backend::Postgres,
+        Store::Sqlite => Backend::Sqlite,
+    };
+    let server = server::Server::start(&args.database_url, backend, args.pool_size)?;
+    let system = match backend {
+        Backend::Postgres => "economy-host",
+        Backend::Sqlite => "economy-host (SQLite)",
+    };
     let client_runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("load").enable_all().build()?;
     client_runtime.block_on(async {
@@ -101,10 +122,10 @@ fn main() -> anyhow::Result<()> {
                 }
                 let run = load::run(&shop, players, Op::Purchase, clients, duration).await;
                 ledger.add(&run);
-                rows.push(run.measurement("economy-host", shape));
+                rows.push(run.measurement(system, shape));
                 println!("{}", rows.last().expect("a row"));
                 // pgbench's scripts run on a database of their own, not a Citus schema.
-                if !args.skip_pgbench && !server.database.citus {
+                if !args.skip_pgbench && backend == Backend::Postgres && !server.database.citus {
                     for script in [pgbench::Script::RoundTrips, pgbench::Script::OneStatement] {
                         let users = if shape == "hot" { 1 } else { args.users };
                         rows.push(pgbench::run(&server.database.url, script, users, clients, duration, shape)?);
@@ -118,7 +139,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 let (shape, players) = ("spread", &shop.spread[..]);
                 let run = load::run(&shop, players, op, clients, duration).await;
-                rows.push(run.measurement("economy-host", shape));
+                rows.push(run.measurement(system, shape));
                 println!("{}", rows.last().expect("a row"));
             }
         }

@@ -4,11 +4,10 @@
 use anyhow::bail;
 use economy_host::config::Settings;
 use economy_host::startup::Application;
-use economy_host::storage::{PgStores, TenantStores};
-use economy_tests::database::TestDatabase;
+use economy_host::storage::{Stores, TenantStores};
+use economy_tests::database::{Backend, TestDatabase, TestPool};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use std::sync::Arc;
 
 /// The balance every player starts with: no purchase run can exhaust it.
@@ -18,8 +17,8 @@ pub const INITIAL_POTIONS: i64 = 1_000_000;
 
 pub struct Server {
     pub base: String,
-    pub pool: PgPool,
-    stores: Arc<PgStores>,
+    pub pool: TestPool,
+    stores: Arc<Stores>,
     /// The bench database (a schema of its own on a Citus coordinator).
     pub database: TestDatabase,
     runtime: tokio::runtime::Runtime,
@@ -47,11 +46,14 @@ pub struct Shop {
 impl Server {
     /// Creates the bench database and starts the server on its own runtime
     /// (two worker threads, as the server would have on this machine).
-    pub fn start(admin_url: &str, pool_size: u32) -> anyhow::Result<Self> {
+    pub fn start(admin_url: &str, backend: Backend, pool_size: u32) -> anyhow::Result<Self> {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("server").enable_all().build()?;
-        let (base, stores, database) = runtime.block_on(async {
-            let database = TestDatabase::create_on(admin_url, "economy_bench").await;
+        let (base, stores, database, pool) = runtime.block_on(async {
+            let database = match backend {
+                Backend::Postgres => TestDatabase::create_on(admin_url, "economy_bench").await,
+                Backend::Sqlite => TestDatabase::sqlite("economy_bench"),
+            };
             let mut settings = Settings::for_database(&database.url);
             settings.listen = "127.0.0.1:0".into();
             settings.operator_key = Some("bench-operator".into());
@@ -60,9 +62,9 @@ impl Server {
             let base = format!("http://{}", app.local_addr());
             let stores = app.stores().clone();
             tokio::spawn(app.run_until(std::future::pending()));
-            anyhow::Ok((base, stores, database))
+            let pool = TestPool::connect(&database.url).await;
+            anyhow::Ok((base, stores, database, pool))
         })?;
-        let pool = stores.pool().clone();
         Ok(Self { base, pool, stores, database, runtime })
     }
 

@@ -3,9 +3,15 @@
 
 use crate::http::serve::ReadTimeouts;
 use crate::runtime::RuntimeLimits;
-use crate::storage::{DatabaseUrl, PgSettings, PoolSettings};
+use crate::storage::{DatabaseUrl, PoolSettings, StoreSettings};
 use clap::Parser;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The embedded store's file name in the data directory.
+pub const EMBEDDED_STORE_FILE: &str = "economy.db";
+/// The generated operator key's file name in the data directory.
+pub const OPERATOR_KEY_FILE: &str = "operator.key";
 
 #[derive(Clone, Debug, Parser)]
 pub struct Settings {
@@ -13,12 +19,22 @@ pub struct Settings {
     #[arg(long, env = "ECONOMY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// The database: `postgres://user@host:port/database`.
+    /// The database: `postgres://user@host:port/database` for PostgreSQL, or
+    /// `sqlite:path` for an embedded SQLite file. Without it, the embedded
+    /// store `economy.db` in the data directory, with a demo tenant on first
+    /// start.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: Option<String>,
+
+    /// Where the embedded store and the generated operator key live when no
+    /// `DATABASE_URL` is given.
+    #[arg(long, env = "ECONOMY_DATA_DIR", default_value = ".")]
+    pub data_dir: PathBuf,
 
     /// The operator key (`Authorization: Bearer …` on `/operator/*`). Without
-    /// it the operator routes answer 401.
+    /// it the operator routes answer 401, except on the embedded store with
+    /// no `DATABASE_URL`, where a key is generated and kept in the data
+    /// directory.
     #[arg(long, env = "ECONOMY_OPERATOR_KEY", hide_env_values = true)]
     pub operator_key: Option<String>,
 
@@ -92,10 +108,25 @@ impl Settings {
         }
     }
 
-    pub fn postgres(&self) -> PgSettings {
+    /// Whether this host runs on the embedded store it set up itself (no
+    /// `DATABASE_URL`).
+    pub fn zero_setup(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    /// The database's URL: `DATABASE_URL`, or the embedded store in the
+    /// data directory.
+    pub fn database_url(&self) -> DatabaseUrl {
+        match &self.database_url {
+            Some(url) => DatabaseUrl::new(url.clone()),
+            None => DatabaseUrl::new(format!("sqlite://{}", self.data_dir.join(EMBEDDED_STORE_FILE).display())),
+        }
+    }
+
+    pub fn stores(&self) -> StoreSettings {
         let timeout = Duration::from_millis(self.db_timeout_ms);
-        PgSettings {
-            url: DatabaseUrl::new(self.database_url.clone()),
+        StoreSettings {
+            url: self.database_url(),
             default_pool: PoolSettings {
                 max_connections: self.db_pool_size,
                 acquire_timeout: timeout,

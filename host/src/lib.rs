@@ -1,10 +1,12 @@
-//! The economy server: HTTP in front (`http`), the rules component run by
-//! wasmtime (`runtime`), PostgreSQL behind a storage trait (`storage`).
-//! A purchase flows HTTP → host → rules export → storage imports → one
-//! database transaction → response.
+//! The economy server: HTTP in front (`http`), the economy service
+//! (`economy`), the rules component run by wasmtime (`runtime`), and
+//! PostgreSQL or embedded SQLite behind the storage traits (`storage`).
+//! A purchase flows HTTP → economy service → rules export → storage
+//! imports → one database transaction → response.
 
 pub mod catalog;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod economy;
 pub mod http;

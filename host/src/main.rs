@@ -1,8 +1,12 @@
 //! `economy-host`: the server binary. Thin: parse, log, build, serve.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use economy_host::config::Settings;
-use economy_host::startup::{Application, shutdown_signal};
+use economy_host::demo::Demo;
+use economy_host::startup::{Application, operator_key_in, shutdown_signal};
+use std::net::SocketAddr;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -27,11 +31,68 @@ enum Command {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     economy_host::telemetry::init();
     let Command::Serve(settings) = Cli::parse().command;
+    match serve(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // One line, for the person who started it.
+        Err(error) => {
+            eprintln!("economy-host: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(mut settings: Settings) -> anyhow::Result<()> {
+    if settings.zero_setup() {
+        let dir = &settings.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+        if settings.operator_key.is_none() {
+            let (key, generated) = operator_key_in(dir)?;
+            if generated {
+                println!(
+                    "Operator key (saved in {}): {key}",
+                    dir.join(economy_host::config::OPERATOR_KEY_FILE).display()
+                );
+            }
+            settings.operator_key = Some(key);
+        }
+    }
     let app = Application::build(&settings).await?;
-    tracing::info!(address = %app.local_addr(), "economy-host listening");
+    let address = app.local_addr();
+    if settings.zero_setup()
+        && let Some(demo) = app.create_demo_if_empty().await.context("creating the demo tenant")?
+    {
+        print_demo(&demo, address);
+    }
+    tracing::info!(%address, "economy-host listening");
     app.run_until(shutdown_signal()).await?;
     Ok(())
+}
+
+/// Tells the person who started a fresh embedded store how to try it.
+fn print_demo(demo: &Demo, address: SocketAddr) {
+    let keys = &demo.tenant;
+    println!(
+        "\
+Created a demo tenant \"demo\" (its keys are shown only now):
+  client key: {client}
+  server key: {server}
+  admin key:  {admin}
+and a player \"demo-player\" with a 30-day session: {token}
+
+Buy a potion for 50 of the player's 1000 gold:
+
+  curl -s -X POST http://{address}/client/inventory/purchase \\
+    -H 'x-api-key: {client}' -H 'authorization: Bearer {token}' \\
+    -H 'content-type: application/json' \\
+    -d '{{\"catalog_item_id\": \"{potion}\", \"currency_code\": \"gold\"}}'
+",
+        client = keys.client_key,
+        server = keys.server_key,
+        admin = keys.admin_key,
+        token = demo.session.session_token,
+        potion = demo.potion_id,
+    );
 }

@@ -40,6 +40,11 @@ pub struct ModuleEntry {
 }
 
 impl Economy {
+    /// Whether any tenant exists.
+    pub async fn has_tenants(&self) -> Result<bool, EconomyError> {
+        Ok(self.control.has_tenants().await?)
+    }
+
     /// Creates a tenant with a client, a server and an admin key.
     pub async fn create_tenant(
         &self,

@@ -5,15 +5,19 @@
 //! database or in the tenant's own; [`TenantStores`] hands out the store of
 //! a tenant, wherever it lives, as Spin's key-value `StoreManager` hands out
 //! a store by name. Every SQL statement of the product lives behind these
-//! traits and [`Tx`] (one request's transaction), so other backends slot
-//! in beside PostgreSQL. Nothing here knows about HTTP, wasm or the rules
+//! traits and [`Tx`] (one request's transaction), implemented by each
+//! backend: PostgreSQL for production, SQLite embedded for a single box.
+//! [`Stores`] opens each database by the backend its URL names. Nothing here knows about HTTP, wasm or the rules
 //! of the economy; checks the data must never break (caps, balances,
 //! quantities) are enforced atomically by the statements themselves.
 
 mod postgres;
+mod seen;
+mod sqlite;
+mod stores;
 mod types;
 
-pub use postgres::{MIGRATOR, PgSettings, PgStores, PoolSettings};
+pub use stores::{Backend, PoolSettings, StoreSettings, Stores};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -55,6 +59,18 @@ pub enum StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+impl From<sqlx::Error> for StorageError {
+    /// Each backend sorts its own database's errors.
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
+                sqlite::classify(&error)
+            }
+            _ => postgres::classify(&error),
+        }
+    }
+}
+
 /// Approves a catalog write given the tenant's items as they are; the error
 /// says why not, for the admin.
 pub type CatalogCheck<'a> = dyn Fn(&[CatalogItem]) -> Result<(), String> + Send + Sync + 'a;
@@ -65,6 +81,8 @@ pub type CatalogCheck<'a> = dyn Fn(&[CatalogItem]) -> Result<(), String> + Send 
 pub trait ControlStore: Send + Sync {
     /// Whether the database answers.
     async fn ping(&self) -> StorageResult<()>;
+    /// Whether any tenant exists.
+    async fn has_tenants(&self) -> StorageResult<bool>;
 
     /// Creates a tenant with its three keys (given as hashes), its data kept
     /// in `database` (`None`: the host's default database).

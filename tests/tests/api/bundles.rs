@@ -106,7 +106,7 @@ async fn a_grant_that_would_pass_the_stack_maximum_is_refused_and_changes_nothin
     let potion = priced_item(&app, &tenant, "potion", "consumable", 1).await;
     app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems"})).await.assert_ok();
     let max: i64 = 1_000_000_000_000_000;
-    sqlx::query("UPDATE inventory SET quantity = $1 - 5").bind(max).execute(&app.pool).await.unwrap();
+    app.pool.execute("UPDATE inventory SET quantity = $1 - 5", max).await;
     app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems", "quantity": 10}))
         .await
         .assert_error(400, "MAX_STACK_EXCEEDED");

@@ -4,7 +4,8 @@
 use economy_host::config::Settings;
 use economy_host::runtime::{Runtime, RuntimeLimits};
 use economy_host::startup::Application;
-use economy_tests::database::TestDatabase;
+pub use economy_tests::database::TestPool;
+use economy_tests::database::{Backend, TestDatabase};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
@@ -21,7 +22,8 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub operator_key: String,
-    pub pool: sqlx::PgPool,
+    /// The database, for checks made directly (portable SQL).
+    pub pool: TestPool,
     /// The database's URL; the app that created the database drops it.
     database_url: String,
     _database: Option<Arc<TestDatabase>>,
@@ -67,8 +69,23 @@ impl Reply {
     }
 }
 
+/// Ends a test that does not apply to this binary's backend, saying why in
+/// the test's output (never silently).
+pub fn not_applicable(why: &str) {
+    println!("not applicable to {:?}: {why}", backend());
+}
+
+/// The backend this test binary runs against: the suite is built twice,
+/// as `api` (PostgreSQL) and `api_sqlite` (the embedded SQLite store).
+pub fn backend() -> Backend {
+    match env!("CARGO_CRATE_NAME") {
+        "api_sqlite" => Backend::Sqlite,
+        _ => Backend::Postgres,
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
-    let database = TestDatabase::create("economy_test").await;
+    let database = TestDatabase::of(backend(), "economy_test").await;
     let operator_key = format!("operator-{}", Uuid::new_v4());
     start(database.url.clone(), operator_key, Some(Arc::new(database))).await
 }
@@ -82,8 +99,8 @@ async fn start(database_url: String, operator_key: String, database: Option<Arc<
     settings.body_read_timeout_ms = 1_000;
     let app = Application::build_with_runtime(&settings, runtime()).await.expect("the application starts");
     let address = format!("http://{}", app.local_addr());
-    let pool = app.pool().clone();
     tokio::spawn(app.run_until(std::future::pending()));
+    let pool = TestPool::connect(&database_url).await;
     TestApp { address, http: reqwest::Client::new(), operator_key, pool, database_url, _database: database }
 }
 
@@ -216,21 +233,21 @@ impl TestApp {
     /// Checks the stored invariants directly: every balance equals the sum
     /// of its ledger entries, and nothing is negative.
     pub async fn audit(&self) {
-        let mismatched: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM balances b
-             WHERE b.balance <> (SELECT COALESCE(sum(l.delta), 0) FROM ledger l
-                                 WHERE l.user_id = b.user_id AND l.currency_code = b.currency_code)",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
+        let mismatched: i64 = self
+            .pool
+            .scalar(
+                "SELECT count(*) FROM balances b
+                 WHERE b.balance <> (SELECT COALESCE(sum(l.delta), 0) FROM ledger l
+                                     WHERE l.user_id = b.user_id AND l.currency_code = b.currency_code)",
+            )
+            .await;
         assert_eq!(mismatched, 0, "balances that differ from their ledger");
-        let negative: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM balances WHERE balance < 0) + (SELECT count(*) FROM inventory WHERE quantity < 0)",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
+        let negative: i64 = self
+            .pool
+            .scalar(
+                "SELECT (SELECT count(*) FROM balances WHERE balance < 0) + (SELECT count(*) FROM inventory WHERE quantity < 0)",
+            )
+            .await;
         assert_eq!(negative, 0, "negative balances or stacks");
     }
 

@@ -166,6 +166,6 @@ async fn a_retried_consume_consumes_once() {
     app.consume(&tenant, &player, &potion, 3).await.assert_ok();
     let late = consume("a", "use-1").await;
     assert_eq!((late.0, late.1, &late.2["data"]["quantity"]), (200, true, &json!(3)));
-    let consumes: i64 = sqlx::query_scalar("SELECT count(*) FROM consumes").fetch_one(&app.pool).await.unwrap();
+    let consumes: i64 = app.pool.scalar("SELECT count(*) FROM consumes").await;
     assert_eq!(consumes, 2);
 }

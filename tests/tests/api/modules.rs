@@ -140,14 +140,11 @@ async fn a_sale_module_discounts_while_active_and_rollback_restores_the_catalog_
 
     // Every purchase and ledger entry names the module that decided it.
     let deciders: Vec<String> =
-        sqlx::query_scalar("SELECT module_sha256 FROM purchases ORDER BY id").fetch_all(&app.pool).await.unwrap();
+        app.pool.rows("SELECT module_sha256 FROM purchases ORDER BY id").await.into_iter().map(|(sha,)| sha).collect();
     let core = builtin.data()["sha256"].as_str().unwrap().to_owned();
     assert_eq!(deciders, vec![core.clone(), core.clone(), sale.clone(), sale.clone(), core.clone()]);
     let unnamed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM ledger WHERE reason = 'purchase' AND module_sha256 IS NULL")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        app.pool.scalar("SELECT count(*) FROM ledger WHERE reason = 'purchase' AND module_sha256 IS NULL").await;
     assert_eq!(unnamed, 0);
 }
 
@@ -204,8 +201,7 @@ async fn a_hostile_module_fails_only_its_own_requests_and_changes_nothing() {
     let (tenant, player) = shop(&app, 1_000).await;
     // Fuel out of the way: the deadline, memory and stack caps must each
     // stop their own attack.
-    let tenant_id: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'game'").fetch_one(&app.pool).await.unwrap();
+    let tenant_id: uuid::Uuid = app.pool.scalar("SELECT id FROM tenants WHERE slug = 'game'").await;
     let limits = json!({"fuel": 1_000_000_000_000_i64, "deadline_ms": 1_000});
     let path = format!("/operator/tenants/{tenant_id}/limits");
     app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(limits)).await.assert_ok();
@@ -275,8 +271,7 @@ async fn the_operator_can_tighten_a_tenants_limits() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 1_000).await;
     let potion = priced_item(&app, &tenant, "potion", "consumable", 10).await;
-    let tenant_id: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'game'").fetch_one(&app.pool).await.unwrap();
+    let tenant_id: uuid::Uuid = app.pool.scalar("SELECT id FROM tenants WHERE slug = 'game'").await;
     let path = format!("/operator/tenants/{tenant_id}/limits");
     let tight = app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(json!({"fuel": 1_000}))).await;
     assert_eq!(tight.assert_ok()["fuel"], 1_000);
@@ -352,8 +347,7 @@ async fn consumes_record_the_module_that_decided_them() {
         .await
         .assert_ok();
     assert_eq!(app.consume(&tenant, &player, &potion, 1).await.assert_ok()["quantity"], 1);
-    let recorded: Vec<(String, i64)> =
-        sqlx::query_as("SELECT module_sha256, remaining FROM consumes").fetch_all(&app.pool).await.unwrap();
+    let recorded: Vec<(String, i64)> = app.pool.rows("SELECT module_sha256, remaining FROM consumes").await;
     assert_eq!(recorded, vec![(sale, 1)]);
 }
 
@@ -414,6 +408,6 @@ async fn imports_given_ids_that_name_nothing_answer_as_for_nothing_and_never_tra
     app.activate(&tenant, HOSTILE).await;
     // 1 means every import answered as for a thing that does not exist.
     assert_eq!(app.price_of(&tenant, &player, &probe).await, 1);
-    let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM listing_purchases").fetch_one(&app.pool).await.unwrap();
+    let claimed: i64 = app.pool.scalar("SELECT count(*) FROM listing_purchases").await;
     assert_eq!(claimed, 0, "no claim was recorded for a listing that does not exist");
 }

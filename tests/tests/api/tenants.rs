@@ -33,9 +33,9 @@ async fn a_tenants_data_lives_in_its_own_database_migrated_on_first_use() {
     let mut own = sqlx::PgConnection::connect(&cluster.url()).await.unwrap();
     let purchases: i64 = sqlx::query_scalar("SELECT count(*) FROM purchases").fetch_one(&mut own).await.unwrap();
     assert_eq!(purchases, 1, "the purchase is in the tenant's database");
-    let here: i64 = sqlx::query_scalar("SELECT count(*) FROM purchases").fetch_one(&app.pool).await.unwrap();
+    let here: i64 = app.pool.scalar("SELECT count(*) FROM purchases").await;
     assert_eq!(here, 0, "and not in the default one");
-    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys").fetch_one(&app.pool).await.unwrap();
+    let keys: i64 = app.pool.scalar("SELECT count(*) FROM api_keys").await;
     assert_eq!(keys, 3, "the control plane stays in the default database");
     let invalid = json!({"slug": "bad", "name": "Bad", "database_url": "mysql://somewhere"});
     app.call(Method::POST, "/operator/tenants", As::Operator(&app.operator_key), Some(invalid))

@@ -148,8 +148,7 @@ async fn accrual_is_settled_when_the_balance_is_read_not_when_the_request_began(
             json!({"name": "Slow", "item_type": "consumable", "prices": [{"currency_code": "energy", "amount": 1}]}),
         )
         .await;
-    let tenant_id: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'game'").fetch_one(&app.pool).await.unwrap();
+    let tenant_id: uuid::Uuid = app.pool.scalar("SELECT id FROM tenants WHERE slug = 'game'").await;
     let limits = json!({"fuel": 1_000_000_000_000_i64, "deadline_ms": 20_000});
     let path = format!("/operator/tenants/{tenant_id}/limits");
     app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(limits)).await.assert_ok();

@@ -1,7 +1,7 @@
 //! The backends the conformance scenarios run against: each test gets a
 //! fresh, empty store of its own and drops it afterwards.
 
-use economy_host::storage::{ControlStore, DatabaseUrl, PgSettings, PgStores, PoolSettings, TenantStores};
+use economy_host::storage::{ControlStore, DatabaseUrl, PoolSettings, StoreSettings, Stores, TenantStores};
 use economy_tests::database::TestDatabase;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,14 +16,22 @@ pub struct Backend {
 
 /// A fresh PostgreSQL database (or Citus schema), migrated.
 pub async fn postgres() -> Backend {
-    let database = TestDatabase::create("economy_storage").await;
+    open(TestDatabase::create("economy_storage").await).await
+}
+
+/// A fresh SQLite file, migrated.
+pub async fn sqlite() -> Backend {
+    open(TestDatabase::sqlite("economy_storage")).await
+}
+
+async fn open(database: TestDatabase) -> Backend {
     let pool = PoolSettings {
         max_connections: 8,
         acquire_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(5),
     };
-    let settings = PgSettings { url: DatabaseUrl::new(database.url.clone()), default_pool: pool, tenant_pool: pool };
-    let stores = Arc::new(PgStores::connect(&settings).await.expect("the stores connect"));
+    let settings = StoreSettings { url: DatabaseUrl::new(database.url.clone()), default_pool: pool, tenant_pool: pool };
+    let stores = Arc::new(Stores::open(&settings).await.expect("the stores open"));
     Backend { control: stores.control(), stores, _database: database }
 }
 
@@ -42,7 +50,11 @@ macro_rules! conformance {
     };
 }
 
-conformance!(postgres:
+/// Every scenario, against each backend.
+macro_rules! every_scenario {
+    ($($backend:ident),+) => {
+        $(
+            conformance!($backend:
     balance_changes_never_overdraw_nor_pass_the_max_and_the_ledger_follows,
     grants_stack_up_and_consumes_never_go_negative,
     listing_claims_never_pass_their_cap,
@@ -55,4 +67,9 @@ conformance!(postgres:
     a_rolled_back_transaction_leaves_nothing,
     one_tenants_store_never_sees_another_tenants_data,
     modules_belong_to_the_tenant_that_uploaded_them,
-);
+            );
+        )+
+    };
+}
+
+every_scenario!(postgres, sqlite);

@@ -13,10 +13,10 @@
 //! purchase at a time, so only the purchase at fault fails: a purchase that
 //! waited on a lock runs again under row locks, on its own.
 
+use super::super::seen::SeenBalances;
 use super::super::*;
 use super::error::{self, gave_up_waiting, is_unique_violation, refused};
 use super::rows::IdempotencyColumns;
-use super::seen::SeenBalances;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::{Connection, PgConnection};

@@ -18,6 +18,10 @@ impl ControlStore for PgControl {
         Ok(())
     }
 
+    async fn has_tenants(&self) -> StorageResult<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants)").fetch_one(&self.pool).await?)
+    }
+
     async fn create_tenant(
         &self,
         slug: &str,

@@ -15,12 +15,6 @@ const STACK_LIMIT_CONSTRAINT: &str = "\"inventory_quantity_max\"";
 /// SQLSTATE `check_violation`.
 const CHECK_VIOLATION: &str = "23514";
 
-impl From<sqlx::Error> for StorageError {
-    fn from(error: sqlx::Error) -> Self {
-        classify(&error)
-    }
-}
-
 impl From<sqlx::migrate::MigrateError> for StorageError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
         match error {
@@ -31,7 +25,7 @@ impl From<sqlx::migrate::MigrateError> for StorageError {
 }
 
 /// What `error` means for the caller.
-pub(super) fn classify(error: &sqlx::Error) -> StorageError {
+pub(in crate::storage) fn classify(error: &sqlx::Error) -> StorageError {
     match error {
         sqlx::Error::Database(db) => {
             let code = db.code();

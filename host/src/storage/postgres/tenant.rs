@@ -4,12 +4,12 @@
 //! this file only binds them to [`TenantStore`].
 
 use super::super::*;
-use super::Database;
+use super::PgDatabase;
 use super::batch::Batched;
 use std::sync::Arc;
 
-pub struct PgTenant {
-    pub(super) db: Arc<Database>,
+pub(crate) struct PgTenant {
+    pub(super) db: Arc<PgDatabase>,
     pub(super) tenant_id: Uuid,
 }
 

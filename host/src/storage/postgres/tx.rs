@@ -5,9 +5,9 @@
 use super::super::*;
 use super::PgTenant;
 
+use super::super::seen::SeenBalances;
 use super::players::open_balance;
 use super::rows::{GrantColumns, IdempotencyColumns, stack_from_row};
-use super::seen::SeenBalances;
 use sqlx::{Postgres, Row, Transaction};
 use std::sync::Arc;
 

@@ -12,17 +12,17 @@ const REMEMBERED_USERS: usize = 100_000;
 /// only: a stale one fails its guard, and the purchase runs again under
 /// locks.
 #[derive(Default)]
-pub(super) struct SeenBalances {
+pub(crate) struct SeenBalances {
     users: Mutex<HashMap<Uuid, Vec<(String, i64)>>>,
 }
 
 impl SeenBalances {
-    pub(super) fn get(&self, user_id: Uuid, code: &str) -> Option<i64> {
+    pub(crate) fn get(&self, user_id: Uuid, code: &str) -> Option<i64> {
         let users = self.users.lock().expect("seen balances lock");
         users.get(&user_id)?.iter().find(|(seen, _)| seen == code).map(|(_, balance)| *balance)
     }
 
-    pub(super) fn set(&self, user_id: Uuid, code: &str, balance: i64) {
+    pub(crate) fn set(&self, user_id: Uuid, code: &str, balance: i64) {
         let mut users = self.users.lock().expect("seen balances lock");
         if users.len() >= REMEMBERED_USERS && !users.contains_key(&user_id) {
             users.clear();
@@ -34,7 +34,7 @@ impl SeenBalances {
         }
     }
 
-    pub(super) fn forget(&self, user_id: Uuid, code: &str) {
+    pub(crate) fn forget(&self, user_id: Uuid, code: &str) {
         if let Some(balances) = self.users.lock().expect("seen balances lock").get_mut(&user_id) {
             balances.retain(|(seen, _)| seen != code);
         }

@@ -1,0 +1,157 @@
+//! A tenant's reads in SQLite: wallets, inventories, ledgers and
+//! idempotency records, on the readers (never waiting for the writer).
+
+use super::super::*;
+use super::rows::{recharge_from_row, stack_from_row, time};
+use super::tx::settle_opening;
+use super::{SqliteTenant, at, now};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::types::Json;
+
+impl SqliteTenant {
+    pub(super) async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
+        self.own(user)?;
+        if !recharging.is_empty() {
+            let mut write = self.db.write().await?;
+            for code in recharging {
+                settle_opening(write.connection(), self.tenant_id, user.id, code).await?;
+            }
+            write.commit().await?;
+        }
+        let rows = sqlx::query(
+            "SELECT c.code, c.recharge_amount, c.recharge_period_seconds, c.recharge_max, c.recharge_since,
+                    COALESCE(b.balance, c.initial_balance) AS balance, b.recharged_at
+             FROM currencies c LEFT JOIN balances b ON b.user_id = $2 AND b.currency_code = c.code
+             WHERE c.tenant_id = $1 ORDER BY c.code",
+        )
+        .bind(self.tenant_id)
+        .bind(user.id)
+        .fetch_all(&self.db.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let recharge = recharge_from_row(row)?;
+                let balance: i64 = row.try_get("balance")?;
+                // A balance below its max gains its next amount one period
+                // after its clock (which starts no earlier than the recharge).
+                let next_recharge_at = match &recharge {
+                    Some(recharge) if balance < recharge.max => {
+                        let since: i64 = row.try_get("recharge_since")?;
+                        let clock = row.try_get::<Option<i64>, _>("recharged_at")?.unwrap_or(since).max(since);
+                        Some(at(clock + recharge.period_seconds * 1_000_000))
+                    }
+                    _ => None,
+                };
+                Ok(WalletEntry { currency_code: row.try_get("code")?, balance, recharge, next_recharge_at })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    pub(super) async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>> {
+        self.own(user)?;
+        let rows = sqlx::query(
+            "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
+                    i.key, i.name, i.icon_url, i.item_type, i.category
+             FROM inventory s JOIN catalog_items i ON i.id = s.item_id AND i.tenant_id = $1
+             WHERE s.user_id = $2 AND s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > $3)
+             ORDER BY s.acquired_at, s.item_id",
+        )
+        .bind(self.tenant_id)
+        .bind(user.id)
+        .bind(now())
+        .fetch_all(&self.db.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let stack = stack_from_row(row)?;
+                Ok(InventoryEntry {
+                    app_user_id: user.id,
+                    catalog_item_id: stack.catalog_item_id,
+                    collection_id: stack.collection_id,
+                    stack_id: stack.stack_id,
+                    quantity: stack.quantity,
+                    acquired_via: stack.acquired_via,
+                    acquired_at: stack.acquired_at,
+                    expires_at: stack.expires_at,
+                    catalog_items: ItemSummary {
+                        key: row.try_get("key")?,
+                        name: row.try_get("name")?,
+                        icon_url: row.try_get("icon_url")?,
+                        item_type: ItemType::parse(row.try_get("item_type")?),
+                        category: row.try_get("category")?,
+                    },
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    pub(super) async fn idempotency_record(
+        &self,
+        user_id: Uuid,
+        kind: RecordKind,
+        key: &str,
+    ) -> StorageResult<Option<IdempotencyRecord>> {
+        let statement = match kind {
+            RecordKind::Purchase => {
+                "SELECT request_hash, response_status, response_body FROM purchases
+                 WHERE user_id = $1 AND idempotency_key = $2"
+            }
+            RecordKind::Request => {
+                "SELECT request_hash, 200 AS response_status, response_body FROM idempotency_records
+                 WHERE user_id = $1 AND key = $2"
+            }
+        };
+        let row = sqlx::query(statement).bind(user_id).bind(key).fetch_optional(&self.db.readers).await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: Option<i64> = row.try_get("response_status")?;
+        Ok(Some(IdempotencyRecord {
+            request_hash: row.try_get("request_hash")?,
+            response: StoredResponse {
+                status: status.and_then(|status| u16::try_from(status).ok()).unwrap_or(200),
+                body: row.try_get::<Json<Value>, _>("response_body")?.0,
+            },
+        }))
+    }
+
+    pub(super) async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
+        self.own(user)?;
+        let rows = sqlx::query(
+            "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
+             WHERE user_id = $1 AND ($2 IS NULL OR currency_code = $2) AND ($3 IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(user.id)
+        .bind(&query.currency_code)
+        .bind(query.cursor)
+        .bind(query.limit)
+        .fetch_all(&self.db.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LedgerEntry {
+                    id: row.try_get("id")?,
+                    currency_code: row.try_get("currency_code")?,
+                    delta: row.try_get("delta")?,
+                    balance_after: row.try_get("balance_after")?,
+                    reason: row.try_get("reason")?,
+                    reference: row.try_get("reference")?,
+                    created_at: time(row, "created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// The balance last committed, read without waiting for the writer.
+    pub(super) async fn stored_balance(&self, user_id: Uuid, code: &str) -> StorageResult<Option<i64>> {
+        let balance = sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1 AND currency_code = $2")
+            .bind(user_id)
+            .bind(code)
+            .fetch_optional(&self.db.readers)
+            .await?;
+        Ok(balance)
+    }
+}
