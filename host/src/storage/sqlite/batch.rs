@@ -1,14 +1,18 @@
 //! Guarded purchases committed in batches: one task takes every purchase
-//! waiting when the writer comes free and writes them all in one
-//! transaction, so they share its one sync. Each purchase keeps its own
-//! guard and its own savepoint: one that fails its guard, or that the
-//! database refuses, is undone alone while the others commit.
-
+//! waiting when the writer comes free (one per player) and writes them all
+//! in one transaction with one fixed script, so they share its sync and its
+//! three round trips to SQLite's thread. The script checks every
+//! purchase's guards first (its balance unchanged, its key unused, its
+//! items in the tenant's catalog, its stacks below their maximum), then
+//! writes only the purchases that passed, set-wise: a purchase that failed
+//! a guard writes nothing and runs again under the writer's lock.
 use super::super::seen::SeenBalances;
 use super::super::*;
-use super::tx::{append_ledger, record_purchase};
 use super::{Writing, now};
-use sqlx::SqliteConnection;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{Row, SqliteConnection};
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -62,21 +66,46 @@ async fn commit_batches(
     wait: Duration,
     mut receiver: mpsc::Receiver<Pending>,
 ) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+    let mut waiting: Vec<Pending> = Vec::new();
+    loop {
+        if waiting.is_empty() {
+            match receiver.recv().await {
+                Some(pending) => waiting.push(pending),
+                None => return,
+            }
+        }
+        while waiting.len() < MAX_BATCH {
             match receiver.try_recv() {
-                Ok(pending) => batch.push(pending),
+                Ok(pending) => waiting.push(pending),
                 Err(_) => break,
             }
         }
+        let batch = take_one_per_user(&mut waiting);
         commit_batch(&writer, &seen, wait, batch).await;
     }
 }
 
+/// Takes from `waiting` the first purchase of each user: the guards of one
+/// batch are all checked before any of it is written, so a user's second
+/// purchase waits for the next batch.
+fn take_one_per_user(waiting: &mut Vec<Pending>) -> Vec<Pending> {
+    let mut users = HashSet::with_capacity(waiting.len());
+    let (batch, rest): (Vec<_>, _) =
+        std::mem::take(waiting).into_iter().partition(|pending| users.insert(pending.purchase.user_id));
+    *waiting = rest;
+    batch
+}
+
 async fn commit_batch(writer: &Arc<Mutex<SqliteConnection>>, seen: &SeenBalances, wait: Duration, batch: Vec<Pending>) {
-    let mut write = match Writing::begin(writer, wait).await {
-        Ok(write) => write,
+    let written = async {
+        let mut write = Writing::begin(writer, wait).await?;
+        let passed = write_batch(write.connection(), &batch).await?;
+        write.commit().await?;
+        StorageResult::Ok(passed)
+    }
+    .await;
+    let passed = match written {
+        Ok(passed) => passed,
         Err(error) => {
             for pending in batch {
                 let _ = pending.reply.send(Err(error.clone()));
@@ -84,73 +113,165 @@ async fn commit_batch(writer: &Arc<Mutex<SqliteConnection>>, seen: &SeenBalances
             return;
         }
     };
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for pending in &batch {
-        outcomes.push(guarded(write.connection(), pending.tenant_id, &pending.purchase).await);
-    }
-    let committed = write.commit().await;
-    for (pending, outcome) in batch.into_iter().zip(outcomes) {
+    for (pending, passed) in batch.into_iter().zip(passed) {
         let p = &pending.purchase;
-        let outcome = match (&committed, outcome) {
-            (Ok(()), Ok(Guarded::Committed { balance_after })) => {
-                seen.set(p.user_id, &p.currency_code, balance_after);
-                Ok(Guarded::Committed { balance_after })
-            }
-            (Err(error), Ok(Guarded::Committed { .. })) => Err(error.clone()),
-            (_, Ok(Guarded::Stale)) => {
-                seen.forget(p.user_id, &p.currency_code);
-                Ok(Guarded::Stale)
-            }
-            (_, Err(error)) => Err(error),
+        let outcome = if passed {
+            let balance_after = p.before + p.delta;
+            seen.set(p.user_id, &p.currency_code, balance_after);
+            Guarded::Committed { balance_after }
+        } else {
+            seen.forget(p.user_id, &p.currency_code);
+            Guarded::Stale
         };
-        let _ = pending.reply.send(outcome);
+        let _ = pending.reply.send(Ok(outcome));
     }
 }
 
-/// One guarded purchase inside the batch's transaction, in a savepoint of
-/// its own: written whole, or (stale, or refused) not at all.
-async fn guarded(connection: &mut SqliteConnection, tenant_id: Uuid, p: &GuardedPurchase) -> StorageResult<Guarded> {
-    sqlx::query("SAVEPOINT guarded").execute(&mut *connection).await?;
-    let outcome = apply(connection, tenant_id, p).await;
-    if !matches!(outcome, Ok(Guarded::Committed { .. })) {
-        sqlx::query("ROLLBACK TO guarded").execute(&mut *connection).await?;
-    }
-    sqlx::query("RELEASE guarded").execute(&mut *connection).await?;
-    outcome
+/// One purchase of a batch, as the script reads it.
+#[derive(Serialize)]
+struct PurchaseRow<'a> {
+    i: usize,
+    tenant: String,
+    user: String,
+    code: &'a str,
+    delta: i64,
+    before: i64,
+    ledger: String,
+    reason: &'a str,
+    reference: Option<&'a str>,
+    module: Option<&'a str>,
+    purchase: String,
+    item: String,
+    store: Option<String>,
+    quantity: i64,
+    unit_price: i64,
+    total: i64,
+    key: Option<&'a str>,
+    hash: Option<String>,
+    status: Option<u16>,
+    response: Option<&'a Value>,
 }
 
-/// The debit only if the balance is still the one the rules saw, its
-/// ledger entry, the grants (all in the tenant's catalog) and the record
-/// (its key unused); stale otherwise.
-async fn apply(connection: &mut SqliteConnection, tenant_id: Uuid, p: &GuardedPurchase) -> StorageResult<Guarded> {
-    let after: Option<i64> = sqlx::query_scalar(
-        "UPDATE balances SET balance = balance + $3, updated_at = $5
-         WHERE user_id = $1 AND currency_code = $2 AND balance = $4
-         RETURNING balance",
-    )
-    .bind(p.user_id)
-    .bind(&p.currency_code)
-    .bind(p.delta)
-    .bind(p.before)
-    .bind(now())
-    .fetch_optional(&mut *connection)
-    .await?;
-    let Some(balance_after) = after else { return Ok(Guarded::Stale) };
-    let module = p.module_sha256.as_deref();
-    let reason = p.reason.as_str();
-    append_ledger(
-        connection,
-        p.user_id,
-        &p.currency_code,
-        p.delta,
-        balance_after,
-        reason,
-        p.reference.as_deref(),
-        module,
-    )
-    .await?;
-    match record_purchase(connection, tenant_id, p.user_id, module, &p.record, &p.grants, &p.response).await? {
-        Recorded::Done => Ok(Guarded::Committed { balance_after }),
-        Recorded::KeyTaken | Recorded::UnknownItem => Ok(Guarded::Stale),
-    }
+/// One grant of a batch's purchase `i`.
+#[derive(Serialize)]
+struct GrantRow<'a> {
+    i: usize,
+    item: String,
+    quantity: i64,
+    via: &'a str,
+    expires_at: Option<i64>,
 }
+
+fn hex_id(id: Uuid) -> String {
+    hex::encode(id.as_bytes())
+}
+
+/// Writes the purchases of `batch` that pass their guards, in the open
+/// transaction; which passed, in order.
+async fn write_batch(connection: &mut SqliteConnection, batch: &[Pending]) -> StorageResult<Vec<bool>> {
+    let now = now();
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut grants = Vec::new();
+    for (i, pending) in batch.iter().enumerate() {
+        let p = &pending.purchase;
+        let keyed = p.record.idempotency_key.is_some();
+        rows.push(PurchaseRow {
+            i,
+            tenant: hex_id(pending.tenant_id),
+            user: hex_id(p.user_id),
+            code: &p.currency_code,
+            delta: p.delta,
+            before: p.before,
+            ledger: hex_id(Uuid::now_v7()),
+            reason: p.reason.as_str(),
+            reference: p.reference.as_deref(),
+            module: p.module_sha256.as_deref(),
+            purchase: hex_id(p.record.id),
+            item: hex_id(p.record.item_id),
+            store: p.record.store_id.map(hex_id),
+            quantity: p.record.quantity,
+            unit_price: p.record.unit_price,
+            total: p.record.total,
+            key: p.record.idempotency_key.as_deref(),
+            hash: keyed.then(|| hex::encode(&p.record.request_hash)),
+            status: keyed.then_some(p.response.status),
+            response: keyed.then_some(&p.response.body),
+        });
+        for grant in &p.grants {
+            grants.push(GrantRow {
+                i,
+                item: hex_id(grant.item_id),
+                quantity: grant.quantity,
+                via: &grant.acquired_via,
+                expires_at: grant.duration_seconds.map(|seconds| now + seconds * 1_000_000),
+            });
+        }
+    }
+    let json = |error: serde_json::Error| StorageError::Backend(format!("encoding a batch: {error}"));
+    let rows = sqlx::query(GUARDED_BATCH)
+        .bind(serde_json::to_string(&rows).map_err(json)?)
+        .bind(serde_json::to_string(&grants).map_err(json)?)
+        .bind(now)
+        .fetch_all(&mut *connection)
+        .await?;
+    let mut passed = vec![false; batch.len()];
+    for row in rows {
+        let i: i64 = row.try_get("i")?;
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| passed.get_mut(i)) {
+            *slot = row.try_get("ok")?;
+        }
+    }
+    Ok(passed)
+}
+
+/// The batch: `$1` its purchases and `$2` their grants (JSON arrays of
+/// [`PurchaseRow`] and [`GrantRow`]), `$3` the time. Ids travel as hex.
+const GUARDED_BATCH: &str = concat!(
+    "CREATE TEMP TABLE IF NOT EXISTS guarded_batch (
+        i INTEGER PRIMARY KEY, tenant_id BLOB, user_id BLOB, code TEXT, delta INTEGER, before INTEGER,
+        ledger_id BLOB, reason TEXT, reference TEXT, module_sha256 TEXT, purchase_id BLOB, item_id BLOB,
+        store_id BLOB, quantity INTEGER, unit_price INTEGER, total INTEGER, idempotency_key TEXT,
+        request_hash BLOB, response_status INTEGER, response_body TEXT, ok INTEGER NOT NULL DEFAULT 0);
+    CREATE TEMP TABLE IF NOT EXISTS guarded_grants (
+        i INTEGER, item_id BLOB, quantity INTEGER, acquired_via TEXT, expires_at INTEGER);
+    DELETE FROM guarded_batch;
+    DELETE FROM guarded_grants;
+    INSERT INTO guarded_batch (i, tenant_id, user_id, code, delta, before, ledger_id, reason, reference,
+        module_sha256, purchase_id, item_id, store_id, quantity, unit_price, total, idempotency_key,
+        request_hash, response_status, response_body)
+    SELECT value ->> 'i', unhex(value ->> 'tenant'), unhex(value ->> 'user'), value ->> 'code',
+        value ->> 'delta', value ->> 'before', unhex(value ->> 'ledger'), value ->> 'reason',
+        value ->> 'reference', value ->> 'module', unhex(value ->> 'purchase'), unhex(value ->> 'item'),
+        unhex(value ->> 'store'), value ->> 'quantity', value ->> 'unit_price', value ->> 'total',
+        value ->> 'key', unhex(value ->> 'hash'), value ->> 'status',
+        CASE WHEN value ->> 'response' IS NOT NULL THEN value -> 'response' END
+    FROM json_each($1);
+    INSERT INTO guarded_grants (i, item_id, quantity, acquired_via, expires_at)
+    SELECT value ->> 'i', unhex(value ->> 'item'), value ->> 'quantity', value ->> 'via', value ->> 'expires_at'
+    FROM json_each($2);
+    UPDATE guarded_batch AS b SET ok = 1
+    WHERE EXISTS (SELECT 1 FROM balances WHERE user_id = b.user_id AND currency_code = b.code AND balance = b.before)
+      AND (b.idempotency_key IS NULL OR NOT EXISTS
+           (SELECT 1 FROM purchases p WHERE p.user_id = b.user_id AND p.idempotency_key = b.idempotency_key))
+      AND NOT EXISTS (SELECT 1 FROM guarded_grants g WHERE g.i = b.i AND NOT EXISTS
+           (SELECT 1 FROM catalog_items c WHERE c.tenant_id = b.tenant_id AND c.id = g.item_id))
+      AND NOT EXISTS (SELECT 1 FROM guarded_grants g JOIN inventory s
+           ON s.user_id = b.user_id AND s.item_id = g.item_id AND s.collection_id = 'default' AND s.stack_id = 'default'
+           WHERE g.i = b.i AND s.quantity + g.quantity > 1000000000000000);
+    UPDATE balances SET balance = balance + b.delta, updated_at = $3
+    FROM guarded_batch b WHERE b.ok AND balances.user_id = b.user_id AND balances.currency_code = b.code;
+    INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256, created_at)
+    SELECT user_id, ledger_id, code, delta, before + delta, reason, reference, module_sha256, $3
+    FROM guarded_batch WHERE ok;
+    INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at)
+    SELECT b.user_id, g.item_id, g.quantity, g.acquired_via, $3, g.expires_at
+    FROM guarded_grants g JOIN guarded_batch b ON b.i = g.i WHERE b.ok ",
+    stack_upsert!(),
+    ";
+    INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total,
+        idempotency_key, request_hash, response_status, response_body, module_sha256, created_at)
+    SELECT user_id, purchase_id, item_id, store_id, quantity, code, unit_price, total, idempotency_key,
+        request_hash, response_status, response_body, module_sha256, $3
+    FROM guarded_batch WHERE ok;
+    SELECT i, ok FROM guarded_batch ORDER BY i"
+);

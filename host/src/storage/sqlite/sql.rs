@@ -37,3 +37,20 @@ macro_rules! bump_catalog {
          ON CONFLICT (tenant_id) DO UPDATE SET version = version + 1"
     };
 }
+
+/// How a grant lands on an existing stack (`s`, the grant `excluded`): an
+/// expired or emptied stack starts over; otherwise quantities add up and a
+/// timed stack keeps the later expiry (an untimed grant makes it untimed).
+macro_rules! stack_upsert {
+    () => {
+        "ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
+           quantity = CASE WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0
+                           THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
+           acquired_at = CASE WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0
+                              THEN excluded.acquired_at ELSE s.acquired_at END,
+           expires_at = CASE
+             WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0 THEN excluded.expires_at
+             WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
+             ELSE max(s.expires_at, excluded.expires_at) END"
+    };
+}

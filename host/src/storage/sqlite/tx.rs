@@ -192,10 +192,8 @@ pub(super) async fn append_ledger(
     Ok(())
 }
 
-/// Grants into the default stacks: all, or (an item not in the tenant's
-/// catalog) none. An expired or emptied stack starts over; otherwise
-/// quantities add up and a timed stack keeps the later expiry (an untimed
-/// grant makes it untimed).
+/// Grants into the default stacks (see `stack_upsert!`): all, or (an item
+/// not in the tenant's catalog) none.
 pub(super) async fn grant(
     connection: &mut SqliteConnection,
     tenant_id: Uuid,
@@ -218,17 +216,9 @@ pub(super) async fn grant(
         let expires_at = grant.duration_seconds.map(|seconds| now + seconds * MICROS);
         let row = sqlx::query(concat!(
             "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (user_id, item_id, collection_id, stack_id) DO UPDATE SET
-               quantity = CASE WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0
-                               THEN excluded.quantity ELSE s.quantity + excluded.quantity END,
-               acquired_at = CASE WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0
-                                  THEN excluded.acquired_at ELSE s.acquired_at END,
-               expires_at = CASE
-                 WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0 THEN excluded.expires_at
-                 WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
-                 ELSE max(s.expires_at, excluded.expires_at) END
-             RETURNING ",
+             VALUES ($1, $2, $3, $4, $5, $6) ",
+            stack_upsert!(),
+            " RETURNING ",
             stack_columns!()
         ))
         .bind(user_id)
