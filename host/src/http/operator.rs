@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Created, Operator, Saved};
 use crate::domain::{self, Name, Slug};
 use crate::economy::{Applied, CreatedTenant};
-use crate::storage::{DatabaseUrl, LimitOverrides};
+use crate::storage::{Backend, DatabaseUrl, LimitOverrides};
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,7 +23,8 @@ pub struct NewTenant {
 
 /// Creates a tenant and returns its three keys; they are shown only here.
 /// With `database_url`, the tenant's data lives in that PostgreSQL database
-/// (connected and migrated on first use); the URL is never shown again.
+/// or SQLite file (opened and migrated on first use); the URL is never shown
+/// again.
 pub async fn create_tenant(
     _: Operator,
     State(state): State<AppState>,
@@ -35,15 +36,17 @@ pub async fn create_tenant(
     Ok(Created(state.economy.create_tenant(&slug, &name, database.as_ref()).await?))
 }
 
-/// A tenant's database: a `postgres://` URL.
+/// A tenant's database: a `postgres://` or `sqlite:` URL.
 fn database_url(url: String) -> Result<DatabaseUrl, ApiError> {
-    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    if !postgres || url.chars().count() > MAX_DATABASE_URL_CHARS || url.chars().any(char::is_control) {
+    let url = DatabaseUrl::new(url);
+    let spoken = Backend::of(&url).is_some();
+    let text = url.expose();
+    if !spoken || text.chars().count() > MAX_DATABASE_URL_CHARS || text.chars().any(char::is_control) {
         return Err(ApiError::validation(format!(
-            "database_url must be a postgres:// URL of at most {MAX_DATABASE_URL_CHARS} characters"
+            "database_url must be a postgres:// or sqlite: URL of at most {MAX_DATABASE_URL_CHARS} characters"
         )));
     }
-    Ok(DatabaseUrl::new(url))
+    Ok(url)
 }
 
 /// Sets a tenant's sandbox limits (`null` keeps the host's default) and

@@ -2,6 +2,7 @@
 
 use crate::helpers::{As, Tenant, TestApp, priced_item, shop, spawn_app};
 use economy_tests::cluster::Cluster;
+use economy_tests::database::{TestDatabase, TestPool};
 use reqwest::Method;
 use serde_json::json;
 use sqlx::Connection;
@@ -41,6 +42,31 @@ async fn a_tenants_data_lives_in_its_own_database_migrated_on_first_use() {
     app.call(Method::POST, "/operator/tenants", As::Operator(&app.operator_key), Some(invalid))
         .await
         .assert_error(400, "VALIDATION_FAILED");
+}
+
+#[tokio::test]
+async fn a_small_studios_tenant_can_live_in_a_sqlite_file_of_its_own() {
+    let file = TestDatabase::sqlite("tenant_file");
+    let app = spawn_app().await;
+    let (neighbour, neighbour_player) = shop(&app, 1_000).await;
+    let tenant = app.create_tenant_in("small", &file.url).await;
+    app.put_currency(&tenant, "gems", json!({"name": "Gems", "initial_balance": 100})).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 30).await;
+    let player = app.login(&tenant, "player-1").await;
+    let buy = json!({"catalog_item_id": sword, "currency_code": "gems", "idempotency_key": "first"});
+    app.purchase(&tenant, &player, buy.clone()).await.assert_ok();
+    app.purchase(&tenant, &player, buy).await.assert_ok();
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 70, "the replay charged nothing");
+    // The file's ids mean nothing to the tenant beside it.
+    app.purchase(&neighbour, &neighbour_player, json!({"catalog_item_id": sword, "currency_code": "gems"}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+
+    let own = TestPool::connect(&file.url).await;
+    let purchases: i64 = own.scalar("SELECT count(*) FROM purchases").await;
+    assert_eq!(purchases, 1, "the purchase is in the tenant's file");
+    let here: i64 = app.pool.scalar("SELECT count(*) FROM purchases").await;
+    assert_eq!(here, 0, "and not in the default database");
 }
 
 #[tokio::test]
