@@ -12,7 +12,7 @@
 //! | `flood`    | calls a storage import in a loop                 |
 //! | `mint`     | credits a million gems, then prices normally     |
 //! | `skim`     | debits 500 gems more than the price              |
-//! | `slow`     | spins about two seconds, then prices normally    |
+//! | `slow`     | spins two to four seconds, then prices normally  |
 //! | `bad-ids`  | hands every import ids that name nothing; the    |
 //! |            | price is 1 plus a bit for each import that did   |
 //! |            | not answer as for a thing that does not exist    |
@@ -25,8 +25,9 @@ use std::hint::black_box;
 
 pub struct Hostile;
 
-/// Iterations of the `slow` behaviour: about two seconds of wasm here.
-const SLOW_SPINS: u64 = 2_000_000_000;
+/// Iterations of the `slow` behaviour: two to four seconds of wasm,
+/// depending on the machine.
+const SLOW_SPINS: u64 = 4_000_000_000;
 
 impl PricePolicy for Hostile {
     fn unit_price(
