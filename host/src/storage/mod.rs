@@ -132,51 +132,23 @@ pub trait TenantStores: Send + Sync {
     async fn close(&self);
 }
 
+/// Refuses a player of another tenant: a caller's mistake, never written.
+/// Every tenant store checks a player it is handed before it touches
+/// anything of the player's.
+pub(crate) fn own(tenant_id: Uuid, user: &User) -> StorageResult<()> {
+    match user.tenant_id == tenant_id {
+        true => Ok(()),
+        false => Err(StorageError::Backend(format!("player {} is not of tenant {tenant_id}", user.id))),
+    }
+}
+
 /// One tenant's data. Every call is scoped to the tenant the store was
-/// handed out for.
+/// handed out for. Its catalog, players and reads are traits of their own,
+/// as each backend keeps them in files of their own.
 #[async_trait]
-pub trait TenantStore: Send + Sync {
+pub trait TenantStore: CatalogStore + PlayerStore + ReadStore {
     /// Whether the tenant's database answers.
     async fn ping(&self) -> StorageResult<()>;
-
-    /// Moves on every write to the tenant's currencies, items or stores.
-    async fn catalog_version(&self) -> StorageResult<i64>;
-    async fn put_currency(&self, currency: &NewCurrency) -> StorageResult<Currency>;
-    async fn currencies(&self) -> StorageResult<Vec<Currency>>;
-    /// Writes an item (upsert by key) if `check`, given the tenant's items
-    /// as they are, approves; catalog writes of one tenant take turns, so
-    /// two concurrent writes are never both checked against the old catalog.
-    async fn put_item(&self, item: &NewItem, check: &CatalogCheck<'_>) -> StorageResult<Result<CatalogItem, String>>;
-    async fn items(&self) -> StorageResult<Vec<CatalogItem>>;
-    async fn item_by_key(&self, key: &str) -> StorageResult<Option<CatalogItem>>;
-    async fn put_store(&self, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store>;
-    async fn store_by_key(&self, key: &str) -> StorageResult<Option<Store>>;
-    async fn stores(&self) -> StorageResult<Vec<Store>>;
-
-    /// Finds the player, creating it (with its initial balances) if new.
-    async fn find_or_create_user(&self, identity: &str) -> StorageResult<User>;
-    async fn find_user(&self, identity: &str) -> StorageResult<Option<User>>;
-    /// The player a custom id names (given as its hash): the one the server
-    /// linked it to, or the one its first login created (whose identity is
-    /// its own id). Never a player found by identity.
-    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<User>;
-    /// Links a custom id to `user`; false, changing nothing, if the custom id
-    /// already names another player.
-    async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool>;
-    async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()>;
-    async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>>;
-
-    /// The player's balances, regenerating ones (`recharging`) settled first.
-    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>>;
-    async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
-    async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
-    /// The committed request of `kind` that used `key` for this player, if any.
-    async fn idempotency_record(
-        &self,
-        user_id: Uuid,
-        kind: RecordKind,
-        key: &str,
-    ) -> StorageResult<Option<IdempotencyRecord>>;
 
     /// Opens a transaction for one player.
     async fn begin(&self, scope: TxScope) -> StorageResult<Box<dyn Tx>>;
@@ -190,6 +162,57 @@ pub trait TenantStore: Send + Sync {
     /// on that balance being unchanged (and its items in the catalog, its
     /// key unused): committed, or stale with nothing of it written.
     async fn commit_guarded(&self, purchase: GuardedPurchase) -> StorageResult<Guarded>;
+}
+
+/// A tenant's catalog: currencies, items and stores.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Moves on every write to the tenant's currencies, items or stores.
+    async fn catalog_version(&self) -> StorageResult<i64>;
+    async fn put_currency(&self, currency: &NewCurrency) -> StorageResult<Currency>;
+    async fn currencies(&self) -> StorageResult<Vec<Currency>>;
+    /// Writes an item (upsert by key) if `check`, given the tenant's items
+    /// as they are, approves; catalog writes of one tenant take turns, so
+    /// two concurrent writes are never both checked against the old catalog.
+    async fn put_item(&self, item: &NewItem, check: &CatalogCheck<'_>) -> StorageResult<Result<CatalogItem, String>>;
+    async fn items(&self) -> StorageResult<Vec<CatalogItem>>;
+    async fn item_by_key(&self, key: &str) -> StorageResult<Option<CatalogItem>>;
+    async fn put_store(&self, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store>;
+    async fn store_by_key(&self, key: &str) -> StorageResult<Option<Store>>;
+    async fn stores(&self) -> StorageResult<Vec<Store>>;
+}
+
+/// A tenant's players: identities, custom-id logins and sessions.
+#[async_trait]
+pub trait PlayerStore: Send + Sync {
+    /// Finds the player, creating it (with its initial balances) if new.
+    async fn find_or_create_user(&self, identity: &str) -> StorageResult<User>;
+    async fn find_user(&self, identity: &str) -> StorageResult<Option<User>>;
+    /// The player a custom id names (given as its hash): the one the server
+    /// linked it to, or the one its first login created (whose identity is
+    /// its own id). Never a player found by identity.
+    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<User>;
+    /// Links a custom id to `user`; false, changing nothing, if the custom id
+    /// already names another player.
+    async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool>;
+    async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()>;
+    async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>>;
+}
+
+/// What a tenant's players hold and did, read outside any transaction.
+#[async_trait]
+pub trait ReadStore: Send + Sync {
+    /// The player's balances, regenerating ones (`recharging`) settled first.
+    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>>;
+    async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
+    async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
+    /// The committed request of `kind` that used `key` for this player, if any.
+    async fn idempotency_record(
+        &self,
+        user_id: Uuid,
+        kind: RecordKind,
+        key: &str,
+    ) -> StorageResult<Option<IdempotencyRecord>>;
 }
 
 /// One request's transaction, for one player of one tenant. Dropping it

@@ -6,8 +6,9 @@ use super::PgTenant;
 use super::rows::{currency_from_row, item_from_row, store_from_row};
 use sqlx::types::Json;
 
-impl PgTenant {
-    pub(super) async fn catalog_version(&self) -> StorageResult<i64> {
+#[async_trait]
+impl CatalogStore for PgTenant {
+    async fn catalog_version(&self) -> StorageResult<i64> {
         let version: Option<i64> = sqlx::query_scalar("SELECT version FROM catalog_versions WHERE tenant_id = $1")
             .bind(self.tenant_id)
             .fetch_optional(&self.db.pool)
@@ -15,7 +16,7 @@ impl PgTenant {
         Ok(version.unwrap_or(0))
     }
 
-    pub(super) async fn put_currency(&self, c: &NewCurrency) -> StorageResult<Currency> {
+    async fn put_currency(&self, c: &NewCurrency) -> StorageResult<Currency> {
         let tenant_id = self.tenant_id;
         let now = Utc::now();
         let mut tx = self.db.pool.begin().await?;
@@ -96,7 +97,7 @@ impl PgTenant {
         Ok(currency_from_row(&row)?)
     }
 
-    pub(super) async fn currencies(&self) -> StorageResult<Vec<Currency>> {
+    async fn currencies(&self) -> StorageResult<Vec<Currency>> {
         let tenant_id = self.tenant_id;
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -109,11 +110,7 @@ impl PgTenant {
         Ok(rows.iter().map(currency_from_row).collect::<Result<_, _>>()?)
     }
 
-    pub(super) async fn put_item(
-        &self,
-        item: &NewItem,
-        check: &CatalogCheck<'_>,
-    ) -> StorageResult<Result<CatalogItem, String>> {
+    async fn put_item(&self, item: &NewItem, check: &CatalogCheck<'_>) -> StorageResult<Result<CatalogItem, String>> {
         let tenant_id = self.tenant_id;
         let mut tx = self.db.pool.begin().await?;
         // The tenant's catalog writes take turns (this holds the lock on its
@@ -155,7 +152,7 @@ impl PgTenant {
         Ok(Ok(item_from_row(&row)?))
     }
 
-    pub(super) async fn items(&self) -> StorageResult<Vec<CatalogItem>> {
+    async fn items(&self) -> StorageResult<Vec<CatalogItem>> {
         let tenant_id = self.tenant_id;
         let rows =
             sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 ORDER BY key"))
@@ -165,7 +162,7 @@ impl PgTenant {
         Ok(rows.iter().map(item_from_row).collect::<Result<_, _>>()?)
     }
 
-    pub(super) async fn item_by_key(&self, key: &str) -> StorageResult<Option<CatalogItem>> {
+    async fn item_by_key(&self, key: &str) -> StorageResult<Option<CatalogItem>> {
         let tenant_id = self.tenant_id;
         let row =
             sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items i WHERE tenant_id = $1 AND key = $2"))
@@ -176,7 +173,7 @@ impl PgTenant {
         Ok(row.as_ref().map(item_from_row).transpose()?)
     }
 
-    pub(super) async fn put_store(&self, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store> {
+    async fn put_store(&self, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store> {
         let tenant_id = self.tenant_id;
         let row = sqlx::query(concat!(
             bump_catalog!("$2"),
@@ -195,7 +192,7 @@ impl PgTenant {
         Ok(store_from_row(&row)?)
     }
 
-    pub(super) async fn store_by_key(&self, key: &str) -> StorageResult<Option<Store>> {
+    async fn store_by_key(&self, key: &str) -> StorageResult<Option<Store>> {
         let tenant_id = self.tenant_id;
         let row = sqlx::query(
             "SELECT id, key, name, listings, created_at, updated_at FROM stores WHERE tenant_id = $1 AND key = $2",
@@ -207,7 +204,7 @@ impl PgTenant {
         Ok(row.as_ref().map(store_from_row).transpose()?)
     }
 
-    pub(super) async fn stores(&self) -> StorageResult<Vec<Store>> {
+    async fn stores(&self) -> StorageResult<Vec<Store>> {
         let tenant_id = self.tenant_id;
         let rows = sqlx::query(
             "SELECT id, key, name, listings, created_at, updated_at FROM stores WHERE tenant_id = $1 ORDER BY key",

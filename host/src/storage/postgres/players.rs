@@ -61,14 +61,6 @@ impl PgTenant {
         Ok(Some(user))
     }
 
-    /// Refuses a player of another tenant: a caller's mistake, never written.
-    pub(super) fn own(&self, user: &User) -> StorageResult<()> {
-        match user.tenant_id == self.tenant_id {
-            true => Ok(()),
-            false => Err(StorageError::Backend(format!("player {} is not of tenant {}", user.id, self.tenant_id))),
-        }
-    }
-
     /// The user of rows `(id, identity, currency_code, balance)`, if any;
     /// remembers its balances: a player found is usually about to play, and
     /// they are what its first optimistic purchase starts from.
@@ -82,8 +74,11 @@ impl PgTenant {
         }
         Ok(Some(user))
     }
+}
 
-    pub(super) async fn find_or_create_user(&self, identity: &str) -> StorageResult<User> {
+#[async_trait]
+impl PlayerStore for PgTenant {
+    async fn find_or_create_user(&self, identity: &str) -> StorageResult<User> {
         if let Some(user) = self.find_user(identity).await? {
             return Ok(user);
         }
@@ -97,7 +92,7 @@ impl PgTenant {
         }
     }
 
-    pub(super) async fn find_user(&self, identity: &str) -> StorageResult<Option<User>> {
+    async fn find_user(&self, identity: &str) -> StorageResult<Option<User>> {
         let tenant_id = self.tenant_id;
         let rows = sqlx::query(
             "SELECT u.id, u.identity, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
@@ -110,7 +105,7 @@ impl PgTenant {
         self.found_user(&rows)
     }
 
-    pub(super) async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<User> {
+    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<User> {
         let tenant_id = self.tenant_id;
         let find = || async {
             let rows = sqlx::query(
@@ -135,8 +130,8 @@ impl PgTenant {
         }
     }
 
-    pub(super) async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool> {
-        self.own(user)?;
+    async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool> {
+        own(self.tenant_id, user)?;
         let linked: Uuid = sqlx::query_scalar(
             "WITH linked AS (
                 INSERT INTO custom_ids (tenant_id, custom_id_hash, user_id) VALUES ($1, $2, $3)
@@ -154,13 +149,8 @@ impl PgTenant {
         Ok(linked == user.id)
     }
 
-    pub(super) async fn create_session(
-        &self,
-        user: &User,
-        token_hash: &[u8; 32],
-        expires_at: DateTime<Utc>,
-    ) -> StorageResult<()> {
-        self.own(user)?;
+    async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()> {
+        own(self.tenant_id, user)?;
         sqlx::query("INSERT INTO sessions (token_hash, tenant_id, user_id, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash.as_slice())
             .bind(self.tenant_id)
@@ -172,7 +162,7 @@ impl PgTenant {
     }
 
     /// The session of a token, looked up only among this tenant's.
-    pub(super) async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>> {
+    async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>> {
         let row = sqlx::query(
             "SELECT u.id, u.tenant_id, u.identity, s.expires_at
              FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id

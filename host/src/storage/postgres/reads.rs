@@ -6,9 +6,10 @@ use super::PgTenant;
 use super::rows::{currency_from_row, stack_from_row};
 use sqlx::Row;
 
-impl PgTenant {
-    pub(super) async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
-        self.own(user)?;
+#[async_trait]
+impl ReadStore for PgTenant {
+    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
+        own(self.tenant_id, user)?;
         if !recharging.is_empty() {
             let scope = TxScope { user_id: user.id, module_sha256: None, recharging: recharging.into() };
             let mut tx = self.begin_pg(scope).await?;
@@ -45,8 +46,8 @@ impl PgTenant {
             .collect()
     }
 
-    pub(super) async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>> {
-        self.own(user)?;
+    async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>> {
+        own(self.tenant_id, user)?;
         let rows = sqlx::query(
             "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
                     i.key, i.name, i.icon_url, i.item_type, i.category
@@ -82,7 +83,7 @@ impl PgTenant {
             .collect()
     }
 
-    pub(super) async fn idempotency_record(
+    async fn idempotency_record(
         &self,
         user_id: Uuid,
         kind: RecordKind,
@@ -112,8 +113,8 @@ impl PgTenant {
         }))
     }
 
-    pub(super) async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
-        self.own(user)?;
+    async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
+        own(self.tenant_id, user)?;
         let rows = sqlx::query(
             "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
              WHERE user_id = $1 AND ($2::text IS NULL OR currency_code = $2) AND ($3::uuid IS NULL OR id < $3)

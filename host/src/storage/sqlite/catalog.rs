@@ -7,8 +7,9 @@ use super::tx::settle;
 use super::{SqliteTenant, now};
 use sqlx::types::Json;
 
-impl SqliteTenant {
-    pub(super) async fn catalog_version(&self) -> StorageResult<i64> {
+#[async_trait]
+impl CatalogStore for SqliteTenant {
+    async fn catalog_version(&self) -> StorageResult<i64> {
         let version: Option<i64> = sqlx::query_scalar("SELECT version FROM catalog_versions WHERE tenant_id = $1")
             .bind(self.tenant_id)
             .fetch_optional(&self.db.readers)
@@ -16,7 +17,7 @@ impl SqliteTenant {
         Ok(version.unwrap_or(0))
     }
 
-    pub(super) async fn put_currency(&self, c: &NewCurrency) -> StorageResult<Currency> {
+    async fn put_currency(&self, c: &NewCurrency) -> StorageResult<Currency> {
         let tenant_id = self.tenant_id;
         let mut write = self.db.write().await?;
         let old: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
@@ -80,7 +81,7 @@ impl SqliteTenant {
         Ok(currency_from_row(&row)?)
     }
 
-    pub(super) async fn currencies(&self) -> StorageResult<Vec<Currency>> {
+    async fn currencies(&self) -> StorageResult<Vec<Currency>> {
         let rows =
             sqlx::query(concat!("SELECT ", currency_columns!(), " FROM currencies WHERE tenant_id = $1 ORDER BY code"))
                 .bind(self.tenant_id)
@@ -89,11 +90,7 @@ impl SqliteTenant {
         Ok(rows.iter().map(currency_from_row).collect::<Result<_, _>>()?)
     }
 
-    pub(super) async fn put_item(
-        &self,
-        item: &NewItem,
-        check: &CatalogCheck<'_>,
-    ) -> StorageResult<Result<CatalogItem, String>> {
+    async fn put_item(&self, item: &NewItem, check: &CatalogCheck<'_>) -> StorageResult<Result<CatalogItem, String>> {
         let tenant_id = self.tenant_id;
         // The write transaction has the file to itself: the check sees the
         // catalog as it is when the item is written.
@@ -140,7 +137,7 @@ impl SqliteTenant {
         Ok(Ok(item_from_row(&row)?))
     }
 
-    pub(super) async fn items(&self) -> StorageResult<Vec<CatalogItem>> {
+    async fn items(&self) -> StorageResult<Vec<CatalogItem>> {
         let rows =
             sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items WHERE tenant_id = $1 ORDER BY key"))
                 .bind(self.tenant_id)
@@ -149,7 +146,7 @@ impl SqliteTenant {
         Ok(rows.iter().map(item_from_row).collect::<Result<_, _>>()?)
     }
 
-    pub(super) async fn item_by_key(&self, key: &str) -> StorageResult<Option<CatalogItem>> {
+    async fn item_by_key(&self, key: &str) -> StorageResult<Option<CatalogItem>> {
         let row =
             sqlx::query(concat!("SELECT ", item_columns!(), " FROM catalog_items WHERE tenant_id = $1 AND key = $2"))
                 .bind(self.tenant_id)
@@ -159,7 +156,7 @@ impl SqliteTenant {
         Ok(row.as_ref().map(item_from_row).transpose()?)
     }
 
-    pub(super) async fn put_store(&self, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store> {
+    async fn put_store(&self, key: &str, name: &str, listings: &[Listing]) -> StorageResult<Store> {
         let tenant_id = self.tenant_id;
         let mut write = self.db.write().await?;
         sqlx::query(bump_catalog!()).bind(tenant_id).execute(write.connection()).await?;
@@ -183,7 +180,7 @@ impl SqliteTenant {
         Ok(store_from_row(&row)?)
     }
 
-    pub(super) async fn store_by_key(&self, key: &str) -> StorageResult<Option<Store>> {
+    async fn store_by_key(&self, key: &str) -> StorageResult<Option<Store>> {
         let row = sqlx::query(concat!("SELECT ", store_columns!(), " FROM stores WHERE tenant_id = $1 AND key = $2"))
             .bind(self.tenant_id)
             .bind(key)
@@ -192,7 +189,7 @@ impl SqliteTenant {
         Ok(row.as_ref().map(store_from_row).transpose()?)
     }
 
-    pub(super) async fn stores(&self) -> StorageResult<Vec<Store>> {
+    async fn stores(&self) -> StorageResult<Vec<Store>> {
         let rows = sqlx::query(concat!("SELECT ", store_columns!(), " FROM stores WHERE tenant_id = $1 ORDER BY key"))
             .bind(self.tenant_id)
             .fetch_all(&self.db.readers)

@@ -67,14 +67,6 @@ impl SqliteTenant {
         Ok(Some(User { id, tenant_id, identity: identity.to_owned() }))
     }
 
-    /// Refuses a player of another tenant: a caller's mistake, never written.
-    pub(super) fn own(&self, user: &User) -> StorageResult<()> {
-        match user.tenant_id == self.tenant_id {
-            true => Ok(()),
-            false => Err(StorageError::Backend(format!("player {} is not of tenant {}", user.id, self.tenant_id))),
-        }
-    }
-
     /// The user of rows `(id, identity, currency_code, balance)`, if any;
     /// remembers its balances, what its first optimistic purchase starts
     /// from.
@@ -88,8 +80,11 @@ impl SqliteTenant {
         }
         Ok(Some(user))
     }
+}
 
-    pub(super) async fn find_or_create_user(&self, identity: &str) -> StorageResult<User> {
+#[async_trait]
+impl PlayerStore for SqliteTenant {
+    async fn find_or_create_user(&self, identity: &str) -> StorageResult<User> {
         if let Some(user) = self.find_user(identity).await? {
             return Ok(user);
         }
@@ -103,7 +98,7 @@ impl SqliteTenant {
         }
     }
 
-    pub(super) async fn find_user(&self, identity: &str) -> StorageResult<Option<User>> {
+    async fn find_user(&self, identity: &str) -> StorageResult<Option<User>> {
         let rows = sqlx::query(
             "SELECT u.id, u.identity, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
              WHERE u.tenant_id = $1 AND u.identity = $2",
@@ -115,7 +110,7 @@ impl SqliteTenant {
         self.found_user(&rows)
     }
 
-    pub(super) async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<User> {
+    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<User> {
         let find = || async {
             let rows = sqlx::query(
                 "SELECT u.id, u.identity, b.currency_code, b.balance
@@ -140,8 +135,8 @@ impl SqliteTenant {
         }
     }
 
-    pub(super) async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool> {
-        self.own(user)?;
+    async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool> {
+        own(self.tenant_id, user)?;
         let mut write = self.db.write().await?;
         sqlx::query(
             "INSERT INTO custom_ids (tenant_id, custom_id_hash, user_id, created_at) VALUES ($1, $2, $3, $4)
@@ -163,13 +158,8 @@ impl SqliteTenant {
         Ok(linked == user.id)
     }
 
-    pub(super) async fn create_session(
-        &self,
-        user: &User,
-        token_hash: &[u8; 32],
-        expires_at: DateTime<Utc>,
-    ) -> StorageResult<()> {
-        self.own(user)?;
+    async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()> {
+        own(self.tenant_id, user)?;
         let mut write = self.db.write().await?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, tenant_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -189,7 +179,7 @@ impl SqliteTenant {
     }
 
     /// The session of a token, looked up only among this tenant's.
-    pub(super) async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>> {
+    async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>> {
         let row = sqlx::query(
             "SELECT u.id, u.tenant_id, u.identity, s.expires_at
              FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id

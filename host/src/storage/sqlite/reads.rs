@@ -9,9 +9,10 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::types::Json;
 
-impl SqliteTenant {
-    pub(super) async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
-        self.own(user)?;
+#[async_trait]
+impl ReadStore for SqliteTenant {
+    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
+        own(self.tenant_id, user)?;
         if !recharging.is_empty() {
             let mut write = self.db.write().await?;
             for code in recharging {
@@ -49,8 +50,8 @@ impl SqliteTenant {
             .map_err(Into::into)
     }
 
-    pub(super) async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>> {
-        self.own(user)?;
+    async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>> {
+        own(self.tenant_id, user)?;
         let rows = sqlx::query(
             "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
                     i.key, i.name, i.icon_url, i.item_type, i.category
@@ -88,7 +89,7 @@ impl SqliteTenant {
             .map_err(Into::into)
     }
 
-    pub(super) async fn idempotency_record(
+    async fn idempotency_record(
         &self,
         user_id: Uuid,
         kind: RecordKind,
@@ -116,8 +117,8 @@ impl SqliteTenant {
         }))
     }
 
-    pub(super) async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
-        self.own(user)?;
+    async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
+        own(self.tenant_id, user)?;
         let rows = sqlx::query(
             "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
              WHERE user_id = $1 AND ($2 IS NULL OR currency_code = $2) AND ($3 IS NULL OR id < $3)
@@ -143,15 +144,5 @@ impl SqliteTenant {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
-    }
-
-    /// The balance last committed, read without waiting for the writer.
-    pub(super) async fn stored_balance(&self, user_id: Uuid, code: &str) -> StorageResult<Option<i64>> {
-        let balance = sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1 AND currency_code = $2")
-            .bind(user_id)
-            .bind(code)
-            .fetch_optional(&self.db.readers)
-            .await?;
-        Ok(balance)
     }
 }
