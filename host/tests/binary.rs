@@ -261,6 +261,8 @@ async fn a_store_it_cannot_use_or_a_port_in_use_is_one_clear_line() {
     let url = format!("sqlite://{}", corrupt.display());
     one_line(&fails_with(&dir, &[("DATABASE_URL", &url)]), "not an economy store");
 
+    one_line(&fails_with(&dir, &[("DATABASE_URL", "sqlite::memory:")]), "in-memory SQLite database");
+
     let missing = format!("sqlite://{}", dir.join("no/such/dir/x.db").display());
     one_line(&fails_with(&dir, &[("DATABASE_URL", &missing)]), "cannot be opened");
 

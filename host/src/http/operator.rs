@@ -36,16 +36,15 @@ pub async fn create_tenant(
     Ok(Created(state.economy.create_tenant(&slug, &name, database.as_ref()).await?))
 }
 
-/// A tenant's database: a `postgres://` or `sqlite:` URL.
+/// A tenant's database: a `postgres://` URL or a SQLite file (`sqlite:path`).
 fn database_url(url: String) -> Result<DatabaseUrl, ApiError> {
-    let url = DatabaseUrl::new(url);
-    let spoken = Backend::of(&url).is_some();
-    let text = url.expose();
-    if !spoken || text.chars().count() > MAX_DATABASE_URL_CHARS || text.chars().any(char::is_control) {
+    if url.chars().count() > MAX_DATABASE_URL_CHARS || url.chars().any(char::is_control) {
         return Err(ApiError::validation(format!(
-            "database_url must be a postgres:// or sqlite: URL of at most {MAX_DATABASE_URL_CHARS} characters"
+            "database_url must be at most {MAX_DATABASE_URL_CHARS} characters, with no control character"
         )));
     }
+    let url = DatabaseUrl::new(url);
+    Backend::of(&url).map_err(ApiError::validation)?;
     Ok(url)
 }
 

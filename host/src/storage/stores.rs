@@ -51,15 +51,20 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The backend of `url`, if it is one this host speaks.
-    pub fn of(url: &DatabaseUrl) -> Option<Self> {
+    /// The backend of `url`, or why this host cannot keep an economy there.
+    pub fn of(url: &DatabaseUrl) -> Result<Self, String> {
         let url = url.expose();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Self::Postgres)
+            Ok(Self::Postgres)
         } else if url.starts_with("sqlite:") {
-            Some(Self::Sqlite)
+            // Each connection to an in-memory database has a database of
+            // its own, and all of them are gone on restart.
+            match url.contains(":memory:") || url.contains("mode=memory") {
+                true => Err("an in-memory SQLite database cannot hold an economy: name a file (sqlite:path)".into()),
+                false => Ok(Self::Sqlite),
+            }
         } else {
-            None
+            Err("the database URL must start with postgres:// or sqlite:".into())
         }
     }
 }
@@ -100,8 +105,7 @@ impl Stores {
     /// Opens the default database (migrating it), whose control plane this
     /// host serves.
     pub async fn open(settings: &StoreSettings) -> StorageResult<Self> {
-        let backend = Backend::of(&settings.url)
-            .ok_or_else(|| StorageError::Backend("the database URL must start with postgres:// or sqlite:".into()))?;
+        let backend = Backend::of(&settings.url).map_err(StorageError::Backend)?;
         let (control, default): (Arc<dyn ControlStore>, Arc<dyn Database>) = match backend {
             Backend::Postgres => {
                 let database = Arc::new(PgDatabase::connect(&settings.url, settings.default_pool).await?);
@@ -181,12 +185,9 @@ impl Stores {
 
 /// Opens a tenant's own database by the backend its URL names.
 async fn open(url: &DatabaseUrl, pool: PoolSettings) -> StorageResult<Arc<dyn Database>> {
-    Ok(match Backend::of(url) {
-        Some(Backend::Postgres) => Arc::new(PgDatabase::connect(url, pool).await?),
-        Some(Backend::Sqlite) => Arc::new(SqliteDatabase::open(url, pool).await?),
-        None => {
-            return Err(StorageError::Backend("the tenant's database URL names no backend this host speaks".into()));
-        }
+    Ok(match Backend::of(url).map_err(StorageError::Backend)? {
+        Backend::Postgres => Arc::new(PgDatabase::connect(url, pool).await?),
+        Backend::Sqlite => Arc::new(SqliteDatabase::open(url, pool).await?),
     })
 }
 

@@ -67,6 +67,14 @@ async fn a_small_studios_tenant_can_live_in_a_sqlite_file_of_its_own() {
     assert_eq!(purchases, 1, "the purchase is in the tenant's file");
     let here: i64 = app.pool.scalar("SELECT count(*) FROM purchases").await;
     assert_eq!(here, 0, "and not in the default database");
+    // Memory is not a file: each connection would see a database of its own,
+    // and a restart would lose them all.
+    for url in ["sqlite::memory:", "sqlite://shop.db?mode=memory"] {
+        let body = json!({"slug": "memory", "name": "Memory", "database_url": url});
+        app.call(Method::POST, "/operator/tenants", As::Operator(&app.operator_key), Some(body))
+            .await
+            .assert_error(400, "VALIDATION_FAILED");
+    }
 }
 
 #[tokio::test]
