@@ -49,6 +49,14 @@ impl Catalog {
         Some(StoreListing { store_id, store_key: store.key.clone(), listing: listing.clone() })
     }
 
+    pub fn store(&self, id: Uuid) -> Option<&Store> {
+        self.stores.get(&id)
+    }
+
+    pub fn stores(&self) -> impl Iterator<Item = &Store> {
+        self.stores.values()
+    }
+
     pub fn store_by_key(&self, key: &str) -> Option<&Store> {
         self.store_ids.get(key).and_then(|id| self.stores.get(id))
     }

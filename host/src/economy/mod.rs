@@ -15,6 +15,7 @@ mod optimistic;
 mod players;
 mod purchase;
 mod queue;
+mod shop;
 mod store;
 mod tenants;
 
@@ -24,6 +25,7 @@ pub use error::EconomyError;
 pub use grant::{Grant, Granted};
 pub use players::{MAX_SESSION_TTL, OpenedSession};
 pub use purchase::{PurchaseReceipt, PurchaseRequest};
+pub use shop::ShopItem;
 pub use store::{ListingView, StorePage};
 pub use tenants::{CreatedTenant, ModuleEntry};
 

@@ -13,7 +13,7 @@ use super::optimistic::OptimisticTx;
 use super::{Economy, Outcome, module_answer, module_misbehaved, rollback};
 use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
-use crate::runtime::{self, CallFailure, Invocation, PurchaseCheck, PurchaseOutcome, RequestContext};
+use crate::runtime::{self, CallFailure, Invocation, PurchaseCheck, RequestContext};
 use crate::storage::{
     NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
 };
@@ -33,6 +33,9 @@ pub struct PurchaseRequest {
     /// The store to buy through: its listing's price, cap and sale flag apply.
     pub store_id: Option<Uuid>,
     pub quantity: Quantity,
+    /// The caller's own data, kept with the purchase (in its receipt) and
+    /// part of what a retry must repeat.
+    pub meta: Option<serde_json::Value>,
 }
 
 /// What a purchase did; also what a retry with its key replays.
@@ -49,18 +52,29 @@ pub struct PurchaseReceipt {
     /// The balance in `currency_code` after the whole purchase (including
     /// any of that currency a bundle credited).
     pub balance_after: i64,
+    /// The balance in `currency_code` before the purchase (absent from
+    /// receipts recorded before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_before: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
 }
 
 impl PurchaseRequest {
     /// What a retry must repeat to be the same request: every field but the
     /// idempotency key, with defaults filled in.
     fn canonical(&self) -> serde_json::Value {
-        json!({
+        let mut canonical = json!({
             "catalog_item_id": self.item_id,
             "currency_code": self.currency_code.as_str(),
             "store_id": self.store_id,
             "quantity": self.quantity.get(),
-        })
+        });
+        // Only when given: the hash of a request without it is unchanged.
+        if let Some(meta) = &self.meta {
+            canonical["meta"] = meta.clone();
+        }
+        canonical
     }
 
     /// What the host re-checks the guest's effects against.
@@ -160,7 +174,23 @@ impl Economy {
             Ok(outcome) => {
                 match journal.check_purchase(&request.check(), outcome.unit_price, outcome.total, outcome.balance_after)
                 {
-                    Ok(()) => record(tx.as_mut(), request, keyed, purchase_id, outcome, &pending_grants).await,
+                    Ok(()) => {
+                        let credited = journal.credited(request.currency_code.as_str());
+                        let balance_before = outcome.balance_after - credited + outcome.total;
+                        let receipt = PurchaseReceipt {
+                            purchase_id,
+                            item_id: request.item_id,
+                            store_id: request.store_id,
+                            quantity: request.quantity.get(),
+                            currency_code: request.currency_code.to_string(),
+                            unit_price: outcome.unit_price,
+                            total: outcome.total,
+                            balance_after: outcome.balance_after,
+                            balance_before: Some(balance_before),
+                            meta: request.meta.clone(),
+                        };
+                        record(tx.as_mut(), keyed, receipt, &pending_grants).await
+                    }
                     Err(reason) => Err(module_misbehaved(sha256, &reason)),
                 }
             }
@@ -184,30 +214,18 @@ impl Economy {
 /// in the purchase's transaction.
 async fn record(
     tx: &mut dyn Tx,
-    request: &PurchaseRequest,
     keyed: Option<&Keyed>,
-    purchase_id: Uuid,
-    outcome: PurchaseOutcome,
+    receipt: PurchaseReceipt,
     grants: &[NewGrant],
 ) -> Result<PurchaseReceipt, EconomyError> {
-    let receipt = PurchaseReceipt {
-        purchase_id,
-        item_id: request.item_id,
-        store_id: request.store_id,
-        quantity: request.quantity.get(),
-        currency_code: request.currency_code.to_string(),
-        unit_price: outcome.unit_price,
-        total: outcome.total,
-        balance_after: outcome.balance_after,
-    };
     let record = PurchaseRecord {
-        id: purchase_id,
-        item_id: request.item_id,
-        store_id: request.store_id,
+        id: receipt.purchase_id,
+        item_id: receipt.item_id,
+        store_id: receipt.store_id,
         quantity: i64::try_from(receipt.quantity).map_err(EconomyError::internal)?,
         currency_code: receipt.currency_code.clone(),
-        unit_price: outcome.unit_price,
-        total: outcome.total,
+        unit_price: receipt.unit_price,
+        total: receipt.total,
         idempotency_key: keyed.map(|keyed| keyed.key.to_string()),
         request_hash: keyed.map(|keyed| keyed.request_hash.clone()).unwrap_or_default(),
     };

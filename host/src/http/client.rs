@@ -96,6 +96,7 @@ pub async fn purchase(
         currency_code: CurrencyCode::try_from(body.currency_code)?,
         store_id: body.store_id.as_deref().map(|id| domain::uuid("store_id", id)).transpose()?,
         quantity: Quantity::try_from(body.quantity.unwrap_or(1))?,
+        meta: None,
     };
     let Outcome { value, replayed } = state.economy.purchase(&user, &request, key).await?;
     Ok(Answer(Outcome { value: value.into(), replayed }))

@@ -114,9 +114,11 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match &self {
+impl ApiError {
+    /// Logs what the operator must see of a server-side failure; every
+    /// front end's error answer calls it.
+    pub fn log(&self) {
+        match self {
             Self::Economy(EconomyError::Internal(cause)) => {
                 tracing::error!(error = %cause, debug = ?cause, "request failed")
             }
@@ -128,12 +130,23 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        let mut response = (self.status(), Json(body)).into_response();
-        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+    }
+
+    /// `body` with this error's status, and `Retry-After` on a 503.
+    pub fn respond(&self, status: StatusCode, body: serde_json::Value) -> Response {
+        self.log();
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        self.respond(self.status(), body)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The native HTTP API: one module per route family, one error type.
+//! The HTTP API: the native routes, one module per route family, one error
+//! type; and the compatibility routes (`sverse`) in their systems' shapes.
 
 mod admin;
 mod client;
@@ -10,6 +11,7 @@ mod modules;
 mod operator;
 pub mod serve;
 mod server;
+mod sverse;
 
 use crate::economy::Economy;
 use crate::secrets;
@@ -75,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/server/users/{identity}/grants", post(server::grant))
         .route("/server/users/{identity}/custom-ids", post(server::link_custom_id))
         .route("/server/users/{identity}/ledger", get(server::ledger))
+        .route("/api/private/shop-items", get(sverse::shop_items))
+        .route("/api/private/users/{identity}/purchases", post(sverse::purchase))
         .route("/client/auth/custom", post(client::login_custom))
         .route("/client/wallet", get(client::wallet))
         .route("/client/inventory", get(client::inventory))

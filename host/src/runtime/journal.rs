@@ -31,6 +31,11 @@ pub struct PurchaseCheck<'a> {
 }
 
 impl Journal {
+    /// What the guest credited in `currency_code`, in all.
+    pub fn credited(&self, currency_code: &str) -> i64 {
+        self.credits.iter().filter(|(code, _)| code == currency_code).map(|(_, amount)| amount).sum()
+    }
+
     /// Checks a purchase the guest reported as `(unit_price, total,
     /// balance_after)`. The error says what was wrong, for the log.
     pub fn check_purchase(

@@ -8,6 +8,7 @@ mod idempotency;
 mod ledger;
 mod modules;
 mod purchase;
+mod sverse;
 mod tenants;
 mod transport;
 mod wallet;

@@ -21,6 +21,8 @@ mod ledger;
 mod modules;
 #[path = "../api/purchase.rs"]
 mod purchase;
+#[path = "../api/sverse.rs"]
+mod sverse;
 #[path = "../api/tenants.rs"]
 mod tenants;
 #[path = "../api/transport.rs"]
