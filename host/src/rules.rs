@@ -100,7 +100,7 @@ impl Rules {
             return Ok(found.clone());
         }
         let config = self.control.tenant_configs(&[tenant_id]).await?.pop().map(|(_, config)| config);
-        let config = config.ok_or_else(|| StorageError::Backend(format!("no tenant {tenant_id}")))?;
+        let config = config.ok_or(StorageError::UnknownTenant)?;
         let catalog_version = self.stores.tenant(tenant_id).await?.catalog_version().await?;
         self.install(tenant_id, config, catalog_version).await
     }

@@ -91,6 +91,7 @@ impl From<StorageError> for EconomyError {
             StorageError::StackLimit => Self::MaxStackExceeded,
             StorageError::Busy(cause) => Self::Busy(cause),
             StorageError::Unavailable(cause) => Self::Unavailable(cause),
+            StorageError::UnknownTenant => Self::not_found("tenant"),
             other @ (StorageError::Backend(_) | StorageError::Stale) => Self::internal(other),
         }
     }

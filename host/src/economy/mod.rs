@@ -23,7 +23,7 @@ pub use catalog::Applied;
 pub use consume::ConsumeReceipt;
 pub use error::EconomyError;
 pub use grant::{Grant, Granted};
-pub use players::{MAX_SESSION_TTL, OpenedSession};
+pub use players::{CustomLogin, MAX_SESSION_TTL, OpenedSession};
 pub use purchase::{PurchaseReceipt, PurchaseRequest};
 pub use shop::ShopItem;
 pub use store::{ListingView, StorePage};
@@ -33,7 +33,8 @@ use crate::domain::Identity;
 use crate::rules::Rules;
 use crate::runtime::{CallFailure, RuleError};
 use crate::storage::{
-    ControlStore, InventoryEntry, LedgerEntry, LedgerQuery, Tenant, TenantStore, TenantStores, Tx, User, WalletEntry,
+    ControlStore, InventoryEntry, LedgerEntry, LedgerQuery, PaidPrice, Tenant, TenantStore, TenantStores, Tx, User,
+    WalletEntry,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +99,11 @@ impl Economy {
     pub async fn wallet(&self, user: &User) -> Result<Vec<WalletEntry>, EconomyError> {
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         Ok(self.tenant_store(user.tenant_id).await?.wallet(user, tenant.catalog.recharging()).await?)
+    }
+
+    /// For each item the player bought, the unit price of its latest purchase.
+    pub async fn paid_prices(&self, user: &User) -> Result<Vec<PaidPrice>, EconomyError> {
+        Ok(self.tenant_store(user.tenant_id).await?.paid_prices(user).await?)
     }
 
     /// The player's unexpired, non-empty stacks.

@@ -25,6 +25,13 @@ pub struct OpenedSession {
     pub identity: String,
 }
 
+/// A custom-id login: the session, and whether the login made the player.
+#[derive(Clone, Debug)]
+pub struct CustomLogin {
+    pub session: OpenedSession,
+    pub newly_created: bool,
+}
+
 impl Economy {
     /// The player `identity` of the tenant.
     pub async fn player(&self, tenant_id: Uuid, identity: &Identity) -> Result<User, EconomyError> {
@@ -51,13 +58,27 @@ impl Economy {
         self.new_session(&user, ttl).await
     }
 
-    /// Signs a player in by custom id, unless the tenant turned that off.
-    pub async fn login_custom(&self, tenant_id: Uuid, custom_id: &CustomId) -> Result<OpenedSession, EconomyError> {
+    /// Signs a player in by custom id, unless the tenant turned that off;
+    /// a custom id that names no player yet makes one if `create`, and is
+    /// not found otherwise.
+    pub async fn login_custom(
+        &self,
+        tenant_id: Uuid,
+        custom_id: &CustomId,
+        create: bool,
+    ) -> Result<CustomLogin, EconomyError> {
         if !self.rules.for_tenant(tenant_id).await?.settings().custom_id_login {
             return Err(EconomyError::TurnedOff("custom-id login is turned off for this tenant"));
         }
-        let user = self.tenant_store(tenant_id).await?.custom_id_user(&custom_id.hash()).await?;
-        self.new_session(&user, self.session_ttl).await
+        let store = self.tenant_store(tenant_id).await?;
+        let (user, newly_created) = match create {
+            true => store.custom_id_user(&custom_id.hash()).await?,
+            false => (
+                store.find_custom_id_user(&custom_id.hash()).await?.ok_or_else(|| EconomyError::not_found("player"))?,
+                false,
+            ),
+        };
+        Ok(CustomLogin { session: self.new_session(&user, self.session_ttl).await?, newly_created })
     }
 
     /// Links a custom id to the player `identity`, so a custom-id login

@@ -29,7 +29,7 @@ pub async fn login_custom(
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Created<OpenedSession>, ApiError> {
     let custom_id = CustomId::try_from(body.custom_id)?;
-    Ok(Created(state.economy.login_custom(tenant_id, &custom_id).await?))
+    Ok(Created(state.economy.login_custom(tenant_id, &custom_id, true).await?.session))
 }
 
 pub async fn wallet(

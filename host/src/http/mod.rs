@@ -1,5 +1,6 @@
 //! The HTTP API: the native routes, one module per route family, one error
-//! type; and the compatibility routes (`sverse`) in their systems' shapes.
+//! type; and the compatibility routes (`sverse`, `playfab`) in their
+//! systems' shapes.
 
 mod admin;
 mod client;
@@ -9,6 +10,7 @@ mod extract;
 mod health;
 mod modules;
 mod operator;
+mod playfab;
 pub mod serve;
 mod server;
 mod sverse;
@@ -79,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/server/users/{identity}/ledger", get(server::ledger))
         .route("/api/private/shop-items", get(sverse::shop_items))
         .route("/api/private/users/{identity}/purchases", post(sverse::purchase))
+        .route("/Client/LoginWithCustomID", post(playfab::login_with_custom_id))
+        .route("/Client/GetUserInventory", post(playfab::get_user_inventory))
         .route("/client/auth/custom", post(client::login_custom))
         .route("/client/wallet", get(client::wallet))
         .route("/client/inventory", get(client::inventory))

@@ -51,6 +51,9 @@ pub enum StorageError {
     /// Anything else the database reported: a bug, logged and never shown.
     #[error("{0}")]
     Backend(String),
+    /// No tenant has this id: a caller named one that does not exist.
+    #[error("no such tenant")]
+    UnknownTenant,
     /// An optimistic purchase could not vouch for what it did: nothing was
     /// written, and it runs again under row locks.
     #[error("the optimistic attempt must run again under locks")]
@@ -190,8 +193,11 @@ pub trait PlayerStore: Send + Sync {
     async fn find_user(&self, identity: &str) -> StorageResult<Option<User>>;
     /// The player a custom id names (given as its hash): the one the server
     /// linked it to, or the one its first login created (whose identity is
-    /// its own id). Never a player found by identity.
-    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<User>;
+    /// its own id), and whether this call created it. Never a player found
+    /// by identity.
+    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<(User, bool)>;
+    /// The player a custom id names, if any; creates nothing.
+    async fn find_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>>;
     /// Links a custom id to `user`; false, changing nothing, if the custom id
     /// already names another player.
     async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool>;
@@ -205,6 +211,8 @@ pub trait ReadStore: Send + Sync {
     /// The player's balances, regenerating ones (`recharging`) settled first.
     async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>>;
     async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
+    /// For each item the player bought, the unit price of its latest purchase.
+    async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>>;
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
     /// The committed request of `kind` that used `key` for this player, if any.
     async fn idempotency_record(

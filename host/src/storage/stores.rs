@@ -199,7 +199,7 @@ impl TenantStores for Stores {
         }
         let placement = self.placements(&[tenant_id]).await?;
         let Some((_, url)) = placement.first() else {
-            return Err(StorageError::Backend(format!("no tenant {tenant_id}")));
+            return Err(StorageError::UnknownTenant);
         };
         let store = self.database(url).await?.tenant(tenant_id);
         self.handed_out.write().expect("stores lock").insert(tenant_id, store.clone());

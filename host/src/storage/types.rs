@@ -46,7 +46,7 @@ pub struct ApiKeyRecord {
     pub kind: KeyKind,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -230,6 +230,14 @@ pub struct InventoryEntry {
     pub acquired_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub catalog_items: ItemSummary,
+}
+
+/// What the player paid for one unit of an item at its latest purchase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaidPrice {
+    pub item_id: Uuid,
+    pub currency_code: String,
+    pub unit_price: i64,
 }
 
 /// Why a balance changed; stored in the ledger.

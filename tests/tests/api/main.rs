@@ -7,6 +7,7 @@ mod helpers;
 mod idempotency;
 mod ledger;
 mod modules;
+mod playfab;
 mod purchase;
 mod sverse;
 mod tenants;

@@ -19,6 +19,8 @@ mod idempotency;
 mod ledger;
 #[path = "../api/modules.rs"]
 mod modules;
+#[path = "../api/playfab.rs"]
+mod playfab;
 #[path = "../api/purchase.rs"]
 mod purchase;
 #[path = "../api/sverse.rs"]

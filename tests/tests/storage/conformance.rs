@@ -6,8 +6,8 @@ use chrono::Utc;
 use economy_host::secrets;
 use economy_host::storage::{
     CatalogItem, Content, Guarded, GuardedPurchase, InventoryRefusal, ItemType, KeyKind, LedgerQuery, LedgerReason,
-    NewCurrency, NewGrant, NewItem, PurchaseRecord, Recharge, RecordKind, Recorded, StoredResponse, TenantStore,
-    TxScope, User, WalletRefusal,
+    NewCurrency, NewGrant, NewItem, PaidPrice, PurchaseRecord, Recharge, RecordKind, Recorded, StoredResponse,
+    TenantStore, TxScope, User, WalletRefusal,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -155,6 +155,28 @@ pub async fn a_purchase_record_claims_its_idempotency_key_once(backend: &Backend
     tx.rollback().await.unwrap();
 }
 
+pub async fn the_price_paid_is_the_latest_purchases_of_each_item(backend: &Backend) {
+    let (store, player, potion) = shop(backend, "game").await;
+    let sword = store.put_item(&item("sword", ItemType::Durable), &|_| Ok(())).await.unwrap().unwrap();
+    assert_eq!(store.paid_prices(&player).await.unwrap(), vec![], "nothing bought yet");
+    for (item, unit_price) in [(&potion, 10), (&sword, 40), (&potion, 7)] {
+        let mut tx = store.begin(scope(&player)).await.unwrap();
+        let record = PurchaseRecord { unit_price, total: unit_price, ..record(item, None) };
+        assert_eq!(tx.record_purchase(&record, &[grant(item, 1)], &response()).await.unwrap(), Recorded::Done);
+        tx.commit().await.unwrap();
+    }
+    let mut paid = store.paid_prices(&player).await.unwrap();
+    paid.sort_by_key(|price| price.unit_price);
+    let expected = [(potion.id, 7), (sword.id, 40)].map(|(item_id, unit_price)| PaidPrice {
+        item_id,
+        currency_code: "gems".into(),
+        unit_price,
+    });
+    assert_eq!(paid, expected, "the latest purchase's price, one per item");
+    let other = store.find_or_create_user("player-2").await.unwrap();
+    assert_eq!(store.paid_prices(&other).await.unwrap(), vec![], "another player's purchases are not theirs");
+}
+
 pub async fn a_request_record_claims_its_idempotency_key_once(backend: &Backend) {
     let (store, player, _) = shop(backend, "game").await;
     let mut first = store.begin(scope(&player)).await.unwrap();
@@ -229,14 +251,17 @@ pub async fn catalog_writes_move_the_catalog_version_and_are_checked_against_the
 pub async fn a_custom_id_names_its_own_player_until_the_server_links_it(backend: &Backend) {
     let (store, player, _) = shop(backend, "game").await;
     let device = [7u8; 32];
-    let own = store.custom_id_user(&device).await.unwrap();
+    assert!(store.find_custom_id_user(&device).await.unwrap().is_none(), "finding creates nothing");
+    let (own, created) = store.custom_id_user(&device).await.unwrap();
+    assert!(created);
     assert_ne!(own.id, player.id);
     assert_eq!(own.identity, own.id.to_string());
-    assert_eq!(store.custom_id_user(&device).await.unwrap().id, own.id);
+    assert_eq!(store.custom_id_user(&device).await.unwrap(), (own.clone(), false));
+    assert_eq!(store.find_custom_id_user(&device).await.unwrap().map(|user| user.id), Some(own.id));
     assert!(!store.link_custom_id(&player, &device).await.unwrap(), "a custom id is not moved");
     let fresh = [8u8; 32];
     assert!(store.link_custom_id(&player, &fresh).await.unwrap());
-    assert_eq!(store.custom_id_user(&fresh).await.unwrap().id, player.id);
+    assert_eq!(store.custom_id_user(&fresh).await.unwrap(), (player.clone(), false));
 }
 
 pub async fn a_regenerating_balance_is_settled_when_it_is_read(backend: &Backend) {

@@ -105,28 +105,31 @@ impl PlayerStore for PgTenant {
         self.found_user(&rows)
     }
 
-    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<User> {
-        let tenant_id = self.tenant_id;
-        let find = || async {
-            let rows = sqlx::query(
-                "SELECT u.id, u.identity, b.currency_code, b.balance
-                 FROM custom_ids c JOIN users u ON u.id = c.user_id LEFT JOIN balances b ON b.user_id = u.id
-                 WHERE c.tenant_id = $1 AND c.custom_id_hash = $2",
-            )
-            .bind(tenant_id)
-            .bind(custom_id_hash.as_slice())
-            .fetch_all(&self.db.pool)
-            .await?;
-            self.found_user(&rows)
-        };
-        if let Some(user) = find().await? {
-            return Ok(user);
+    async fn find_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.identity, b.currency_code, b.balance
+             FROM custom_ids c JOIN users u ON u.id = c.user_id LEFT JOIN balances b ON b.user_id = u.id
+             WHERE c.tenant_id = $1 AND c.custom_id_hash = $2",
+        )
+        .bind(self.tenant_id)
+        .bind(custom_id_hash.as_slice())
+        .fetch_all(&self.db.pool)
+        .await?;
+        self.found_user(&rows)
+    }
+
+    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<(User, bool)> {
+        if let Some(user) = self.find_custom_id_user(custom_id_hash).await? {
+            return Ok((user, false));
         }
         let id = Uuid::now_v7();
         match self.create_user(id, &id.to_string(), Some(custom_id_hash)).await? {
-            Some(user) => Ok(user),
+            Some(user) => Ok((user, true)),
             // A concurrent first login with the same custom id won.
-            None => find().await?.ok_or_else(|| StorageError::Backend("a user vanished while it was created".into())),
+            None => match self.find_custom_id_user(custom_id_hash).await? {
+                Some(user) => Ok((user, false)),
+                None => Err(StorageError::Backend("a user vanished while it was created".into())),
+            },
         }
     }
 

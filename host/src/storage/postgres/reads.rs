@@ -3,7 +3,7 @@
 
 use super::super::*;
 use super::PgTenant;
-use super::rows::{currency_from_row, stack_from_row};
+use super::rows::{currency_from_row, paid_price_from_row, stack_from_row};
 use sqlx::Row;
 
 #[async_trait]
@@ -81,6 +81,18 @@ impl ReadStore for PgTenant {
                 })
             })
             .collect()
+    }
+
+    async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>> {
+        own(self.tenant_id, user)?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (item_id) item_id, currency_code, unit_price FROM purchases
+             WHERE user_id = $1 ORDER BY item_id, id DESC",
+        )
+        .bind(user.id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(paid_price_from_row).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
     }
 
     async fn idempotency_record(

@@ -112,3 +112,11 @@ impl<'a> IdempotencyColumns<'a> {
         }
     }
 }
+
+pub(super) fn paid_price_from_row(row: &PgRow) -> Result<PaidPrice, sqlx::Error> {
+    Ok(PaidPrice {
+        item_id: row.try_get("item_id")?,
+        currency_code: row.try_get("currency_code")?,
+        unit_price: row.try_get("unit_price")?,
+    })
+}

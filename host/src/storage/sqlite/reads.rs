@@ -2,7 +2,7 @@
 //! idempotency records, on the readers (never waiting for the writer).
 
 use super::super::*;
-use super::rows::{recharge_from_row, stack_from_row, time};
+use super::rows::{paid_price_from_row, recharge_from_row, stack_from_row, time};
 use super::tx::settle_opening;
 use super::{SqliteTenant, at, now};
 use serde_json::Value;
@@ -87,6 +87,19 @@ impl ReadStore for SqliteTenant {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
+    }
+
+    async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>> {
+        own(self.tenant_id, user)?;
+        // Ids are UUIDv7: the greatest of an item's is its latest purchase.
+        let rows = sqlx::query(
+            "SELECT item_id, currency_code, unit_price FROM purchases
+             WHERE user_id = $1 AND id IN (SELECT max(id) FROM purchases WHERE user_id = $1 GROUP BY item_id)",
+        )
+        .bind(user.id)
+        .fetch_all(&self.db.readers)
+        .await?;
+        rows.iter().map(paid_price_from_row).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
     }
 
     async fn idempotency_record(

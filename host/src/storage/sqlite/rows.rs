@@ -93,3 +93,11 @@ pub(super) fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
         created_at: time(row, "created_at")?,
     })
 }
+
+pub(super) fn paid_price_from_row(row: &SqliteRow) -> Result<PaidPrice, sqlx::Error> {
+    Ok(PaidPrice {
+        item_id: row.try_get("item_id")?,
+        currency_code: row.try_get("currency_code")?,
+        unit_price: row.try_get("unit_price")?,
+    })
+}

@@ -1,0 +1,247 @@
+//! PlayFab's client API, for games built on PlayFab's SDKs: the custom-id
+//! login that gives a client its session ticket, and the legacy economy's
+//! inventory. Answers are `{"code": 200, "status": "OK", "data": …}`,
+//! errors PlayFab's `ApiErrorWrapper` with its error names and numbers.
+//! Front ends of the same economy service as the native routes.
+//!
+//! A title id names a tenant (its id). A session ticket is
+//! `{tenant id}.{session token}`: the tenant is read from the ticket, and
+//! the session is looked up within it.
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::OptionalJson;
+use crate::domain::CustomId;
+use crate::economy::{CustomLogin, EconomyError};
+use crate::storage::{InventoryEntry, ItemType, PaidPrice, User, WalletEntry};
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+/// PlayFab's error names and numbers (its `PlayFabErrorCode`).
+#[derive(Clone, Copy, Debug)]
+enum Code {
+    InvalidParams,
+    AccountNotFound,
+    InvalidTitleId,
+    BodyTooLarge,
+    InvalidRequest,
+    NotAuthenticated,
+    NotAuthorized,
+    InternalServerError,
+    ServiceUnavailable,
+}
+
+impl Code {
+    fn name_and_number(self) -> (&'static str, u32) {
+        match self {
+            Self::InvalidParams => ("InvalidParams", 1000),
+            Self::AccountNotFound => ("AccountNotFound", 1001),
+            Self::InvalidTitleId => ("InvalidTitleId", 1004),
+            Self::BodyTooLarge => ("BodyTooLarge", 1068),
+            Self::InvalidRequest => ("InvalidRequest", 1071),
+            Self::NotAuthenticated => ("NotAuthenticated", 1074),
+            Self::NotAuthorized => ("NotAuthorized", 1089),
+            Self::InternalServerError => ("InternalServerError", 1110),
+            Self::ServiceUnavailable => ("ServiceUnavailable", 1123),
+        }
+    }
+}
+
+/// An error in PlayFab's `ApiErrorWrapper`.
+pub struct PlayFabError {
+    code: Code,
+    message: String,
+    /// What the host logs and answers the status of.
+    cause: ApiError,
+}
+
+impl PlayFabError {
+    /// A refusal of the request as sent (answered 400).
+    fn refused(code: Code, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self { code, cause: ApiError::validation(message.clone()), message }
+    }
+
+    fn not_authenticated() -> Self {
+        let message = "This API method does not allow anonymous callers.".into();
+        Self { code: Code::NotAuthenticated, message, cause: ApiError::Unauthorized }
+    }
+}
+
+impl From<ApiError> for PlayFabError {
+    fn from(error: ApiError) -> Self {
+        let code = match &error {
+            ApiError::Validation(_) | ApiError::Economy(EconomyError::Invalid(_)) => Code::InvalidParams,
+            ApiError::Unauthorized => Code::NotAuthenticated,
+            ApiError::Forbidden | ApiError::Economy(EconomyError::TurnedOff(_)) => Code::NotAuthorized,
+            ApiError::PayloadTooLarge(_) => Code::BodyTooLarge,
+            ApiError::Economy(EconomyError::Busy(_) | EconomyError::Unavailable(_)) => Code::ServiceUnavailable,
+            ApiError::Economy(EconomyError::Internal(_) | EconomyError::ModuleFailed) => Code::InternalServerError,
+            _ => Code::InvalidRequest,
+        };
+        Self { code, message: error.to_string(), cause: error }
+    }
+}
+
+impl From<EconomyError> for PlayFabError {
+    fn from(error: EconomyError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
+impl IntoResponse for PlayFabError {
+    fn into_response(self) -> Response {
+        let status = match self.code {
+            Code::NotAuthenticated => StatusCode::UNAUTHORIZED,
+            Code::NotAuthorized => StatusCode::FORBIDDEN,
+            _ => self.cause.status(),
+        };
+        let (error, number) = self.code.name_and_number();
+        let body = json!({
+            "code": status.as_u16(),
+            "status": status.canonical_reason().unwrap_or_default().replace(' ', ""),
+            "error": error,
+            "errorCode": number,
+            "errorMessage": self.message,
+        });
+        self.cause.respond(status, body)
+    }
+}
+
+/// A PlayFab success: `{"code": 200, "status": "OK", "data": …}`.
+fn ok(data: Value) -> Response {
+    axum::Json(json!({ "code": 200, "status": "OK", "data": data })).into_response()
+}
+
+/// PlayFab's timestamps: UTC, milliseconds, `Z`.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct LoginBody {
+    title_id: Option<String>,
+    custom_id: Option<String>,
+    create_account: Option<bool>,
+}
+
+/// `POST /Client/LoginWithCustomID`: a session ticket (and entity token)
+/// for the player a custom id names; with `CreateAccount: true`, a custom
+/// id that names no player yet makes one.
+pub async fn login_with_custom_id(
+    State(state): State<AppState>,
+    body: Result<OptionalJson<LoginBody>, ApiError>,
+) -> Result<Response, PlayFabError> {
+    let OptionalJson(body) = body?;
+    let required = |field: &str| {
+        PlayFabError::refused(Code::InvalidParams, format!("Invalid input parameters: {field} is required"))
+    };
+    let title_id = body.title_id.ok_or_else(|| required("TitleId"))?;
+    let custom_id = body.custom_id.ok_or_else(|| required("CustomId"))?;
+    let custom_id = CustomId::try_from(custom_id).map_err(ApiError::from)?;
+    let invalid_title = || PlayFabError::refused(Code::InvalidTitleId, "Invalid title id");
+    let tenant_id = Uuid::parse_str(&title_id).map_err(|_| invalid_title())?;
+    let login = state.economy.login_custom(tenant_id, &custom_id, body.create_account.unwrap_or(false)).await;
+    let CustomLogin { session, newly_created } = login.map_err(|error| match error {
+        EconomyError::NotFound(what) if what == "tenant" => invalid_title(),
+        EconomyError::NotFound(_) => PlayFabError::refused(Code::AccountNotFound, "User not found"),
+        other => other.into(),
+    })?;
+    let ticket = format!("{tenant_id}.{}", session.session_token);
+    let entity =
+        json!({ "Id": session.app_user_id, "Type": "title_player_account", "TypeString": "title_player_account" });
+    Ok(ok(json!({
+        "SessionTicket": ticket,
+        "PlayFabId": session.app_user_id,
+        "NewlyCreated": newly_created,
+        "EntityToken": { "EntityToken": ticket, "TokenExpiration": timestamp(session.expires_at), "Entity": entity },
+        "SettingsForUser": { "NeedsAttribution": false, "GatherDeviceInfo": false, "GatherFocusInfo": false },
+    })))
+}
+
+/// The player of a PlayFab session ticket (`X-Authorization`).
+pub struct PlayFabSession(pub User);
+
+impl FromRequestParts<AppState> for PlayFabSession {
+    type Rejection = PlayFabError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PlayFabError> {
+        let ticket = parts.headers.get("x-authorization").and_then(|value| value.to_str().ok());
+        let (tenant, token) =
+            ticket.and_then(|ticket| ticket.split_once('.')).ok_or_else(PlayFabError::not_authenticated)?;
+        let tenant_id = Uuid::parse_str(tenant).map_err(|_| PlayFabError::not_authenticated())?;
+        let session = match state.credentials.session(&state.economy, tenant_id, token).await {
+            Ok(session) => session,
+            Err(EconomyError::NotFound(_)) => None,
+            Err(error) => return Err(error.into()),
+        };
+        match session {
+            Some(session) if session.user.tenant_id == tenant_id && session.expires_at > Utc::now() => {
+                Ok(Self(session.user))
+            }
+            _ => Err(PlayFabError::not_authenticated()),
+        }
+    }
+}
+
+/// `POST /Client/GetUserInventory`: the player's item instances, balances
+/// and regenerating currencies' next recharges. Expired and used-up stacks
+/// are left out.
+pub async fn get_user_inventory(
+    State(state): State<AppState>,
+    session: Result<PlayFabSession, PlayFabError>,
+) -> Result<Response, PlayFabError> {
+    let PlayFabSession(user) = session?;
+    let (stacks, wallet, paid) = tokio::try_join!(
+        state.economy.inventory(&user),
+        state.economy.wallet(&user),
+        state.economy.paid_prices(&user),
+    )?;
+    let inventory: Vec<Value> = stacks.iter().map(|stack| item_instance(stack, &paid)).collect();
+    let balances: Map<String, Value> =
+        wallet.iter().map(|entry| (entry.currency_code.clone(), json!(entry.balance))).collect();
+    let recharges: Map<String, Value> = wallet.iter().filter_map(recharge_time).collect();
+    Ok(ok(json!({ "Inventory": inventory, "VirtualCurrency": balances, "VirtualCurrencyRechargeTimes": recharges })))
+}
+
+/// One stack as a legacy `ItemInstance`. A stack of more than one (or any
+/// consumable) says how many in `RemainingUses`.
+fn item_instance(stack: &InventoryEntry, paid: &[PaidPrice]) -> Value {
+    let item = &stack.catalog_items;
+    let mut instance = json!({
+        "ItemId": item.key,
+        "ItemInstanceId": format!("{}.{}.{}", stack.catalog_item_id, stack.collection_id, stack.stack_id),
+        "DisplayName": item.name,
+        "PurchaseDate": timestamp(stack.acquired_at),
+    });
+    if let Some(class) = &item.category {
+        instance["ItemClass"] = json!(class);
+    }
+    if let Some(expires_at) = stack.expires_at {
+        instance["Expiration"] = json!(timestamp(expires_at));
+    }
+    if item.item_type == ItemType::Consumable || stack.quantity > 1 {
+        instance["RemainingUses"] = json!(stack.quantity);
+    }
+    if let Some(price) = paid.iter().find(|price| price.item_id == stack.catalog_item_id) {
+        instance["UnitCurrency"] = json!(price.currency_code);
+        instance["UnitPrice"] = json!(price.unit_price);
+    }
+    instance
+}
+
+/// A regenerating balance's next recharge, while it is below its max.
+fn recharge_time(entry: &WalletEntry) -> Option<(String, Value)> {
+    let recharge = entry.recharge.as_ref()?;
+    let next = entry.next_recharge_at?;
+    let seconds = (next - Utc::now()).num_seconds().max(0);
+    let time = json!({ "SecondsToRecharge": seconds, "RechargeTime": timestamp(next), "RechargeMax": recharge.max });
+    Some((entry.currency_code.clone(), time))
+}
