@@ -193,11 +193,11 @@ pub trait PlayerStore: Send + Sync {
     async fn find_user(&self, identity: &str) -> StorageResult<Option<User>>;
     /// The player a custom id names (given as its hash): the one the server
     /// linked it to, or the one its first login created (whose identity is
-    /// its own id), and whether this call created it. Never a player found
-    /// by identity.
-    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<(User, bool)>;
-    /// The player a custom id names, if any; creates nothing.
+    /// its own id). Never a player found by identity.
     async fn find_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>>;
+    /// Creates the player of a custom id that names none (its identity is
+    /// its own id); none if the custom id names a player already.
+    async fn create_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>>;
     /// Links a custom id to `user`; false, changing nothing, if the custom id
     /// already names another player.
     async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool>;

@@ -252,16 +252,16 @@ pub async fn a_custom_id_names_its_own_player_until_the_server_links_it(backend:
     let (store, player, _) = shop(backend, "game").await;
     let device = [7u8; 32];
     assert!(store.find_custom_id_user(&device).await.unwrap().is_none(), "finding creates nothing");
-    let (own, created) = store.custom_id_user(&device).await.unwrap();
-    assert!(created);
+    let own = store.create_custom_id_user(&device).await.unwrap().expect("a new player");
     assert_ne!(own.id, player.id);
     assert_eq!(own.identity, own.id.to_string());
-    assert_eq!(store.custom_id_user(&device).await.unwrap(), (own.clone(), false));
-    assert_eq!(store.find_custom_id_user(&device).await.unwrap().map(|user| user.id), Some(own.id));
+    assert_eq!(store.create_custom_id_user(&device).await.unwrap(), None, "a custom id names one player");
+    assert_eq!(store.find_custom_id_user(&device).await.unwrap(), Some(own.clone()));
     assert!(!store.link_custom_id(&player, &device).await.unwrap(), "a custom id is not moved");
     let fresh = [8u8; 32];
     assert!(store.link_custom_id(&player, &fresh).await.unwrap());
-    assert_eq!(store.custom_id_user(&fresh).await.unwrap(), (player.clone(), false));
+    assert_eq!(store.find_custom_id_user(&fresh).await.unwrap(), Some(player.clone()));
+    assert_eq!(store.create_custom_id_user(&fresh).await.unwrap(), None);
 }
 
 pub async fn a_regenerating_balance_is_settled_when_it_is_read(backend: &Backend) {

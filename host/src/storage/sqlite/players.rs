@@ -124,19 +124,9 @@ impl PlayerStore for SqliteTenant {
         self.found_user(&rows)
     }
 
-    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<(User, bool)> {
-        if let Some(user) = self.find_custom_id_user(custom_id_hash).await? {
-            return Ok((user, false));
-        }
+    async fn create_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>> {
         let id = Uuid::now_v7();
-        match self.create_user(id, &id.to_string(), Some(custom_id_hash)).await? {
-            Some(user) => Ok((user, true)),
-            // A concurrent first login with the same custom id won.
-            None => match self.find_custom_id_user(custom_id_hash).await? {
-                Some(user) => Ok((user, false)),
-                None => Err(StorageError::Backend("a user vanished while it was created".into())),
-            },
-        }
+        self.create_user(id, &id.to_string(), Some(custom_id_hash)).await
     }
 
     async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool> {
