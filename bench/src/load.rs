@@ -15,6 +15,9 @@ use tokio::net::TcpStream;
 pub enum Op {
     /// Buy one sword (1 gem) with a fresh idempotency key.
     Purchase,
+    /// The same through Sverse's route, as a game server calls it: the
+    /// shop's sword listing, with the server key.
+    SversePurchase,
     /// Consume one potion.
     Consume,
     /// Read the inventory.
@@ -25,6 +28,7 @@ impl Op {
     fn name(self) -> &'static str {
         match self {
             Self::Purchase => "purchase",
+            Self::SversePurchase => "purchase (Sverse)",
             Self::Consume => "consume",
             Self::Inventory => "inventory",
         }
@@ -91,9 +95,14 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
                 match outcome {
                     Ok((status, body)) if (200..300).contains(&status) => {
                         seen.acknowledged += 1;
-                        if op == Op::Purchase {
-                            *seen.charged.entry(player.identity.clone()).or_default() +=
-                                number_after(&body, "\"price\":");
+                        let charged = match op {
+                            Op::Purchase => number_after(&body, "\"price\":"),
+                            // The answer's first amount is its cost's.
+                            Op::SversePurchase => number_after(&body, "\"amount\":"),
+                            Op::Consume | Op::Inventory => 0,
+                        };
+                        if charged != 0 {
+                            *seen.charged.entry(player.identity.clone()).or_default() += charged;
                         }
                     }
                     Ok((_, body)) => *seen.errors.entry(error_code(&body)).or_default() += 1,
@@ -129,23 +138,29 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
 
 /// The raw HTTP/1.1 request for one operation.
 fn request(shop: &Shop, player: &Player, op: Op, idempotency_key: &str) -> String {
-    let (method, path, body) = match op {
+    let client = format!("x-api-key: {}\r\nauthorization: Bearer {}", shop.client_key, player.token);
+    let (method, path, credentials, body) = match op {
         Op::Purchase => (
             "POST",
             "/client/inventory/purchase".to_owned(),
+            client,
             json!({"catalog_item_id": shop.sword_id, "currency_code": "gems", "idempotency_key": idempotency_key})
                 .to_string(),
         ),
+        Op::SversePurchase => (
+            "POST",
+            format!("/api/private/users/{}/purchases", player.identity),
+            format!("x-api-key: {}", shop.server_key),
+            json!({"shopItemId": shop.shop_item_id, "quantity": 1, "idempotencyKey": idempotency_key}).to_string(),
+        ),
         Op::Consume => {
-            ("POST", format!("/client/inventory/{}/consume", shop.potion_id), r#"{"quantity":1}"#.to_owned())
+            ("POST", format!("/client/inventory/{}/consume", shop.potion_id), client, r#"{"quantity":1}"#.to_owned())
         }
-        Op::Inventory => ("GET", "/client/inventory".to_owned(), String::new()),
+        Op::Inventory => ("GET", "/client/inventory".to_owned(), client, String::new()),
     };
     format!(
-        "{method} {path} HTTP/1.1\r\nhost: bench\r\nx-api-key: {}\r\nauthorization: Bearer {}\r\n\
+        "{method} {path} HTTP/1.1\r\nhost: bench\r\n{credentials}\r\n\
          content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        shop.client_key,
-        player.token,
         body.len()
     )
 }
@@ -216,7 +231,10 @@ fn number_after(body: &[u8], key: &str) -> i64 {
 fn error_code(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
+        .and_then(|body| {
+            let code = body["error"]["code"].as_str().or(body["message"].as_str()).or(body["error"].as_str());
+            code.map(str::to_owned)
+        })
         .unwrap_or_else(|| "?".into())
 }
 

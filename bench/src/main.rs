@@ -82,6 +82,7 @@ enum Store {
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
 enum Run {
     PurchaseSpread,
+    SverseSpread,
     PurchaseHot,
     Consume,
     Inventory,
@@ -133,12 +134,15 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            for (run, op) in [(Run::Consume, Op::Consume), (Run::Inventory, Op::Inventory)] {
+            for (run, op) in
+                [(Run::SverseSpread, Op::SversePurchase), (Run::Consume, Op::Consume), (Run::Inventory, Op::Inventory)]
+            {
                 if !wanted(run) {
                     continue;
                 }
                 let (shape, players) = ("spread", &shop.spread[..]);
                 let run = load::run(&shop, players, op, clients, duration).await;
+                ledger.add(&run);
                 rows.push(run.measurement(system, shape));
                 println!("{}", rows.last().expect("a row"));
             }

@@ -37,7 +37,10 @@ pub struct Shop {
     /// `host:port` of the server.
     pub address: String,
     pub client_key: String,
+    pub server_key: String,
     pub sword_id: String,
+    /// The shop's sword listing, as Sverse's routes name it.
+    pub shop_item_id: String,
     pub potion_id: String,
     pub spread: Vec<Player>,
     pub hot: Vec<Player>,
@@ -105,6 +108,16 @@ impl Server {
         };
         let sword_id = item("sword", "durable").await?["id"].as_str().expect("an id").to_owned();
         let potion_id = item("potion", "consumable").await?["id"].as_str().expect("an id").to_owned();
+        let shop = json!({"name": "Shop", "listings": [{"item_key": "sword"}]});
+        call(put.clone(), "/admin/stores/shop".into(), admin_header(), shop).await?;
+        let listed = call(
+            reqwest::Method::GET,
+            "/api/private/shop-items".into(),
+            Some(("x-api-key", server.clone())),
+            json!({}),
+        )
+        .await?;
+        let shop_item_id = listed["items"][0]["id"].as_str().expect("the sword's shop item").to_owned();
 
         let identities: Vec<String> =
             (0..users).map(|i| format!("player-{i}")).chain(["hot-player".to_owned()]).collect();
@@ -132,7 +145,9 @@ impl Server {
         Ok(Shop {
             address: self.base.trim_start_matches("http://").to_owned(),
             client_key,
+            server_key: server,
             sword_id,
+            shop_item_id,
             potion_id,
             spread: spread.to_vec(),
             hot: hot.to_vec(),

@@ -1,12 +1,14 @@
-//! Keys and sessions served from memory. Neither changes once issued (there
-//! is no revocation route), so a record found in the database is cached
-//! until the cache is full; a session's expiry is checked on every use.
-//! Misses are never cached: a key or session made on another host is found
-//! in the database on first use.
+//! Keys, sessions and players served from memory. None changes once issued
+//! (there is no revocation route, and a player's identity is fixed), so a
+//! record found in the database is cached until the cache is full; a
+//! session's expiry is checked on every use. Misses are never cached: a
+//! key, session or player made on another host is found in the database on
+//! first use.
 
+use crate::domain::Identity;
 use crate::economy::{Economy, EconomyError};
 use crate::secrets;
-use crate::storage::{ApiKeyRecord, Session};
+use crate::storage::{ApiKeyRecord, Session, User};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
@@ -45,6 +47,7 @@ impl<K, V> Default for Cache<K, V> {
 pub struct Credentials {
     keys: Cache<[u8; 32], ApiKeyRecord>,
     sessions: Cache<[u8; 32], Session>,
+    players: Cache<(Uuid, String), User>,
 }
 
 impl Credentials {
@@ -78,5 +81,16 @@ impl Credentials {
             self.sessions.insert(hash, session.clone());
         }
         Ok(session)
+    }
+
+    /// The player `identity` of `tenant_id`: `NotFound` if there is none.
+    pub async fn player(&self, economy: &Economy, tenant_id: Uuid, identity: &Identity) -> Result<User, EconomyError> {
+        let key = (tenant_id, identity.as_str().to_owned());
+        if let Some(user) = self.players.get(&key) {
+            return Ok(user);
+        }
+        let user = economy.player(tenant_id, identity).await?;
+        self.players.insert(key, user.clone());
+        Ok(user)
     }
 }

@@ -158,7 +158,7 @@ pub async fn purchase(
         Some(_) => return Err(invalid("meta must be an object")),
     };
     let identity = Identity::try_from(identity)?;
-    let user = state.economy.player(tenant_id, &identity).await?;
+    let user = state.credentials.player(&state.economy, tenant_id, &identity).await?;
     let item = state.economy.shop_item(tenant_id, &shop_item_id).await?;
     let request = PurchaseRequest {
         item_id: item.item_id,
