@@ -101,7 +101,14 @@ async fn start(database_url: String, operator_key: String, database: Option<Arc<
     let address = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until(std::future::pending()));
     let pool = TestPool::connect(&database_url).await;
-    TestApp { address, http: reqwest::Client::new(), operator_key, pool, database_url, _database: database }
+    // The server closes a kept-alive connection idle for its header timeout;
+    // the client lets go of idle ones before that, so a request never races
+    // the close on a connection the server is dropping.
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_millis(500))
+        .build()
+        .expect("an HTTP client");
+    TestApp { address, http, operator_key, pool, database_url, _database: database }
 }
 
 impl TestApp {
