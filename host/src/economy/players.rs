@@ -72,17 +72,9 @@ impl Economy {
         }
         let store = self.tenant_store(tenant_id).await?;
         let hash = custom_id.hash();
-        let (user, newly_created) = match store.find_custom_id_user(&hash).await? {
-            Some(user) => (user, false),
-            None if !create => return Err(EconomyError::not_found("player")),
-            None => match store.create_custom_id_user(&hash).await? {
-                Some(user) => (user, true),
-                // A concurrent first login with the same custom id won.
-                None => match store.find_custom_id_user(&hash).await? {
-                    Some(user) => (user, false),
-                    None => return Err(EconomyError::internal("a player vanished as it was created")),
-                },
-            },
+        let (user, newly_created) = match create {
+            true => store.custom_id_user(&hash).await?,
+            false => (store.find_custom_id_user(&hash).await?.ok_or_else(|| EconomyError::not_found("player"))?, false),
         };
         Ok(CustomLogin { session: self.new_session(&user, self.session_ttl).await?, newly_created })
     }

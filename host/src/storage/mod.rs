@@ -145,6 +145,23 @@ pub(crate) fn own(tenant_id: Uuid, user: &User) -> StorageResult<()> {
     }
 }
 
+/// What `find` finds, else what `create` creates (and whether it did); if
+/// another request created it first, what `find` finds then.
+async fn find_or_create<F, C>(find: impl Fn() -> F, create: impl FnOnce() -> C) -> StorageResult<(User, bool)>
+where
+    F: Future<Output = StorageResult<Option<User>>>,
+    C: Future<Output = StorageResult<Option<User>>>,
+{
+    if let Some(user) = find().await? {
+        return Ok((user, false));
+    }
+    if let Some(user) = create().await? {
+        return Ok((user, true));
+    }
+    let found = find().await?;
+    Ok((found.ok_or_else(|| StorageError::Backend("a player vanished as it was created".into()))?, false))
+}
+
 /// One tenant's data. Every call is scoped to the tenant the store was
 /// handed out for. Its catalog, players and reads are traits of their own,
 /// as each backend keeps them in files of their own.
@@ -188,9 +205,15 @@ pub trait CatalogStore: Send + Sync {
 /// A tenant's players: identities, custom-id logins and sessions.
 #[async_trait]
 pub trait PlayerStore: Send + Sync {
-    /// Finds the player, creating it (with its initial balances) if new.
-    async fn find_or_create_user(&self, identity: &str) -> StorageResult<User>;
     async fn find_user(&self, identity: &str) -> StorageResult<Option<User>>;
+    /// Creates the player `identity` with its initial balances; none, with
+    /// nothing written, if the identity is taken.
+    async fn create_user(&self, identity: &str) -> StorageResult<Option<User>>;
+    /// Finds the player, creating it (with its initial balances) if new.
+    async fn find_or_create_user(&self, identity: &str) -> StorageResult<User> {
+        let found = find_or_create(|| self.find_user(identity), || self.create_user(identity)).await?;
+        Ok(found.0)
+    }
     /// The player a custom id names (given as its hash): the one the server
     /// linked it to, or the one its first login created (whose identity is
     /// its own id). Never a player found by identity.
@@ -198,6 +221,11 @@ pub trait PlayerStore: Send + Sync {
     /// Creates the player of a custom id that names none (its identity is
     /// its own id); none if the custom id names a player already.
     async fn create_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>>;
+    /// The player a custom id names, created if there is none, and whether
+    /// this call created it.
+    async fn custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<(User, bool)> {
+        find_or_create(|| self.find_custom_id_user(custom_id_hash), || self.create_custom_id_user(custom_id_hash)).await
+    }
     /// Links a custom id to `user`; false, changing nothing, if the custom id
     /// already names another player.
     async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool>;

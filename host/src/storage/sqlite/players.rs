@@ -13,7 +13,7 @@ impl SqliteTenant {
     /// Creates a user with its initial and regenerating balances and, for a
     /// custom-id login, its link. `None`, with nothing written, if the
     /// identity or the custom id was taken meanwhile.
-    async fn create_user(
+    async fn insert_user(
         &self,
         id: Uuid,
         identity: &str,
@@ -84,18 +84,8 @@ impl SqliteTenant {
 
 #[async_trait]
 impl PlayerStore for SqliteTenant {
-    async fn find_or_create_user(&self, identity: &str) -> StorageResult<User> {
-        if let Some(user) = self.find_user(identity).await? {
-            return Ok(user);
-        }
-        match self.create_user(Uuid::now_v7(), identity, None).await? {
-            Some(user) => Ok(user),
-            // A concurrent request created the user first.
-            None => self
-                .find_user(identity)
-                .await?
-                .ok_or_else(|| StorageError::Backend("a user vanished while it was created".into())),
-        }
+    async fn create_user(&self, identity: &str) -> StorageResult<Option<User>> {
+        self.insert_user(Uuid::now_v7(), identity, None).await
     }
 
     async fn find_user(&self, identity: &str) -> StorageResult<Option<User>> {
@@ -126,7 +116,7 @@ impl PlayerStore for SqliteTenant {
 
     async fn create_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>> {
         let id = Uuid::now_v7();
-        self.create_user(id, &id.to_string(), Some(custom_id_hash)).await
+        self.insert_user(id, &id.to_string(), Some(custom_id_hash)).await
     }
 
     async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool> {
