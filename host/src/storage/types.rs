@@ -232,6 +232,23 @@ pub struct InventoryEntry {
     pub catalog_items: ItemSummary,
 }
 
+impl InventoryEntry {
+    /// The player's stack, shown with its item's catalog fields.
+    pub fn new(app_user_id: Uuid, stack: Stack, catalog_items: ItemSummary) -> Self {
+        Self {
+            app_user_id,
+            catalog_item_id: stack.catalog_item_id,
+            collection_id: stack.collection_id,
+            stack_id: stack.stack_id,
+            quantity: stack.quantity,
+            acquired_via: stack.acquired_via,
+            acquired_at: stack.acquired_at,
+            expires_at: stack.expires_at,
+            catalog_items,
+        }
+    }
+}
+
 /// What the player paid for one unit of an item at its latest purchase.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaidPrice {

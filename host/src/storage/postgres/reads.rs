@@ -61,24 +61,14 @@ impl ReadStore for PgTenant {
         .await?;
         rows.iter()
             .map(|row| {
-                let stack = stack_from_row(row)?;
-                Ok(InventoryEntry {
-                    app_user_id: user.id,
-                    catalog_item_id: stack.catalog_item_id,
-                    collection_id: stack.collection_id,
-                    stack_id: stack.stack_id,
-                    quantity: stack.quantity,
-                    acquired_via: stack.acquired_via,
-                    acquired_at: stack.acquired_at,
-                    expires_at: stack.expires_at,
-                    catalog_items: ItemSummary {
-                        key: row.try_get("key")?,
-                        name: row.try_get("name")?,
-                        icon_url: row.try_get("icon_url")?,
-                        item_type: ItemType::parse(row.try_get("item_type")?),
-                        category: row.try_get("category")?,
-                    },
-                })
+                let summary = ItemSummary {
+                    key: row.try_get("key")?,
+                    name: row.try_get("name")?,
+                    icon_url: row.try_get("icon_url")?,
+                    item_type: ItemType::parse(row.try_get("item_type")?),
+                    category: row.try_get("category")?,
+                };
+                Ok(InventoryEntry::new(user.id, stack_from_row(row)?, summary))
             })
             .collect()
     }
