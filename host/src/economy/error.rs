@@ -15,6 +15,9 @@ pub enum EconomyError {
     /// The thing named does not exist for this tenant (or belongs to another).
     #[error("{0} not found")]
     NotFound(String),
+    /// No tenant has the id the caller named (a title id, a ticket's).
+    #[error("tenant not found")]
+    UnknownTenant,
     /// The tenant turned this way in off.
     #[error("{0}")]
     TurnedOff(&'static str),
@@ -91,7 +94,7 @@ impl From<StorageError> for EconomyError {
             StorageError::StackLimit => Self::MaxStackExceeded,
             StorageError::Busy(cause) => Self::Busy(cause),
             StorageError::Unavailable(cause) => Self::Unavailable(cause),
-            StorageError::UnknownTenant => Self::not_found("tenant"),
+            StorageError::UnknownTenant => Self::UnknownTenant,
             other @ (StorageError::Backend(_) | StorageError::Stale) => Self::internal(other),
         }
     }

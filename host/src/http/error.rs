@@ -72,7 +72,7 @@ impl ApiError {
                 | EconomyError::InsufficientQuantity
                 | EconomyError::InvalidModule(_) => StatusCode::BAD_REQUEST,
                 EconomyError::TurnedOff(_) => StatusCode::FORBIDDEN,
-                EconomyError::NotFound(_) => StatusCode::NOT_FOUND,
+                EconomyError::NotFound(_) | EconomyError::UnknownTenant => StatusCode::NOT_FOUND,
                 EconomyError::Conflict(_) => StatusCode::CONFLICT,
                 EconomyError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 EconomyError::ModuleFailed | EconomyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,7 +92,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::Economy(error) => match error {
                 EconomyError::Invalid(_) => "VALIDATION_FAILED",
-                EconomyError::NotFound(_) => "NOT_FOUND",
+                EconomyError::NotFound(_) | EconomyError::UnknownTenant => "NOT_FOUND",
                 EconomyError::TurnedOff(_) => "FORBIDDEN",
                 EconomyError::Conflict(_) => "CONFLICT",
                 EconomyError::NoPrice => "NO_PRICE",

@@ -150,7 +150,7 @@ pub async fn login_with_custom_id(
     let tenant_id = Uuid::parse_str(&title_id).map_err(|_| invalid_title())?;
     let login = state.economy.login_custom(tenant_id, &custom_id, body.create_account.unwrap_or(false)).await;
     let CustomLogin { session, newly_created } = login.map_err(|error| match error {
-        EconomyError::NotFound(what) if what == "tenant" => invalid_title(),
+        EconomyError::UnknownTenant => invalid_title(),
         EconomyError::NotFound(_) => PlayFabError::refused(Code::AccountNotFound, "User not found"),
         other => other.into(),
     })?;
@@ -179,7 +179,7 @@ impl FromRequestParts<AppState> for PlayFabSession {
         let tenant_id = Uuid::parse_str(tenant).map_err(|_| PlayFabError::not_authenticated())?;
         let session = match state.credentials.session(&state.economy, tenant_id, token).await {
             Ok(session) => session,
-            Err(EconomyError::NotFound(_)) => None,
+            Err(EconomyError::UnknownTenant) => None,
             Err(error) => return Err(error.into()),
         };
         match session {
