@@ -18,7 +18,7 @@ pub struct Expected {
 impl Expected {
     /// Counts a run's purchases and charges (a run of anything else has none).
     pub fn add(&mut self, run: &Run) {
-        if !matches!(run.op, Op::Purchase | Op::SversePurchase) {
+        if !matches!(run.op, Op::Purchase | Op::SversePurchase | Op::PlayFabPurchase) {
             return;
         }
         self.purchases += run.acknowledged;

@@ -18,6 +18,10 @@ pub enum Op {
     /// The same through Sverse's route, as a game server calls it: the
     /// shop's sword listing, with the server key.
     SversePurchase,
+    /// The same through PlayFab's Economy v2 route, as a game client on
+    /// PlayFab's SDK calls it: the player's entity token, the sword at its
+    /// agreed price of one gem.
+    PlayFabPurchase,
     /// Consume one potion.
     Consume,
     /// Read the inventory.
@@ -29,6 +33,7 @@ impl Op {
         match self {
             Self::Purchase => "purchase",
             Self::SversePurchase => "purchase (Sverse)",
+            Self::PlayFabPurchase => "purchase (PlayFab)",
             Self::Consume => "consume",
             Self::Inventory => "inventory",
         }
@@ -99,6 +104,8 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
                             Op::Purchase => number_after(&body, "\"price\":"),
                             // The answer's first amount is its cost's.
                             Op::SversePurchase => number_after(&body, "\"amount\":"),
+                            // A purchase goes through only at the price agreed.
+                            Op::PlayFabPurchase => 1,
                             Op::Consume | Op::Inventory => 0,
                         };
                         if charged != 0 {
@@ -152,6 +159,14 @@ fn request(shop: &Shop, player: &Player, op: Op, idempotency_key: &str) -> Strin
             format!("/api/private/users/{}/purchases", player.identity),
             format!("x-api-key: {}", shop.server_key),
             json!({"shopItemId": shop.shop_item_id, "quantity": 1, "idempotencyKey": idempotency_key}).to_string(),
+        ),
+        Op::PlayFabPurchase => (
+            "POST",
+            "/Inventory/PurchaseInventoryItems".to_owned(),
+            format!("x-entitytoken: {}.{}", shop.tenant_id, player.token),
+            json!({"Item": {"Id": shop.sword_id}, "Amount": 1, "PriceAmounts": [{"ItemId": "gems", "Amount": 1}],
+                "IdempotencyId": idempotency_key})
+            .to_string(),
         ),
         Op::Consume => {
             ("POST", format!("/client/inventory/{}/consume", shop.potion_id), client, r#"{"quantity":1}"#.to_owned())

@@ -83,6 +83,7 @@ enum Store {
 enum Run {
     PurchaseSpread,
     SverseSpread,
+    PlayfabSpread,
     PurchaseHot,
     Consume,
     Inventory,
@@ -134,9 +135,12 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            for (run, op) in
-                [(Run::SverseSpread, Op::SversePurchase), (Run::Consume, Op::Consume), (Run::Inventory, Op::Inventory)]
-            {
+            for (run, op) in [
+                (Run::SverseSpread, Op::SversePurchase),
+                (Run::PlayfabSpread, Op::PlayFabPurchase),
+                (Run::Consume, Op::Consume),
+                (Run::Inventory, Op::Inventory),
+            ] {
                 if !wanted(run) {
                     continue;
                 }

@@ -36,6 +36,7 @@ pub struct Player {
 pub struct Shop {
     /// `host:port` of the server.
     pub address: String,
+    pub tenant_id: String,
     pub client_key: String,
     pub server_key: String,
     pub sword_id: String,
@@ -94,6 +95,7 @@ impl Server {
         let tenant = call(post.clone(), "/operator/tenants".into(), operator, new_tenant).await?;
         let key = |name: &str| tenant[name].as_str().expect("a key").to_owned();
         let (admin, server, client_key) = (key("admin_key"), key("server_key"), key("client_key"));
+        let tenant_id = key("id");
         let admin_header = || Some(("x-api-key", admin.clone()));
         call(
             put.clone(),
@@ -144,6 +146,7 @@ impl Server {
         let (spread, hot) = players.split_at(users);
         Ok(Shop {
             address: self.base.trim_start_matches("http://").to_owned(),
+            tenant_id,
             client_key,
             server_key: server,
             sword_id,

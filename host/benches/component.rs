@@ -15,7 +15,7 @@ use economy_host::catalog::Catalog;
 use economy_host::runtime::{Call, PurchaseRequest, RequestContext, Runtime, RuntimeLimits};
 use economy_host::storage::{
     CatalogItem, Currency, InventoryRefusal, ItemType, LedgerReason, NewGrant, Price, PurchaseRecord, Recorded, Stack,
-    StorageResult, StoredResponse, Tx, WalletRefusal,
+    StackKey, StorageResult, StoredResponse, Tx, WalletRefusal,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -47,7 +47,7 @@ impl Tx for MemoryTx {
         Ok(Ok(vec![]))
     }
 
-    async fn consume(&mut self, _item_id: Uuid, _quantity: i64) -> StorageResult<Result<i64, InventoryRefusal>> {
+    async fn consume(&mut self, _: Uuid, _: &StackKey, _: i64) -> StorageResult<Result<i64, InventoryRefusal>> {
         Ok(Ok(0))
     }
 
@@ -145,7 +145,8 @@ fn purchase_call(c: &mut Criterion) {
                     store_id: None,
                     quantity: 1,
                 };
-                let call = Call { module: &module, limits: &limits, catalog: &catalog, ctx };
+                let call =
+                    Call { module: &module, limits: &limits, catalog: &catalog, ctx, placement: Default::default() };
                 let invocation = runtime.purchase(call, Box::new(MemoryTx), request).await;
                 assert!(matches!(invocation.result, Ok(Ok(_))));
             })

@@ -11,7 +11,7 @@
 //! [`REFRESH_INTERVAL`]); nothing depends on LISTEN/NOTIFY.
 
 use crate::catalog::Catalog;
-use crate::runtime::{Call, CallLimits, RequestContext, RulesModule, Runtime};
+use crate::runtime::{Call, CallLimits, Placement, RequestContext, RulesModule, Runtime};
 use crate::storage::{
     ControlStore, ModuleInfo, StorageError, TenantConfig, TenantSettings, TenantStores, TxScope, User,
 };
@@ -53,7 +53,13 @@ impl TenantContext {
 
     /// A call of this tenant's module, for the request `ctx`.
     pub fn call(&self, ctx: RequestContext) -> Call<'_> {
-        Call { module: &self.module, limits: &self.limits, catalog: &self.catalog, ctx }
+        Call {
+            module: &self.module,
+            limits: &self.limits,
+            catalog: &self.catalog,
+            ctx,
+            placement: Placement::default(),
+        }
     }
 }
 

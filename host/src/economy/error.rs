@@ -46,6 +46,13 @@ pub enum EconomyError {
     NotConsumable,
     #[error("the player does not hold enough of the item")]
     InsufficientQuantity,
+    /// The rules priced the item otherwise than the caller expected.
+    #[error("the item costs {0} each, not the price given")]
+    PriceChanged(i64),
+    /// The caller's version of the player's collection is not the current
+    /// one: something changed it since the caller read it.
+    #[error("the collection changed since its ETag was read")]
+    CollectionChanged,
     /// The idempotency key was used before with a different request.
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,

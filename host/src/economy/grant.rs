@@ -90,12 +90,8 @@ async fn apply(tx: &mut dyn Tx, catalog: &crate::catalog::Catalog, grant: Grant)
             if item.item_type == ItemType::Bundle {
                 return Err(EconomyError::invalid("a bundle is granted through a purchase, which expands it"));
             }
-            let grant = NewGrant {
-                item_id: item.id,
-                quantity: i64::try_from(quantity.get()).map_err(EconomyError::internal)?,
-                acquired_via: "grant".into(),
-                duration_seconds: item.duration_seconds,
-            };
+            let quantity = i64::try_from(quantity.get()).map_err(EconomyError::internal)?;
+            let grant = NewGrant::new(item.id, quantity, "grant", item.duration_seconds);
             let mut stacks = tx.grant_items(&[grant]).await?.map_err(|_| EconomyError::not_found("item"))?;
             Ok(Granted::Item(stacks.pop().ok_or_else(|| EconomyError::internal("a grant returned no stack"))?))
         }

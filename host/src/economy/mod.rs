@@ -7,6 +7,7 @@
 //! answers with its own types and [`EconomyError`]. Storage owns the SQL.
 
 mod catalog;
+mod collections;
 mod consume;
 mod error;
 mod grant;
@@ -20,6 +21,7 @@ mod store;
 mod tenants;
 
 pub use catalog::Applied;
+pub use collections::{Collection, Holding, StackChange, StackChanged};
 pub use consume::ConsumeReceipt;
 pub use error::EconomyError;
 pub use grant::{Grant, Granted};
@@ -31,6 +33,7 @@ pub use tenants::{CreatedTenant, ModuleEntry};
 
 use crate::domain::Identity;
 use crate::rules::Rules;
+pub use crate::runtime::Placement;
 use crate::runtime::{CallFailure, RuleError};
 use crate::storage::{
     ControlStore, InventoryEntry, LedgerEntry, LedgerQuery, PaidPrice, Tenant, TenantStore, TenantStores, Tx, User,

@@ -10,7 +10,7 @@
 //! that rested on the remembered balance.
 
 use crate::storage::{
-    GuardedPurchase, InventoryRefusal, LedgerReason, NewGrant, PurchaseRecord, Recorded, Stack, StorageError,
+    GuardedPurchase, InventoryRefusal, LedgerReason, NewGrant, PurchaseRecord, Recorded, Stack, StackKey, StorageError,
     StorageResult, StoredResponse, TenantStore, Tx, TxScope, WalletRefusal,
 };
 use async_trait::async_trait;
@@ -93,7 +93,7 @@ impl Tx for OptimisticTx {
         Err(self.stale())
     }
 
-    async fn consume(&mut self, _item_id: Uuid, _quantity: i64) -> StorageResult<Result<i64, InventoryRefusal>> {
+    async fn consume(&mut self, _: Uuid, _: &StackKey, _: i64) -> StorageResult<Result<i64, InventoryRefusal>> {
         Err(self.stale())
     }
 

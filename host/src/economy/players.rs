@@ -39,6 +39,11 @@ impl Economy {
         found.ok_or_else(|| EconomyError::not_found("user"))
     }
 
+    /// The player of the tenant whose id (`app_user_id`) is `user_id`.
+    pub async fn player_by_id(&self, tenant_id: Uuid, user_id: Uuid) -> Result<Option<User>, EconomyError> {
+        Ok(self.tenant_store(tenant_id).await?.find_user_by_id(user_id).await?)
+    }
+
     /// Opens a session for the player `identity`, creating the player if
     /// new; `ttl` defaults to the host's session lifetime.
     pub async fn open_session(

@@ -13,7 +13,7 @@ use super::optimistic::OptimisticTx;
 use super::{Economy, Outcome, module_answer, module_misbehaved, rollback};
 use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
-use crate::runtime::{self, CallFailure, Invocation, PurchaseCheck, RequestContext};
+use crate::runtime::{self, CallFailure, Invocation, Placement, PurchaseCheck, RequestContext};
 use crate::storage::{
     NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
 };
@@ -36,6 +36,16 @@ pub struct PurchaseRequest {
     /// The caller's own data, kept with the purchase (in its receipt) and
     /// part of what a retry must repeat.
     pub meta: Option<serde_json::Value>,
+    /// Where the purchased items land.
+    pub placement: Placement,
+    /// The unit price the caller agreed to: a purchase the rules price
+    /// otherwise is refused (`PriceChanged`).
+    pub expected_unit_price: Option<i64>,
+    /// The version (ETag) of the placement's collection the caller last
+    /// read: if it changed since, the purchase is refused
+    /// (`CollectionChanged`). A precondition, not part of the request a
+    /// retry must repeat.
+    pub if_match: Option<String>,
 }
 
 /// What a purchase did; also what a retry with its key replays.
@@ -61,6 +71,20 @@ pub struct PurchaseReceipt {
 }
 
 impl PurchaseRequest {
+    /// A purchase into the default stack, at whatever price the rules set.
+    pub fn new(item_id: Uuid, currency_code: CurrencyCode, store_id: Option<Uuid>, quantity: Quantity) -> Self {
+        Self {
+            item_id,
+            currency_code,
+            store_id,
+            quantity,
+            meta: None,
+            placement: Placement::default(),
+            expected_unit_price: None,
+            if_match: None,
+        }
+    }
+
     /// What a retry must repeat to be the same request: every field but the
     /// idempotency key, with defaults filled in.
     fn canonical(&self) -> serde_json::Value {
@@ -70,9 +94,21 @@ impl PurchaseRequest {
             "store_id": self.store_id,
             "quantity": self.quantity.get(),
         });
-        // Only when given: the hash of a request without it is unchanged.
+        // Each only when given: the hash of a request without them is unchanged.
         if let Some(meta) = &self.meta {
             canonical["meta"] = meta.clone();
+        }
+        if self.placement != Placement::default() {
+            let Placement { stack, display_properties, max_duration_seconds } = &self.placement;
+            canonical["placement"] = json!({
+                "collection_id": stack.collection_id,
+                "stack_id": stack.stack_id,
+                "display_properties": display_properties,
+                "max_duration_seconds": max_duration_seconds,
+            });
+        }
+        if let Some(price) = self.expected_unit_price {
+            canonical["expected_unit_price"] = json!(price);
         }
         canonical
     }
@@ -105,6 +141,9 @@ impl Economy {
     ) -> Result<Outcome<PurchaseReceipt>, EconomyError> {
         let keyed = key.map(|key| Keyed::new(key, OPERATION, request.canonical()));
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
+        if request.store_id.is_some_and(|store| tenant.catalog.store(store).is_none()) {
+            return Err(EconomyError::not_found("store"));
+        }
         let store_only = tenant.catalog.item_by_id(request.item_id).is_some_and(|item| item.store_only);
         let listed =
             request.store_id.is_some_and(|store| tenant.catalog.store_listing(store, request.item_id).is_some());
@@ -113,23 +152,42 @@ impl Economy {
         }
         let store = self.tenant_store(user.tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;
-        // A regenerating balance is settled under its row lock: no guess to try.
-        let optimistic = match tenant.catalog.recharges(request.currency_code.as_str()) {
-            true => None,
-            false => self.buy(&store, user, &tenant, request, keyed.as_ref(), Locking::Optimistic).await,
-        };
-        let result = match optimistic {
-            Some(result) => result,
-            None => self
-                .buy(&store, user, &tenant, request, keyed.as_ref(), Locking::RowLocks)
-                .await
-                .unwrap_or_else(|| Err(EconomyError::internal("a purchase under row locks came back unconfirmed"))),
+        let result = match &request.if_match {
+            // Under the player's turn: no purchase or consume of theirs on
+            // this host runs between this check and the purchase.
+            Some(etag) if *etag != self.collection(user, &request.placement.stack.collection_id).await?.etag => {
+                Err(EconomyError::CollectionChanged)
+            }
+            _ => self.buy_with_retry(&store, user, &tenant, request, keyed.as_ref()).await,
         };
         match result {
             Ok(receipt) => Ok(Outcome { value: receipt, replayed: false }),
             Err(error) => {
                 idempotency::after_failure(store.as_ref(), user.id, RecordKind::Purchase, keyed.as_ref(), error).await
             }
+        }
+    }
+
+    /// The purchase, optimistically first unless it pays in a regenerating
+    /// currency (settled under its row lock: no guess to try).
+    async fn buy_with_retry(
+        &self,
+        store: &Arc<dyn TenantStore>,
+        user: &User,
+        tenant: &TenantContext,
+        request: &PurchaseRequest,
+        keyed: Option<&Keyed>,
+    ) -> Result<PurchaseReceipt, EconomyError> {
+        let optimistic = match tenant.catalog.recharges(request.currency_code.as_str()) {
+            true => None,
+            false => self.buy(store, user, tenant, request, keyed, Locking::Optimistic).await,
+        };
+        match optimistic {
+            Some(result) => result,
+            None => self
+                .buy(store, user, tenant, request, keyed, Locking::RowLocks)
+                .await
+                .unwrap_or_else(|| Err(EconomyError::internal("a purchase under row locks came back unconfirmed"))),
         }
     }
 
@@ -161,7 +219,7 @@ impl Economy {
             store_id: request.store_id.map(|id| id.to_string()),
             quantity: request.quantity.get(),
         };
-        let call = tenant.call(RequestContext::for_request(user, purchase_id));
+        let call = tenant.call(RequestContext::for_request(user, purchase_id)).placed(request.placement.clone());
         let Invocation { mut tx, journal, pending_grants, result } =
             self.rules.runtime().purchase(call, tx, guest_request).await;
         let stale = matches!(result, Err(CallFailure::Host(StorageError::Stale)));
@@ -171,6 +229,9 @@ impl Economy {
         }
         let sha256 = &tenant.module.sha256;
         let result = match module_answer(sha256, result) {
+            Ok(outcome) if request.expected_unit_price.is_some_and(|price| price != outcome.unit_price) => {
+                Err(EconomyError::PriceChanged(outcome.unit_price))
+            }
             Ok(outcome) => {
                 match journal.check_purchase(&request.check(), outcome.unit_price, outcome.total, outcome.balance_after)
                 {

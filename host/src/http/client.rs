@@ -91,13 +91,12 @@ pub async fn purchase(
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Answer<Purchased>, ApiError> {
     let key = idempotency_key(&headers, body.idempotency_key)?;
-    let request = PurchaseRequest {
-        item_id: domain::uuid("catalog_item_id", &body.catalog_item_id)?,
-        currency_code: CurrencyCode::try_from(body.currency_code)?,
-        store_id: body.store_id.as_deref().map(|id| domain::uuid("store_id", id)).transpose()?,
-        quantity: Quantity::try_from(body.quantity.unwrap_or(1))?,
-        meta: None,
-    };
+    let request = PurchaseRequest::new(
+        domain::uuid("catalog_item_id", &body.catalog_item_id)?,
+        CurrencyCode::try_from(body.currency_code)?,
+        body.store_id.as_deref().map(|id| domain::uuid("store_id", id)).transpose()?,
+        Quantity::try_from(body.quantity.unwrap_or(1))?,
+    );
     let Outcome { value, replayed } = state.economy.purchase(&user, &request, key).await?;
     Ok(Answer(Outcome { value: value.into(), replayed }))
 }

@@ -70,7 +70,9 @@ impl ApiError {
                 | EconomyError::MaxStackExceeded
                 | EconomyError::NotConsumable
                 | EconomyError::InsufficientQuantity
+                | EconomyError::PriceChanged(_)
                 | EconomyError::InvalidModule(_) => StatusCode::BAD_REQUEST,
+                EconomyError::CollectionChanged => StatusCode::PRECONDITION_FAILED,
                 EconomyError::TurnedOff(_) => StatusCode::FORBIDDEN,
                 EconomyError::NotFound(_) | EconomyError::UnknownTenant => StatusCode::NOT_FOUND,
                 EconomyError::Conflict(_) => StatusCode::CONFLICT,
@@ -104,6 +106,8 @@ impl ApiError {
                 EconomyError::NotConsumable => "NOT_CONSUMABLE",
                 EconomyError::InsufficientQuantity => "INSUFFICIENT_QUANTITY",
                 EconomyError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+                EconomyError::PriceChanged(_) => "PRICE_CHANGED",
+                EconomyError::CollectionChanged => "PRECONDITION_FAILED",
                 EconomyError::InvalidModule(_) => "INVALID_MODULE",
                 EconomyError::ModuleFailed => "MODULE_FAILED",
                 EconomyError::Busy(_) => "BUSY",

@@ -11,6 +11,7 @@ mod health;
 mod modules;
 mod operator;
 mod playfab;
+mod playfab_economy;
 pub mod serve;
 mod server;
 mod sverse;
@@ -83,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/private/users/{identity}/purchases", post(sverse::purchase))
         .route("/Client/LoginWithCustomID", post(playfab::login_with_custom_id))
         .route("/Client/GetUserInventory", post(playfab::get_user_inventory))
+        .route("/Inventory/PurchaseInventoryItems", post(playfab_economy::purchase_inventory_items))
+        .route("/Inventory/GetInventoryItems", post(playfab_economy::get_inventory_items))
+        .route("/Inventory/AddInventoryItems", post(playfab_economy::add_inventory_items))
+        .route("/Inventory/SubtractInventoryItems", post(playfab_economy::subtract_inventory_items))
         .route("/client/auth/custom", post(client::login_custom))
         .route("/client/wallet", get(client::wallet))
         .route("/client/inventory", get(client::inventory))

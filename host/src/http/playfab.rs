@@ -24,17 +24,27 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 /// PlayFab's error names and numbers (its `PlayFabErrorCode`).
-#[derive(Clone, Copy, Debug)]
-enum Code {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Code {
     InvalidParams,
     AccountNotFound,
     InvalidTitleId,
+    ItemNotFound,
+    WrongPrice,
+    InsufficientFunds,
     BodyTooLarge,
     InvalidRequest,
     NotAuthenticated,
     NotAuthorized,
     InternalServerError,
+    DatabaseThroughputExceeded,
     ServiceUnavailable,
+    StoreNotFound,
+    EntityTokenMissing,
+    EntityTokenInvalid,
+    EntityTokenExpired,
+    PreconditionFailed,
+    InvalidCatalogItemConfiguration,
 }
 
 impl Code {
@@ -43,12 +53,35 @@ impl Code {
             Self::InvalidParams => ("InvalidParams", 1000),
             Self::AccountNotFound => ("AccountNotFound", 1001),
             Self::InvalidTitleId => ("InvalidTitleId", 1004),
+            Self::ItemNotFound => ("ItemNotFound", 1047),
+            Self::WrongPrice => ("WrongPrice", 1053),
+            Self::InsufficientFunds => ("InsufficientFunds", 1059),
             Self::BodyTooLarge => ("BodyTooLarge", 1068),
             Self::InvalidRequest => ("InvalidRequest", 1071),
             Self::NotAuthenticated => ("NotAuthenticated", 1074),
             Self::NotAuthorized => ("NotAuthorized", 1089),
             Self::InternalServerError => ("InternalServerError", 1110),
+            Self::DatabaseThroughputExceeded => ("DatabaseThroughputExceeded", 1113),
             Self::ServiceUnavailable => ("ServiceUnavailable", 1123),
+            Self::StoreNotFound => ("StoreNotFound", 1221),
+            Self::EntityTokenMissing => ("EntityTokenMissing", 1334),
+            Self::EntityTokenInvalid => ("EntityTokenInvalid", 1335),
+            Self::EntityTokenExpired => ("EntityTokenExpired", 1336),
+            Self::PreconditionFailed => ("PreconditionFailed", 1610),
+            Self::InvalidCatalogItemConfiguration => ("InvalidCatalogItemConfiguration", 4015),
+        }
+    }
+
+    /// PlayFab answers every refusal 400, but for credentials (401, 403)
+    /// and a stale ETag (412).
+    fn status(self) -> Option<StatusCode> {
+        match self {
+            Self::NotAuthenticated | Self::EntityTokenMissing | Self::EntityTokenInvalid | Self::EntityTokenExpired => {
+                Some(StatusCode::UNAUTHORIZED)
+            }
+            Self::NotAuthorized => Some(StatusCode::FORBIDDEN),
+            Self::PreconditionFailed => Some(StatusCode::PRECONDITION_FAILED),
+            _ => None,
         }
     }
 }
@@ -63,14 +96,18 @@ pub struct PlayFabError {
 
 impl PlayFabError {
     /// A refusal of the request as sent (answered 400).
-    fn refused(code: Code, message: impl Into<String>) -> Self {
+    pub(super) fn refused(code: Code, message: impl Into<String>) -> Self {
         let message = message.into();
         Self { code, cause: ApiError::validation(message.clone()), message }
     }
 
+    /// A refusal of the caller's credentials.
+    pub(super) fn credentials(code: Code, message: &str) -> Self {
+        Self { code, message: message.into(), cause: ApiError::Unauthorized }
+    }
+
     fn not_authenticated() -> Self {
-        let message = "This API method does not allow anonymous callers.".into();
-        Self { code: Code::NotAuthenticated, message, cause: ApiError::Unauthorized }
+        Self::credentials(Code::NotAuthenticated, "This API method does not allow anonymous callers.")
     }
 }
 
@@ -81,8 +118,19 @@ impl From<ApiError> for PlayFabError {
             ApiError::Unauthorized => Code::NotAuthenticated,
             ApiError::Forbidden | ApiError::Economy(EconomyError::TurnedOff(_)) => Code::NotAuthorized,
             ApiError::PayloadTooLarge(_) => Code::BodyTooLarge,
-            ApiError::Economy(EconomyError::Busy(_) | EconomyError::Unavailable(_)) => Code::ServiceUnavailable,
-            ApiError::Economy(EconomyError::Internal(_) | EconomyError::ModuleFailed) => Code::InternalServerError,
+            ApiError::Economy(economy) => match economy {
+                EconomyError::NotFound(what) if what == "store" => Code::StoreNotFound,
+                EconomyError::NotFound(what) if what == "user" || what == "player" => Code::AccountNotFound,
+                EconomyError::NotFound(_) => Code::ItemNotFound,
+                EconomyError::InsufficientBalance | EconomyError::InsufficientQuantity => Code::InsufficientFunds,
+                EconomyError::NoPrice | EconomyError::NotPurchasable(_) => Code::InvalidCatalogItemConfiguration,
+                EconomyError::PriceChanged(_) => Code::WrongPrice,
+                EconomyError::CollectionChanged => Code::PreconditionFailed,
+                EconomyError::Busy(_) => Code::DatabaseThroughputExceeded,
+                EconomyError::Unavailable(_) => Code::ServiceUnavailable,
+                EconomyError::Internal(_) | EconomyError::ModuleFailed => Code::InternalServerError,
+                _ => Code::InvalidRequest,
+            },
             _ => Code::InvalidRequest,
         };
         Self { code, message: error.to_string(), cause: error }
@@ -97,10 +145,10 @@ impl From<EconomyError> for PlayFabError {
 
 impl IntoResponse for PlayFabError {
     fn into_response(self) -> Response {
-        let status = match self.code {
-            Code::NotAuthenticated => StatusCode::UNAUTHORIZED,
-            Code::NotAuthorized => StatusCode::FORBIDDEN,
-            _ => self.cause.status(),
+        let status = match self.code.status() {
+            Some(status) => status,
+            None if self.cause.status().is_server_error() => self.cause.status(),
+            None => StatusCode::BAD_REQUEST,
         };
         let (error, number) = self.code.name_and_number();
         let body = json!({
@@ -115,12 +163,12 @@ impl IntoResponse for PlayFabError {
 }
 
 /// A PlayFab success: `{"code": 200, "status": "OK", "data": …}`.
-fn ok(data: Value) -> Response {
+pub(super) fn ok(data: Value) -> Response {
     axum::Json(json!({ "code": 200, "status": "OK", "data": data })).into_response()
 }
 
 /// PlayFab's timestamps: UTC, milliseconds, `Z`.
-fn timestamp(at: DateTime<Utc>) -> String {
+pub(super) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -169,24 +217,62 @@ pub async fn login_with_custom_id(
 /// The player of a PlayFab session ticket (`X-Authorization`).
 pub struct PlayFabSession(pub User);
 
+/// The player of a PlayFab entity token (`X-EntityToken`).
+pub struct EntitySession(pub User);
+
+/// What a ticket (or entity token) names.
+enum Ticket {
+    Live(User),
+    Expired,
+    Unknown,
+}
+
+/// Looks a ticket up: the tenant is read from it, the session looked up
+/// within that tenant.
+async fn ticket(state: &AppState, ticket: &str) -> Result<Ticket, PlayFabError> {
+    let Some((tenant, token)) = ticket.split_once('.') else { return Ok(Ticket::Unknown) };
+    let Ok(tenant_id) = Uuid::parse_str(tenant) else { return Ok(Ticket::Unknown) };
+    let session = match state.credentials.session(&state.economy, tenant_id, token).await {
+        Ok(session) => session,
+        Err(EconomyError::UnknownTenant) => None,
+        Err(error) => return Err(error.into()),
+    };
+    Ok(match session {
+        Some(session) if session.user.tenant_id == tenant_id => match session.expires_at > Utc::now() {
+            true => Ticket::Live(session.user),
+            false => Ticket::Expired,
+        },
+        _ => Ticket::Unknown,
+    })
+}
+
 impl FromRequestParts<AppState> for PlayFabSession {
     type Rejection = PlayFabError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PlayFabError> {
-        let ticket = parts.headers.get("x-authorization").and_then(|value| value.to_str().ok());
-        let (tenant, token) =
-            ticket.and_then(|ticket| ticket.split_once('.')).ok_or_else(PlayFabError::not_authenticated)?;
-        let tenant_id = Uuid::parse_str(tenant).map_err(|_| PlayFabError::not_authenticated())?;
-        let session = match state.credentials.session(&state.economy, tenant_id, token).await {
-            Ok(session) => session,
-            Err(EconomyError::UnknownTenant) => None,
-            Err(error) => return Err(error.into()),
+        let header = parts.headers.get("x-authorization").and_then(|value| value.to_str().ok());
+        match header {
+            Some(header) => match ticket(state, header).await? {
+                Ticket::Live(user) => Ok(Self(user)),
+                Ticket::Expired | Ticket::Unknown => Err(PlayFabError::not_authenticated()),
+            },
+            None => Err(PlayFabError::not_authenticated()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for EntitySession {
+    type Rejection = PlayFabError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PlayFabError> {
+        let header = parts.headers.get("x-entitytoken").and_then(|value| value.to_str().ok());
+        let Some(header) = header else {
+            return Err(PlayFabError::credentials(Code::EntityTokenMissing, "This API requires an entity token"));
         };
-        match session {
-            Some(session) if session.user.tenant_id == tenant_id && session.expires_at > Utc::now() => {
-                Ok(Self(session.user))
-            }
-            _ => Err(PlayFabError::not_authenticated()),
+        match ticket(state, header).await? {
+            Ticket::Live(user) => Ok(Self(user)),
+            Ticket::Expired => Err(PlayFabError::credentials(Code::EntityTokenExpired, "The entity token has expired")),
+            Ticket::Unknown => Err(PlayFabError::credentials(Code::EntityTokenInvalid, "The entity token is invalid")),
         }
     }
 }

@@ -160,13 +160,9 @@ pub async fn purchase(
     let identity = Identity::try_from(identity)?;
     let user = state.credentials.player(&state.economy, tenant_id, &identity).await?;
     let item = state.economy.shop_item(tenant_id, &shop_item_id).await?;
-    let request = PurchaseRequest {
-        item_id: item.item_id,
-        currency_code: CurrencyCode::try_from(item.currency_code.clone())?,
-        store_id: Some(item.store_id),
-        quantity,
-        meta,
-    };
+    let currency_code = CurrencyCode::try_from(item.currency_code.clone())?;
+    let request =
+        PurchaseRequest { meta, ..PurchaseRequest::new(item.item_id, currency_code, Some(item.store_id), quantity) };
     let Outcome { value, replayed } = state.economy.purchase(&user, &request, Some(key)).await?;
     let data = purchased(&user.identity, &item, &value);
     Ok(match replayed {

@@ -10,7 +10,7 @@
 use super::bindings::economy::plugin::inventory::{Grant, Host, InventoryError};
 use super::state::{RequestState, storage};
 use crate::domain::{MAX_DURATION_SECONDS, MAX_GRANTED_ITEMS};
-use crate::storage::{InventoryRefusal, MAX_STACK_QUANTITY, NewGrant, StorageError};
+use crate::storage::{InventoryRefusal, MAX_STACK_QUANTITY, NewGrant, StackKey, StorageError};
 use uuid::Uuid;
 
 /// The longest `acquired-via` label a guest may write.
@@ -45,7 +45,7 @@ impl Host for RequestState {
             return Ok(Err(InventoryError::InvalidQuantity));
         };
         self.write_pending_grants().await?;
-        Ok(storage!(self.tx.consume(item_id, quantity))
+        Ok(storage!(self.tx.consume(item_id, &StackKey::default(), quantity))
             .map(|left| u64::try_from(left).unwrap_or(0))
             .map_err(to_wit_error))
     }
@@ -66,6 +66,7 @@ impl RequestState {
             Some(d) if d == 0 || d > MAX_DURATION_SECONDS as u64 => return Err(InventoryError::InvalidQuantity),
             other => other.map(|d| d as i64),
         };
+
         if let Some(existing) = pending.iter_mut().find(|g| g.item_id == item_id) {
             existing.quantity = existing
                 .quantity
@@ -76,7 +77,7 @@ impl RequestState {
             return Err(InventoryError::InvalidQuantity);
         } else {
             let acquired_via = grant.acquired_via.chars().take(MAX_ACQUIRED_VIA_CHARS).collect();
-            pending.push(NewGrant { item_id, quantity, acquired_via, duration_seconds });
+            pending.push(self.placement.grant(item_id, quantity, acquired_via, duration_seconds));
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ pub use journal::{Journal, PurchaseCheck};
 pub use state::RequestState;
 
 use crate::catalog::Catalog;
-use crate::storage::{LimitOverrides, NewGrant, StorageError, Tx, User};
+use crate::storage::{LimitOverrides, NewGrant, StackKey, StorageError, Tx, User};
 use bindings::{Economy, EconomyPre};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -164,6 +164,46 @@ pub struct Call<'a> {
     pub limits: &'a CallLimits,
     pub catalog: &'a Arc<Catalog>,
     pub ctx: RequestContext,
+    /// Where the request's grants land.
+    pub placement: Placement,
+}
+
+impl Call<'_> {
+    pub fn placed(self, placement: Placement) -> Self {
+        Self { placement, ..self }
+    }
+}
+
+/// Where a request's grants land, as the caller asked: which stack, the
+/// display properties of a stack the request creates, and the longest a
+/// granted stack may last. The rules decide what is granted; this only
+/// places it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Placement {
+    pub stack: StackKey,
+    pub display_properties: Option<serde_json::Value>,
+    /// Granted stacks expire at most this long after the grant.
+    pub max_duration_seconds: Option<i64>,
+}
+
+impl Placement {
+    /// A grant's duration here: the caller may ask for a shorter-lived
+    /// stack, never a longer one.
+    pub fn duration(&self, own: Option<i64>) -> Option<i64> {
+        match (own, self.max_duration_seconds) {
+            (Some(own), Some(max)) => Some(own.min(max)),
+            (own, max) => own.or(max),
+        }
+    }
+
+    /// A grant of `quantity` of the item into this placement's stack.
+    pub fn grant(&self, item_id: uuid::Uuid, quantity: i64, acquired_via: String, duration: Option<i64>) -> NewGrant {
+        NewGrant {
+            stack: self.stack.clone(),
+            display_properties: self.display_properties.clone(),
+            ..NewGrant::new(item_id, quantity, acquired_via, self.duration(duration))
+        }
+    }
 }
 
 /// What a call returns: the transaction back, what the guest did, the
@@ -321,11 +361,12 @@ impl Runtime {
         tx: Box<dyn Tx>,
         export: impl for<'a> FnOnce(&'a Economy, &'a mut Store<RequestState>) -> CallFuture<'a, R>,
     ) -> Invocation<R> {
-        let Call { module, limits, catalog, ctx } = call;
+        let Call { module, limits, catalog, ctx, placement } = call;
         let _permit = self.inner.instances.acquire().await.expect("the instance semaphore is never closed");
         let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
-        let state =
+        let mut state =
             RequestState::new(tx, catalog.clone(), limits.memory_bytes, limits.max_import_calls, ctx.now_ms, seed);
+        state.placement = placement;
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let metered = if self.inner.limits.metering {

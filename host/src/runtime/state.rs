@@ -5,6 +5,7 @@
 //! module's decision depends only on its inputs. Stderr is captured into a
 //! small buffer for the failure log.
 
+use super::Placement;
 use super::journal::Journal;
 use crate::catalog::Catalog;
 use crate::storage::{NewGrant, StorageError, StorageResult, Tx};
@@ -44,6 +45,8 @@ pub struct RequestState {
     pub(crate) pending_grants: Vec<NewGrant>,
     /// Grants already written (before an inventory read in the same call).
     pub(crate) written_grants: Vec<NewGrant>,
+    /// Where the request's grants land.
+    pub(crate) placement: Placement,
     /// A storage failure while the guest ran: the host's fault, not the
     /// module's. The guest was trapped with it.
     pub(crate) host_failure: Option<StorageError>,
@@ -86,6 +89,7 @@ impl RequestState {
             journal: Journal::default(),
             pending_grants: Vec::new(),
             written_grants: Vec::new(),
+            placement: Placement::default(),
             host_failure: None,
             in_storage: false,
             import_calls: 0,

@@ -206,6 +206,8 @@ pub trait CatalogStore: Send + Sync {
 #[async_trait]
 pub trait PlayerStore: Send + Sync {
     async fn find_user(&self, identity: &str) -> StorageResult<Option<User>>;
+    /// The player of this tenant with the id `user_id` (`app_user_id`).
+    async fn find_user_by_id(&self, user_id: Uuid) -> StorageResult<Option<User>>;
     /// Creates the player `identity` with its initial balances; none, with
     /// nothing written, if the identity is taken.
     async fn create_user(&self, identity: &str) -> StorageResult<Option<User>>;
@@ -273,8 +275,14 @@ pub trait Tx: Send {
     async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64>;
     /// Applies all grants (item ids distinct, quantities ≥ 1) or none.
     async fn grant_items(&mut self, grants: &[NewGrant]) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>>;
-    /// Takes `quantity` from the default stack under a row lock.
-    async fn consume(&mut self, item_id: Uuid, quantity: i64) -> StorageResult<Result<i64, InventoryRefusal>>;
+    /// Takes `quantity` from one unexpired stack under a row lock; returns
+    /// what is left in it.
+    async fn consume(
+        &mut self,
+        item_id: Uuid,
+        stack: &StackKey,
+        quantity: i64,
+    ) -> StorageResult<Result<i64, InventoryRefusal>>;
 
     async fn item_purchases(&mut self, item_id: Uuid) -> StorageResult<i64>;
     async fn listing_purchases(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<i64>;

@@ -229,6 +229,9 @@ pub struct InventoryEntry {
     pub acquired_via: String,
     pub acquired_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The stack's own display properties, given when a request created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_properties: Option<Value>,
     pub catalog_items: ItemSummary,
 }
 
@@ -244,6 +247,7 @@ impl InventoryEntry {
             acquired_via: stack.acquired_via,
             acquired_at: stack.acquired_at,
             expires_at: stack.expires_at,
+            display_properties: None,
             catalog_items,
         }
     }
@@ -316,13 +320,48 @@ pub enum InventoryRefusal {
     InsufficientQuantity,
 }
 
-/// A grant of an item into the user's default stack.
+/// A stack of a player's inventory, by where it is: a collection, and a
+/// stack in it (both `default` unless a request names others).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StackKey {
+    pub collection_id: String,
+    pub stack_id: String,
+}
+
+impl Default for StackKey {
+    fn default() -> Self {
+        Self { collection_id: DEFAULT_STACK.into(), stack_id: DEFAULT_STACK.into() }
+    }
+}
+
+/// The collection and the stack a request names when it names none.
+pub const DEFAULT_STACK: &str = "default";
+
+/// A grant of an item into one of the user's stacks.
 #[derive(Clone, Debug)]
 pub struct NewGrant {
     pub item_id: Uuid,
     pub quantity: i64,
     pub acquired_via: String,
     pub duration_seconds: Option<i64>,
+    pub stack: StackKey,
+    /// Given to the stack when this grant creates it (an existing stack
+    /// keeps its own).
+    pub display_properties: Option<Value>,
+}
+
+impl NewGrant {
+    /// A grant into the default stack.
+    pub fn new(item_id: Uuid, quantity: i64, acquired_via: impl Into<String>, duration_seconds: Option<i64>) -> Self {
+        Self {
+            item_id,
+            quantity,
+            acquired_via: acquired_via.into(),
+            duration_seconds,
+            stack: StackKey::default(),
+            display_properties: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ mod idempotency;
 mod ledger;
 mod modules;
 mod playfab;
+mod playfab_economy;
 mod purchase;
 mod sverse;
 mod tenants;

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn title_id(app: &TestApp, slug: &str) -> String {
+pub async fn title_id(app: &TestApp, slug: &str) -> String {
     let id: uuid::Uuid = match slug {
         "game" => app.pool.scalar("SELECT id FROM tenants WHERE slug = 'game'").await,
         _ => app.pool.scalar("SELECT id FROM tenants WHERE slug = 'other'").await,
@@ -17,9 +17,15 @@ async fn title_id(app: &TestApp, slug: &str) -> String {
 }
 
 async fn playfab(app: &TestApp, path: &str, ticket: Option<&str>, body: Value) -> Reply {
+    let headers: Vec<(&str, &str)> = ticket.map(|ticket| ("X-Authorization", ticket)).into_iter().collect();
+    post(app, path, &headers, body).await
+}
+
+/// A POST to a PlayFab route with these headers.
+pub async fn post(app: &TestApp, path: &str, headers: &[(&str, &str)], body: Value) -> Reply {
     let mut request = app.http.post(format!("{}{path}", app.address)).json(&body);
-    if let Some(ticket) = ticket {
-        request = request.header("X-Authorization", ticket);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let response = request.send().await.expect("the server answers");
     let status = response.status().as_u16();
@@ -27,20 +33,20 @@ async fn playfab(app: &TestApp, path: &str, ticket: Option<&str>, body: Value) -
     Reply { status, body: response.json().await.expect("a JSON body"), headers }
 }
 
-async fn login(app: &TestApp, title: &str, custom_id: &str, create: bool) -> Reply {
+pub async fn login(app: &TestApp, title: &str, custom_id: &str, create: bool) -> Reply {
     let body = json!({"TitleId": title, "CustomId": custom_id, "CreateAccount": create});
     playfab(app, "/Client/LoginWithCustomID", None, body).await
 }
 
 /// A PlayFab success's `data`.
-fn data(reply: &Reply) -> &Value {
+pub fn data(reply: &Reply) -> &Value {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!((&reply.body["code"], &reply.body["status"]), (&json!(200), &json!("OK")), "{}", reply.body);
     &reply.body["data"]
 }
 
 /// A PlayFab `ApiErrorWrapper` with this status, name and number.
-fn assert_playfab_error(reply: &Reply, status: u16, error: &str, number: u32) {
+pub fn assert_playfab_error(reply: &Reply, status: u16, error: &str, number: u32) {
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.body["code"], status, "{}", reply.body);
     assert!(reply.body["status"].as_str().is_some_and(|s| !s.is_empty() && !s.contains(' ')), "{}", reply.body);
@@ -107,7 +113,7 @@ async fn racing_first_logins_with_one_custom_id_make_one_player() {
 /// consumable potion (class `potions`, 10 gems), a sword (100), a boost
 /// lasting an hour (5), a flash lasting one second (1), and a chest
 /// bundle (50: two potions and a sword).
-async fn legacy_shop(app: &TestApp) -> Tenant {
+pub async fn legacy_shop(app: &TestApp) -> Tenant {
     let tenant = app.create_tenant("game").await;
     app.put_currency(&tenant, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
     let energy = json!({"name": "Energy", "max_balance": 5, "recharge": {"amount": 1, "period_seconds": 60, "max": 5}});

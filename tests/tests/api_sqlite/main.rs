@@ -21,6 +21,8 @@ mod ledger;
 mod modules;
 #[path = "../api/playfab.rs"]
 mod playfab;
+#[path = "../api/playfab_economy.rs"]
+mod playfab_economy;
 #[path = "../api/purchase.rs"]
 mod purchase;
 #[path = "../api/sverse.rs"]

@@ -6,8 +6,8 @@ use chrono::Utc;
 use economy_host::secrets;
 use economy_host::storage::{
     CatalogItem, Content, Guarded, GuardedPurchase, InventoryRefusal, ItemType, KeyKind, LedgerQuery, LedgerReason,
-    NewCurrency, NewGrant, NewItem, PaidPrice, PurchaseRecord, Recharge, RecordKind, Recorded, StoredResponse,
-    TenantStore, TxScope, User, WalletRefusal,
+    NewCurrency, NewGrant, NewItem, PaidPrice, PurchaseRecord, Recharge, RecordKind, Recorded, StackKey,
+    StoredResponse, TenantStore, TxScope, User, WalletRefusal,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -53,7 +53,7 @@ fn scope(user: &User) -> TxScope {
 }
 
 fn grant(item: &CatalogItem, quantity: i64) -> NewGrant {
-    NewGrant { item_id: item.id, quantity, acquired_via: "grant".into(), duration_seconds: None }
+    NewGrant::new(item.id, quantity, "grant", None)
 }
 
 fn record(item: &CatalogItem, key: Option<&str>) -> PurchaseRecord {
@@ -117,8 +117,11 @@ pub async fn grants_stack_up_and_consumes_never_go_negative(backend: &Backend) {
     assert_eq!(stacks[0].quantity, 5);
     let unknown = NewGrant { item_id: Uuid::now_v7(), ..grant(&potion, 1) };
     assert_eq!(tx.grant_items(&[grant(&potion, 1), unknown]).await.unwrap().err(), Some(InventoryRefusal::UnknownItem));
-    assert_eq!(tx.consume(potion.id, 4).await.unwrap(), Ok(1));
-    assert_eq!(tx.consume(potion.id, 2).await.unwrap(), Err(InventoryRefusal::InsufficientQuantity));
+    assert_eq!(tx.consume(potion.id, &StackKey::default(), 4).await.unwrap(), Ok(1));
+    assert_eq!(
+        tx.consume(potion.id, &StackKey::default(), 2).await.unwrap(),
+        Err(InventoryRefusal::InsufficientQuantity)
+    );
     assert_eq!(tx.quantity(potion.id).await.unwrap(), 1);
     tx.commit().await.unwrap();
     let inventory = store.inventory(&player).await.unwrap();

@@ -223,8 +223,9 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<O
                    idempotency_key, request_hash, response_status, response_body, purchase_id, item_id,
                    store_id, quantity, currency_code, unit_price, total)
          ), g AS (
-            SELECT * FROM unnest($22::int[], $23::uuid[], $24::bigint[], $25::text[], $26::bigint[])
-              AS g(n, item_id, quantity, via, duration)
+            SELECT * FROM unnest($22::int[], $23::uuid[], $24::bigint[], $25::text[], $26::bigint[],
+                                 $27::text[], $28::text[], $29::jsonb[])
+              AS g(n, item_id, quantity, via, duration, collection_id, stack_id, display)
          ), changed AS (
             UPDATE balances b SET balance = b.balance + d.delta, updated_at = now()
             FROM d
@@ -239,8 +240,10 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<O
             INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256)
             SELECT user_id, ledger_id, code, delta, after, reason, reference, module_sha256 FROM changed
          ), granted AS (
-            INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at)
-            SELECT c.user_id, g.item_id, g.quantity, g.via, now(), now() + make_interval(secs => g.duration)
+            INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at,
+                                        collection_id, stack_id, display_properties)
+            SELECT c.user_id, g.item_id, g.quantity, g.via, now(), now() + make_interval(secs => g.duration),
+                   g.collection_id, g.stack_id, g.display
             FROM g JOIN changed c ON c.n = g.n ",
         stack_upsert!(),
         "
@@ -279,6 +282,9 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<O
     .bind(&columns.grant_quantity)
     .bind(&columns.grant_via)
     .bind(&columns.grant_duration)
+    .bind(&columns.grant_collection)
+    .bind(&columns.grant_stack)
+    .bind(&columns.grant_display)
     .fetch_all(connection)
     .await?;
     let mut balances = vec![None; batch.len()];
@@ -320,6 +326,9 @@ struct BatchColumns<'a> {
     grant_quantity: Vec<i64>,
     grant_via: Vec<&'a str>,
     grant_duration: Vec<Option<i64>>,
+    grant_collection: Vec<&'a str>,
+    grant_stack: Vec<&'a str>,
+    grant_display: Vec<Option<&'a Value>>,
 }
 
 impl<'a> BatchColumns<'a> {
@@ -356,6 +365,9 @@ impl<'a> BatchColumns<'a> {
                 columns.grant_quantity.push(grant.quantity);
                 columns.grant_via.push(&grant.acquired_via);
                 columns.grant_duration.push(grant.duration_seconds);
+                columns.grant_collection.push(&grant.stack.collection_id);
+                columns.grant_stack.push(&grant.stack.stack_id);
+                columns.grant_display.push(grant.display_properties.as_ref());
             }
         }
         columns

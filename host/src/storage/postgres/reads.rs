@@ -50,7 +50,7 @@ impl ReadStore for PgTenant {
         own(self.tenant_id, user)?;
         let rows = sqlx::query(
             "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
-                    i.key, i.name, i.icon_url, i.item_type, i.category
+                    s.display_properties, i.key, i.name, i.icon_url, i.item_type, i.category
              FROM inventory s JOIN catalog_items i ON i.id = s.item_id AND i.tenant_id = $1
              WHERE s.user_id = $2 AND s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > now())
              ORDER BY s.acquired_at, s.item_id",
@@ -68,7 +68,8 @@ impl ReadStore for PgTenant {
                     item_type: ItemType::parse(row.try_get("item_type")?),
                     category: row.try_get("category")?,
                 };
-                Ok(InventoryEntry::new(user.id, stack_from_row(row)?, summary))
+                let entry = InventoryEntry::new(user.id, stack_from_row(row)?, summary);
+                Ok(InventoryEntry { display_properties: row.try_get("display_properties")?, ..entry })
             })
             .collect()
     }

@@ -82,6 +82,9 @@ pub(super) struct GrantColumns<'a> {
     pub(super) quantities: Vec<i64>,
     pub(super) vias: Vec<&'a str>,
     pub(super) durations: Vec<Option<i64>>,
+    pub(super) collections: Vec<&'a str>,
+    pub(super) stacks: Vec<&'a str>,
+    pub(super) displays: Vec<Option<&'a Value>>,
 }
 
 impl<'a> GrantColumns<'a> {
@@ -91,6 +94,9 @@ impl<'a> GrantColumns<'a> {
             quantities: grants.iter().map(|g| g.quantity).collect(),
             vias: grants.iter().map(|g| g.acquired_via.as_str()).collect(),
             durations: grants.iter().map(|g| g.duration_seconds).collect(),
+            collections: grants.iter().map(|g| g.stack.collection_id.as_str()).collect(),
+            stacks: grants.iter().map(|g| g.stack.stack_id.as_str()).collect(),
+            displays: grants.iter().map(|g| g.display_properties.as_ref()).collect(),
         }
     }
 }

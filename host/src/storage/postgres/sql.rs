@@ -93,16 +93,19 @@ macro_rules! stack_upsert {
     };
 }
 
-/// Grants into the default stacks, as `$3..$6` arrays (item id, quantity,
-/// acquired via, duration seconds) for tenant `$1` and user `$2`, without
-/// its RETURNING clause. If any item is not in the tenant's catalog, none
-/// is granted.
+/// Grants, as `$3..$9` arrays (item id, quantity, acquired via, duration
+/// seconds, collection, stack, display properties) for tenant `$1` and
+/// user `$2`, without its RETURNING clause. If any item is not in the
+/// tenant's catalog, none is granted.
 macro_rules! grant_statement {
     () => {
         concat!(
-            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at)
-             SELECT $2, g.item_id, g.quantity, g.via, now(), now() + make_interval(secs => g.duration)
-             FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[]) AS g(item_id, quantity, via, duration)
+            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at,
+                                         collection_id, stack_id, display_properties)
+             SELECT $2, g.item_id, g.quantity, g.via, now(), now() + make_interval(secs => g.duration),
+                    g.collection_id, g.stack_id, g.display
+             FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::jsonb[])
+               AS g(item_id, quantity, via, duration, collection_id, stack_id, display)
              JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id
              WHERE (SELECT count(*) FROM catalog_items k WHERE k.tenant_id = $1 AND k.id = ANY($3)) = cardinality($3) ",
             stack_upsert!()

@@ -227,6 +227,9 @@ impl Tx for PgTx {
         .bind(&columns.quantities)
         .bind(&columns.vias)
         .bind(&columns.durations)
+        .bind(&columns.collections)
+        .bind(&columns.stacks)
+        .bind(&columns.displays)
         .fetch_all(&mut *self.tx)
         .await?;
         if rows.len() != grants.len() {
@@ -235,16 +238,23 @@ impl Tx for PgTx {
         Ok(Ok(rows.iter().map(stack_from_row).collect::<Result<_, _>>()?))
     }
 
-    async fn consume(&mut self, item_id: Uuid, quantity: i64) -> StorageResult<Result<i64, InventoryRefusal>> {
+    async fn consume(
+        &mut self,
+        item_id: Uuid,
+        stack: &StackKey,
+        quantity: i64,
+    ) -> StorageResult<Result<i64, InventoryRefusal>> {
         let left: Option<i64> = sqlx::query_scalar(
             "UPDATE inventory SET quantity = quantity - $3
-             WHERE user_id = $1 AND item_id = $2 AND collection_id = 'default' AND stack_id = 'default'
+             WHERE user_id = $1 AND item_id = $2 AND collection_id = $4 AND stack_id = $5
                AND quantity >= $3 AND (expires_at IS NULL OR expires_at > now())
              RETURNING quantity",
         )
         .bind(self.scope.user_id)
         .bind(item_id)
         .bind(quantity)
+        .bind(&stack.collection_id)
+        .bind(&stack.stack_id)
         .fetch_optional(&mut *self.tx)
         .await?;
         Ok(left.ok_or(InventoryRefusal::InsufficientQuantity))
@@ -316,7 +326,7 @@ impl Tx for PgTx {
              ), recorded AS (
                 INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total,
                                        idempotency_key, request_hash, response_status, response_body, module_sha256)
-                VALUES ($2, $7, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16, $18)
+                VALUES ($2, $10, $11, $12, $13, $14, $15, $20, $16, $17, $18, $19, $21)
                 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING 1
              )
@@ -328,6 +338,9 @@ impl Tx for PgTx {
         .bind(&grants.quantities)
         .bind(&grants.vias)
         .bind(&grants.durations)
+        .bind(&grants.collections)
+        .bind(&grants.stacks)
+        .bind(&grants.displays)
         .bind(p.id)
         .bind(p.item_id)
         .bind(p.store_id)

@@ -160,6 +160,9 @@ struct GrantRow<'a> {
     quantity: i64,
     via: &'a str,
     expires_at: Option<i64>,
+    collection: &'a str,
+    stack: &'a str,
+    display: Option<&'a Value>,
 }
 
 fn hex_id(id: Uuid) -> String {
@@ -204,6 +207,9 @@ async fn write_batch(connection: &mut SqliteConnection, batch: &[Pending]) -> St
                 quantity: grant.quantity,
                 via: &grant.acquired_via,
                 expires_at: grant.duration_seconds.map(|seconds| now + seconds * 1_000_000),
+                collection: &grant.stack.collection_id,
+                stack: &grant.stack.stack_id,
+                display: grant.display_properties.as_ref(),
             });
         }
     }
@@ -233,7 +239,8 @@ const GUARDED_BATCH: &str = concat!(
         store_id BLOB, quantity INTEGER, unit_price INTEGER, total INTEGER, idempotency_key TEXT,
         request_hash BLOB, response_status INTEGER, response_body TEXT, ok INTEGER NOT NULL DEFAULT 0);
     CREATE TEMP TABLE IF NOT EXISTS guarded_grants (
-        i INTEGER, item_id BLOB, quantity INTEGER, acquired_via TEXT, expires_at INTEGER);
+        i INTEGER, item_id BLOB, quantity INTEGER, acquired_via TEXT, expires_at INTEGER,
+        collection_id TEXT, stack_id TEXT, display TEXT);
     DELETE FROM guarded_batch;
     DELETE FROM guarded_grants;
     INSERT INTO guarded_batch (i, tenant_id, user_id, code, delta, before, ledger_id, reason, reference,
@@ -246,8 +253,10 @@ const GUARDED_BATCH: &str = concat!(
         value ->> 'key', unhex(value ->> 'hash'), value ->> 'status',
         CASE WHEN value ->> 'response' IS NOT NULL THEN value -> 'response' END
     FROM json_each($1);
-    INSERT INTO guarded_grants (i, item_id, quantity, acquired_via, expires_at)
-    SELECT value ->> 'i', unhex(value ->> 'item'), value ->> 'quantity', value ->> 'via', value ->> 'expires_at'
+    INSERT INTO guarded_grants (i, item_id, quantity, acquired_via, expires_at, collection_id, stack_id, display)
+    SELECT value ->> 'i', unhex(value ->> 'item'), value ->> 'quantity', value ->> 'via', value ->> 'expires_at',
+        value ->> 'collection', value ->> 'stack',
+        CASE WHEN value ->> 'display' IS NOT NULL THEN value -> 'display' END
     FROM json_each($2);
     UPDATE guarded_batch AS b SET ok = 1
     WHERE EXISTS (SELECT 1 FROM balances WHERE user_id = b.user_id AND currency_code = b.code AND balance = b.before)
@@ -256,15 +265,16 @@ const GUARDED_BATCH: &str = concat!(
       AND NOT EXISTS (SELECT 1 FROM guarded_grants g WHERE g.i = b.i AND NOT EXISTS
            (SELECT 1 FROM catalog_items c WHERE c.tenant_id = b.tenant_id AND c.id = g.item_id))
       AND NOT EXISTS (SELECT 1 FROM guarded_grants g JOIN inventory s
-           ON s.user_id = b.user_id AND s.item_id = g.item_id AND s.collection_id = 'default' AND s.stack_id = 'default'
+           ON s.user_id = b.user_id AND s.item_id = g.item_id AND s.collection_id = g.collection_id AND s.stack_id = g.stack_id
            WHERE g.i = b.i AND s.quantity + g.quantity > 1000000000000000);
     UPDATE balances SET balance = balance + b.delta, updated_at = $3
     FROM guarded_batch b WHERE b.ok AND balances.user_id = b.user_id AND balances.currency_code = b.code;
     INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256, created_at)
     SELECT user_id, ledger_id, code, delta, before + delta, reason, reference, module_sha256, $3
     FROM guarded_batch WHERE ok;
-    INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at)
-    SELECT b.user_id, g.item_id, g.quantity, g.acquired_via, $3, g.expires_at
+    INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at,
+        collection_id, stack_id, display_properties)
+    SELECT b.user_id, g.item_id, g.quantity, g.acquired_via, $3, g.expires_at, g.collection_id, g.stack_id, g.display
     FROM guarded_grants g JOIN guarded_batch b ON b.i = g.i WHERE b.ok ",
     stack_upsert!(),
     ";

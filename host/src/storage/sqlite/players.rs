@@ -100,6 +100,18 @@ impl PlayerStore for SqliteTenant {
         self.found_user(&rows)
     }
 
+    async fn find_user_by_id(&self, user_id: Uuid) -> StorageResult<Option<User>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.identity, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
+             WHERE u.tenant_id = $1 AND u.id = $2",
+        )
+        .bind(self.tenant_id)
+        .bind(user_id)
+        .fetch_all(&self.db.readers)
+        .await?;
+        self.found_user(&rows)
+    }
+
     async fn find_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>> {
         let rows = sqlx::query(
             "SELECT u.id, u.identity, b.currency_code, b.balance

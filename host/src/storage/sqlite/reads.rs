@@ -54,7 +54,7 @@ impl ReadStore for SqliteTenant {
         own(self.tenant_id, user)?;
         let rows = sqlx::query(
             "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
-                    i.key, i.name, i.icon_url, i.item_type, i.category
+                    s.display_properties, i.key, i.name, i.icon_url, i.item_type, i.category
              FROM inventory s JOIN catalog_items i ON i.id = s.item_id AND i.tenant_id = $1
              WHERE s.user_id = $2 AND s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > $3)
              ORDER BY s.acquired_at, s.item_id",
@@ -73,7 +73,10 @@ impl ReadStore for SqliteTenant {
                     item_type: ItemType::parse(row.try_get("item_type")?),
                     category: row.try_get("category")?,
                 };
-                Ok(InventoryEntry::new(user.id, stack_from_row(row)?, summary))
+                let entry = InventoryEntry::new(user.id, stack_from_row(row)?, summary);
+                let display_properties =
+                    row.try_get::<Option<Json<Value>>, _>("display_properties")?.map(|json| json.0);
+                Ok(InventoryEntry { display_properties, ..entry })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)

@@ -192,7 +192,7 @@ pub(super) async fn append_ledger(
     Ok(())
 }
 
-/// Grants into the default stacks (see `stack_upsert!`): all, or (an item
+/// Grants into their stacks (see `stack_upsert!`): all, or (an item
 /// not in the tenant's catalog) none.
 pub(super) async fn grant(
     connection: &mut SqliteConnection,
@@ -215,8 +215,9 @@ pub(super) async fn grant(
     for grant in grants {
         let expires_at = grant.duration_seconds.map(|seconds| now + seconds * MICROS);
         let row = sqlx::query(concat!(
-            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ",
+            "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at,
+                                         collection_id, stack_id, display_properties)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ",
             stack_upsert!(),
             " RETURNING ",
             stack_columns!()
@@ -227,6 +228,9 @@ pub(super) async fn grant(
         .bind(&grant.acquired_via)
         .bind(now)
         .bind(expires_at)
+        .bind(&grant.stack.collection_id)
+        .bind(&grant.stack.stack_id)
+        .bind(grant.display_properties.as_ref().map(serde_json::Value::to_string))
         .fetch_one(&mut *connection)
         .await?;
         stacks.push(stack_from_row(&row)?);
@@ -404,11 +408,16 @@ impl Tx for SqliteTx {
         grant(self.connection(), tenant_id, user_id, grants).await
     }
 
-    async fn consume(&mut self, item_id: Uuid, quantity: i64) -> StorageResult<Result<i64, InventoryRefusal>> {
+    async fn consume(
+        &mut self,
+        item_id: Uuid,
+        stack: &StackKey,
+        quantity: i64,
+    ) -> StorageResult<Result<i64, InventoryRefusal>> {
         let user_id = self.scope.user_id;
         let left: Option<i64> = sqlx::query_scalar(
             "UPDATE inventory SET quantity = quantity - $3
-             WHERE user_id = $1 AND item_id = $2 AND collection_id = 'default' AND stack_id = 'default'
+             WHERE user_id = $1 AND item_id = $2 AND collection_id = $5 AND stack_id = $6
                AND quantity >= $3 AND (expires_at IS NULL OR expires_at > $4)
              RETURNING quantity",
         )
@@ -416,6 +425,8 @@ impl Tx for SqliteTx {
         .bind(item_id)
         .bind(quantity)
         .bind(now())
+        .bind(&stack.collection_id)
+        .bind(&stack.stack_id)
         .fetch_optional(self.connection())
         .await?;
         Ok(left.ok_or(InventoryRefusal::InsufficientQuantity))

@@ -1,0 +1,192 @@
+//! Inventory collections, the way economies with collections and stacks
+//! (PlayFab's Economy v2) see a player: a collection's stacks, the wallet
+//! in the default collection, a version of it all (an ETag) for optimistic
+//! concurrency, and the trusted server's direct changes to one stack.
+
+use super::error::EconomyError;
+use super::idempotency::{self, Keyed};
+use super::{Economy, Outcome};
+use crate::domain::{CurrencyCode, IdempotencyKey, MAX_AMOUNT};
+use crate::runtime::Placement;
+use crate::storage::{
+    DEFAULT_STACK, InventoryEntry, InventoryRefusal, ItemType, LedgerReason, RecordKind, Tx, User, WalletEntry,
+    WalletRefusal,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// What a stack change's idempotency key is hashed with.
+const OPERATION: &str = "inventory/change";
+
+/// One collection of a player's inventory, and its version.
+#[derive(Clone, Debug)]
+pub struct Collection {
+    /// Its unexpired, non-empty stacks, by item id then stack id.
+    pub stacks: Vec<InventoryEntry>,
+    /// The player's balances: currencies are held in the default
+    /// collection (empty for any other).
+    pub balances: Vec<WalletEntry>,
+    /// Changes whenever a stack or balance of the collection does.
+    pub etag: String,
+}
+
+/// What a server's stack change moves: a currency, or an item.
+#[derive(Clone, Debug)]
+pub enum Holding {
+    Currency(CurrencyCode),
+    Item(Uuid),
+}
+
+/// A trusted server's change to one stack: it adds or takes `amount`.
+#[derive(Clone, Debug)]
+pub struct StackChange {
+    pub holding: Holding,
+    /// Positive: added; negative: taken.
+    pub amount: i64,
+    /// Where items are added (a currency has one balance per player).
+    pub placement: Placement,
+    /// The collection's version the server last read, if it wants the
+    /// change to depend on it.
+    pub if_match: Option<String>,
+}
+
+/// What a stack change did; also what a retry with its key replays.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StackChanged {
+    pub transaction_id: Uuid,
+}
+
+impl StackChange {
+    fn canonical(&self) -> serde_json::Value {
+        let Placement { stack, display_properties, max_duration_seconds } = &self.placement;
+        let holding = match &self.holding {
+            Holding::Currency(code) => json!({ "currency_code": code.as_str() }),
+            Holding::Item(id) => json!({ "item_id": id }),
+        };
+        json!({
+            "holding": holding,
+            "amount": self.amount,
+            "collection_id": stack.collection_id,
+            "stack_id": stack.stack_id,
+            "display_properties": display_properties,
+            "max_duration_seconds": max_duration_seconds,
+        })
+    }
+}
+
+impl Economy {
+    /// What an id or a friendly id names in the tenant's catalog: an item
+    /// (by its id, or its key), or a currency (by its code, either way).
+    pub async fn holding(&self, tenant_id: Uuid, id: Option<&str>, key: Option<&str>) -> Result<Holding, EconomyError> {
+        let tenant = self.rules.for_tenant(tenant_id).await?;
+        let catalog = &tenant.catalog;
+        let item = match (id, key) {
+            (Some(id), _) => Uuid::parse_str(id).ok().and_then(|id| catalog.item_by_id(id)),
+            (None, Some(key)) => catalog.item_by_key(key),
+            (None, None) => return Err(EconomyError::invalid("an item id or friendly id is required")),
+        };
+        if let Some(item) = item {
+            return Ok(Holding::Item(item.id));
+        }
+        match catalog.currency(id.or(key).unwrap_or_default()) {
+            Some(currency) => Ok(Holding::Currency(CurrencyCode::try_from(currency.code.clone())?)),
+            None => Err(EconomyError::not_found("item")),
+        }
+    }
+
+    /// The collection `collection_id` of the player, with its version.
+    pub async fn collection(&self, user: &User, collection_id: &str) -> Result<Collection, EconomyError> {
+        let (mut stacks, balances) = match collection_id == DEFAULT_STACK {
+            true => tokio::try_join!(self.inventory(user), self.wallet(user))?,
+            false => (self.inventory(user).await?, Vec::new()),
+        };
+        stacks.retain(|stack| stack.collection_id == collection_id);
+        stacks.sort_by(|a, b| (a.catalog_item_id, &a.stack_id).cmp(&(b.catalog_item_id, &b.stack_id)));
+        let etag = version(&stacks, &balances);
+        Ok(Collection { stacks, balances, etag })
+    }
+
+    /// Applies a trusted server's change to one of the player's stacks:
+    /// at most once per idempotency key, and only if the collection is
+    /// still at `if_match`.
+    pub async fn change_stack(
+        &self,
+        user: &User,
+        change: &StackChange,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Outcome<StackChanged>, EconomyError> {
+        if change.amount == 0 || !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&change.amount) {
+            return Err(EconomyError::Invalid(format!("the amount must be from 1 to {MAX_AMOUNT}")));
+        }
+        let keyed = key.map(|key| Keyed::new(key, OPERATION, change.canonical()));
+        let tenant = self.rules.for_tenant(user.tenant_id).await?;
+        let store = self.tenant_store(user.tenant_id).await?;
+        let _turn = self.user_queue.turn(user.id).await;
+        if let Some(etag) = &change.if_match
+            && *etag != self.collection(user, &change.placement.stack.collection_id).await?.etag
+        {
+            let changed = EconomyError::CollectionChanged;
+            return idempotency::after_failure(store.as_ref(), user.id, RecordKind::Request, keyed.as_ref(), changed)
+                .await;
+        }
+        let catalog = &tenant.catalog;
+        let work = |mut tx: Box<dyn Tx>| async move {
+            let result = apply(tx.as_mut(), catalog, change).await;
+            (tx, result)
+        };
+        idempotency::once(store.as_ref(), tenant.scope(user, false), keyed.as_ref(), work).await
+    }
+}
+
+async fn apply(
+    tx: &mut dyn Tx,
+    catalog: &crate::catalog::Catalog,
+    change: &StackChange,
+) -> Result<StackChanged, EconomyError> {
+    match &change.holding {
+        Holding::Currency(code) => {
+            let reason = LedgerReason::Grant;
+            match tx.change_balance(code.as_str(), change.amount, reason, None).await? {
+                Ok(_) => {}
+                Err(WalletRefusal::UnknownCurrency) => return Err(EconomyError::not_found("currency")),
+                Err(WalletRefusal::InsufficientBalance) => return Err(EconomyError::InsufficientBalance),
+                Err(WalletRefusal::MaxBalanceExceeded) => {
+                    return Err(EconomyError::MaxBalanceExceeded(code.as_str().to_owned()));
+                }
+            }
+        }
+        Holding::Item(item_id) => {
+            let item = catalog.item_by_id(*item_id).ok_or_else(|| EconomyError::not_found("item"))?;
+            if change.amount > 0 {
+                if item.item_type == ItemType::Bundle {
+                    return Err(EconomyError::invalid("a bundle is granted through a purchase, which expands it"));
+                }
+                let grant = change.placement.grant(item.id, change.amount, "grant".into(), item.duration_seconds);
+                tx.grant_items(&[grant]).await?.map_err(|_| EconomyError::not_found("item"))?;
+            } else {
+                match tx.consume(item.id, &change.placement.stack, -change.amount).await? {
+                    Ok(_) => {}
+                    Err(InventoryRefusal::InsufficientQuantity) => return Err(EconomyError::InsufficientQuantity),
+                    Err(InventoryRefusal::UnknownItem) => return Err(EconomyError::not_found("item")),
+                }
+            }
+        }
+    }
+    Ok(StackChanged { transaction_id: Uuid::now_v7() })
+}
+
+/// A collection's version: a digest of what it holds, so it changes
+/// exactly when a stack or balance does (and survives restarts and hosts).
+fn version(stacks: &[InventoryEntry], balances: &[WalletEntry]) -> String {
+    let mut digest = Sha256::new();
+    for stack in stacks {
+        let expires = stack.expires_at.map(|at| at.timestamp_micros());
+        digest.update(format!("s|{}|{}|{}|{expires:?}\n", stack.catalog_item_id, stack.stack_id, stack.quantity));
+    }
+    for balance in balances {
+        digest.update(format!("b|{}|{}\n", balance.currency_code, balance.balance));
+    }
+    hex::encode(&digest.finalize()[..12])
+}
