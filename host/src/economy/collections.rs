@@ -98,14 +98,33 @@ impl Economy {
 
     /// The collection `collection_id` of the player, with its version.
     pub async fn collection(&self, user: &User, collection_id: &str) -> Result<Collection, EconomyError> {
-        let (mut stacks, balances) = match collection_id == DEFAULT_STACK {
-            true => tokio::try_join!(self.inventory(user), self.wallet(user))?,
-            false => (self.inventory(user).await?, Vec::new()),
+        let (mut stacks, balances, etag) = match collection_id == DEFAULT_STACK {
+            true => {
+                tokio::try_join!(self.inventory(user), self.wallet(user), self.collection_version(user, collection_id))?
+            }
+            false => {
+                let (stacks, etag) =
+                    tokio::try_join!(self.inventory(user), self.collection_version(user, collection_id))?;
+                (stacks, Vec::new(), etag)
+            }
         };
         stacks.retain(|stack| stack.collection_id == collection_id);
         stacks.sort_by(|a, b| (a.catalog_item_id, &a.stack_id).cmp(&(b.catalog_item_id, &b.stack_id)));
-        let etag = version(&stacks, &balances);
         Ok(Collection { stacks, balances, etag })
+    }
+
+    /// The version (ETag) of the player's collection: a digest of what it
+    /// holds as stored, so it changes exactly when a stack or balance of it
+    /// does (a balance that regenerates changes when it is settled), and is
+    /// the same on every host and after restarts.
+    pub async fn collection_version(&self, user: &User, collection_id: &str) -> Result<String, EconomyError> {
+        let mut held = self.tenant_store(user.tenant_id).await?.collection_state(user, collection_id).await?;
+        held.sort();
+        let mut digest = Sha256::new();
+        for holding in &held {
+            digest.update(format!("{holding:?}\n"));
+        }
+        Ok(hex::encode(&digest.finalize()[..12]))
     }
 
     /// Applies a trusted server's change to one of the player's stacks:
@@ -125,7 +144,7 @@ impl Economy {
         let store = self.tenant_store(user.tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;
         if let Some(etag) = &change.if_match
-            && *etag != self.collection(user, &change.placement.stack.collection_id).await?.etag
+            && *etag != self.collection_version(user, &change.placement.stack.collection_id).await?
         {
             let changed = EconomyError::CollectionChanged;
             return idempotency::after_failure(store.as_ref(), user.id, RecordKind::Request, keyed.as_ref(), changed)
@@ -175,18 +194,4 @@ async fn apply(
         }
     }
     Ok(StackChanged { transaction_id: Uuid::now_v7() })
-}
-
-/// A collection's version: a digest of what it holds, so it changes
-/// exactly when a stack or balance does (and survives restarts and hosts).
-fn version(stacks: &[InventoryEntry], balances: &[WalletEntry]) -> String {
-    let mut digest = Sha256::new();
-    for stack in stacks {
-        let expires = stack.expires_at.map(|at| at.timestamp_micros());
-        digest.update(format!("s|{}|{}|{}|{expires:?}\n", stack.catalog_item_id, stack.stack_id, stack.quantity));
-    }
-    for balance in balances {
-        digest.update(format!("b|{}|{}\n", balance.currency_code, balance.balance));
-    }
-    hex::encode(&digest.finalize()[..12])
 }

@@ -155,7 +155,7 @@ impl Economy {
         let result = match &request.if_match {
             // Under the player's turn: no purchase or consume of theirs on
             // this host runs between this check and the purchase.
-            Some(etag) if *etag != self.collection(user, &request.placement.stack.collection_id).await?.etag => {
+            Some(etag) if *etag != self.collection_version(user, &request.placement.stack.collection_id).await? => {
                 Err(EconomyError::CollectionChanged)
             }
             _ => self.buy_with_retry(&store, user, &tenant, request, keyed.as_ref()).await,

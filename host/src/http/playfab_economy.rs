@@ -178,7 +178,7 @@ async fn written(
     idempotency_id: Option<String>,
     transaction_id: Uuid,
 ) -> Result<Response, PlayFabError> {
-    let Collection { etag, .. } = state.economy.collection(user, collection_id).await?;
+    let etag = state.economy.collection_version(user, collection_id).await?;
     Ok(ok(json!({ "ETag": etag, "IdempotencyId": idempotency_id, "TransactionIds": [transaction_id] })))
 }
 

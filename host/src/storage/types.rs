@@ -253,6 +253,13 @@ impl InventoryEntry {
     }
 }
 
+/// One thing a collection holds, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Held {
+    Stack { item_id: Uuid, stack_id: String, quantity: i64, expires_at: Option<DateTime<Utc>> },
+    Balance { currency_code: String, balance: i64 },
+}
+
 /// What the player paid for one unit of an item at its latest purchase.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaidPrice {

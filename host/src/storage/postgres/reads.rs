@@ -74,6 +74,34 @@ impl ReadStore for PgTenant {
             .collect()
     }
 
+    async fn collection_state(&self, user: &User, collection_id: &str) -> StorageResult<Vec<Held>> {
+        own(self.tenant_id, user)?;
+        let rows = sqlx::query(
+            "SELECT item_id, stack_id, quantity, expires_at, NULL AS currency_code FROM inventory
+             WHERE user_id = $1 AND collection_id = $2 AND quantity > 0 AND (expires_at IS NULL OR expires_at > now())
+             UNION ALL
+             SELECT NULL, NULL, balance, NULL, currency_code FROM balances WHERE user_id = $1 AND $2 = 'default'",
+        )
+        .bind(user.id)
+        .bind(collection_id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(match row.try_get::<Option<String>, _>("currency_code")? {
+                    Some(currency_code) => Held::Balance { currency_code, balance: row.try_get("quantity")? },
+                    None => Held::Stack {
+                        item_id: row.try_get("item_id")?,
+                        stack_id: row.try_get("stack_id")?,
+                        quantity: row.try_get("quantity")?,
+                        expires_at: row.try_get("expires_at")?,
+                    },
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>> {
         own(self.tenant_id, user)?;
         let rows = sqlx::query(

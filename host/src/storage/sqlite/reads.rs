@@ -2,7 +2,7 @@
 //! idempotency records, on the readers (never waiting for the writer).
 
 use super::super::*;
-use super::rows::{paid_price_from_row, recharge_from_row, stack_from_row, time};
+use super::rows::{optional_time, paid_price_from_row, recharge_from_row, stack_from_row, time};
 use super::tx::settle_opening;
 use super::{SqliteTenant, at, now};
 use serde_json::Value;
@@ -77,6 +77,35 @@ impl ReadStore for SqliteTenant {
                 let display_properties =
                     row.try_get::<Option<Json<Value>>, _>("display_properties")?.map(|json| json.0);
                 Ok(InventoryEntry { display_properties, ..entry })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn collection_state(&self, user: &User, collection_id: &str) -> StorageResult<Vec<Held>> {
+        own(self.tenant_id, user)?;
+        let rows = sqlx::query(
+            "SELECT item_id, stack_id, quantity, expires_at, NULL AS currency_code FROM inventory
+             WHERE user_id = $1 AND collection_id = $2 AND quantity > 0 AND (expires_at IS NULL OR expires_at > $3)
+             UNION ALL
+             SELECT NULL, NULL, balance, NULL, currency_code FROM balances WHERE user_id = $1 AND $2 = 'default'",
+        )
+        .bind(user.id)
+        .bind(collection_id)
+        .bind(now())
+        .fetch_all(&self.db.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(match row.try_get::<Option<String>, _>("currency_code")? {
+                    Some(currency_code) => Held::Balance { currency_code, balance: row.try_get("quantity")? },
+                    None => Held::Stack {
+                        item_id: row.try_get("item_id")?,
+                        stack_id: row.try_get("stack_id")?,
+                        quantity: row.try_get("quantity")?,
+                        expires_at: optional_time(row, "expires_at")?,
+                    },
+                })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
