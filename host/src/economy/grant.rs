@@ -22,7 +22,7 @@ pub enum Grant {
 }
 
 /// What a grant did; also what a retry with its key replays.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Granted {
     Currency { balance_after: i64 },

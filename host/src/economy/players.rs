@@ -16,7 +16,7 @@ use uuid::Uuid;
 pub const MAX_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A session just opened; its token is shown only here.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct OpenedSession {
     pub session_token: String,
     pub expires_at: DateTime<Utc>,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// A store as a player sees it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct StorePage {
     pub id: Uuid,
     pub key: String,
@@ -17,7 +17,7 @@ pub struct StorePage {
 }
 
 /// One listing, priced by the rules module (not the catalog).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ListingView {
     pub item_id: Uuid,
     pub item_key: String,

@@ -22,7 +22,7 @@ const MAX_MEMORY_BYTES: i64 = 4 << 30;
 const MAX_IMPORT_CALLS: i64 = 100_000;
 
 /// A tenant just created, with its three keys (shown only here).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedTenant {
     #[serde(flatten)]
     pub tenant: Tenant,
@@ -32,7 +32,7 @@ pub struct CreatedTenant {
 }
 
 /// An uploaded module, and whether the tenant runs it now.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ModuleEntry {
     #[serde(flatten)]
     pub module: ModuleInfo,

@@ -4,6 +4,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminKey, ApiJson, ApiPath, Data, Saved};
+use super::openapi as doc;
 use crate::domain::{CatalogKey, CurrencyCode, Name};
 use crate::storage::{
     CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store, TenantSettings,
@@ -12,7 +13,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an object with name, and optionally initial_balance, max_balance and recharge"
@@ -25,6 +26,7 @@ pub struct CurrencyBody {
     recharge: Option<Recharge>,
 }
 
+#[utoipa::path(put, path = "/admin/currencies/{code}", tag = "admin", security(("key" = [])), params(("code" = String, Path)), request_body = CurrencyBody, responses((status = 200, description = "Saved", body = doc::Saved<Currency>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn put_currency(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -41,6 +43,7 @@ pub async fn put_currency(
     Ok(Saved(state.economy.put_currency(tenant_id, currency).await?))
 }
 
+#[utoipa::path(get, path = "/admin/currencies", tag = "admin", security(("key" = [])), responses((status = 200, description = "The currencies", body = doc::Envelope<Vec<Currency>>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn list_currencies(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -48,7 +51,7 @@ pub async fn list_currencies(
     Ok(Data(state.economy.currencies(tenant_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an object with name, item_type, and optionally icon_url, category, display_properties, prices, contents, duration_seconds and store_only"
@@ -68,6 +71,7 @@ pub struct ItemBody {
     store_only: bool,
 }
 
+#[utoipa::path(put, path = "/admin/catalog/items/{key}", tag = "admin", security(("key" = [])), params(("key" = String, Path)), request_body = ItemBody, responses((status = 200, description = "Saved", body = doc::Saved<CatalogItem>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn put_item(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -89,6 +93,7 @@ pub async fn put_item(
     Ok(Saved(state.economy.put_item(tenant_id, item).await?))
 }
 
+#[utoipa::path(get, path = "/admin/catalog/items", tag = "admin", security(("key" = [])), responses((status = 200, description = "The catalog", body = doc::Envelope<Vec<CatalogItem>>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn list_items(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -96,6 +101,7 @@ pub async fn list_items(
     Ok(Data(state.economy.items(tenant_id).await?))
 }
 
+#[utoipa::path(get, path = "/admin/catalog/items/{key}", tag = "admin", security(("key" = [])), params(("key" = String, Path)), responses((status = 200, description = "The item", body = doc::Envelope<CatalogItem>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn get_item(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -104,7 +110,7 @@ pub async fn get_item(
     Ok(Data(state.economy.item(tenant_id, &CatalogKey::try_from(key)?).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "an object with name and optionally listings")]
 pub struct StoreBody {
     name: String,
@@ -112,6 +118,7 @@ pub struct StoreBody {
     listings: Vec<Listing>,
 }
 
+#[utoipa::path(put, path = "/admin/stores/{key}", tag = "admin", security(("key" = [])), params(("key" = String, Path)), request_body = StoreBody, responses((status = 200, description = "Saved", body = doc::Saved<Store>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn put_store(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -123,6 +130,7 @@ pub async fn put_store(
     Ok(Saved(state.economy.put_store(tenant_id, &key, &name, &body.listings).await?))
 }
 
+#[utoipa::path(get, path = "/admin/stores/{key}", tag = "admin", security(("key" = [])), params(("key" = String, Path)), responses((status = 200, description = "The store", body = doc::Envelope<Store>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn get_store(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -132,6 +140,7 @@ pub async fn get_store(
 }
 
 /// The tenant's settings.
+#[utoipa::path(get, path = "/admin/settings", tag = "admin", security(("key" = [])), responses((status = 200, description = "The settings", body = doc::Envelope<TenantSettings>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn get_settings(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -140,6 +149,7 @@ pub async fn get_settings(
 }
 
 /// Replaces the tenant's settings; a setting left out takes its default.
+#[utoipa::path(put, path = "/admin/settings", tag = "admin", security(("key" = [])), request_body = TenantSettings, responses((status = 200, description = "Saved", body = doc::Saved<TenantSettings>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn put_settings(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,

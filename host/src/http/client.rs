@@ -5,6 +5,7 @@ use super::error::ApiError;
 use super::extract::{
     Answer, ApiJson, ApiPath, ClientKey, ClientSession, Created, Data, OptionalJson, idempotency_key,
 };
+use super::openapi as doc;
 use crate::domain::{self, CurrencyCode, CustomId, Quantity};
 use crate::economy::{ConsumeReceipt, OpenedSession, Outcome, PurchaseReceipt, PurchaseRequest, StorePage};
 use crate::storage::{InventoryEntry, WalletEntry};
@@ -13,7 +14,7 @@ use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "an object with custom_id")]
 pub struct LoginBody {
     custom_id: String,
@@ -23,6 +24,7 @@ pub struct LoginBody {
 /// It names its own player (created on first login) or the one the server
 /// linked it to, never a player by identity: anyone holding the client key
 /// can call this.
+#[utoipa::path(post, path = "/client/auth/custom", tag = "client", security(("key" = [])), request_body = LoginBody, responses((status = 201, description = "A session", body = doc::Envelope<OpenedSession>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn login_custom(
     ClientKey(tenant_id): ClientKey,
     State(state): State<AppState>,
@@ -32,6 +34,7 @@ pub async fn login_custom(
     Ok(Created(state.economy.login_custom(tenant_id, &custom_id, true).await?.session))
 }
 
+#[utoipa::path(get, path = "/client/wallet", tag = "client", security(("key" = [], "session" = [])), responses((status = 200, description = "The balances", body = doc::Envelope<Vec<WalletEntry>>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn wallet(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,
@@ -39,6 +42,7 @@ pub async fn wallet(
     Ok(Data(state.economy.wallet(&user).await?))
 }
 
+#[utoipa::path(get, path = "/client/inventory", tag = "client", security(("key" = [], "session" = [])), responses((status = 200, description = "The stacks", body = doc::Envelope<Vec<InventoryEntry>>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn inventory(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,
@@ -46,7 +50,7 @@ pub async fn inventory(
     Ok(Data(state.economy.inventory(&user).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an object with catalog_item_id, currency_code, and optionally store_id, quantity and idempotency_key"
@@ -60,7 +64,7 @@ pub struct PurchaseBody {
 }
 
 /// The native purchase answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Purchased {
     purchased: bool,
     purchase_id: Uuid,
@@ -84,6 +88,7 @@ impl From<PurchaseReceipt> for Purchased {
 
 /// Buys an item: at most once per idempotency key, all or nothing; a retry
 /// answers as the first did, with `Idempotent-Replayed: true`.
+#[utoipa::path(post, path = "/client/inventory/purchase", tag = "client", security(("key" = [], "session" = [])), request_body = PurchaseBody, responses((status = 200, description = "Bought (or the replay of the first request with the key)", body = doc::Envelope<Purchased>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody), (status = 422, description = "The key was used for another request", body = doc::ErrorBody)))]
 pub async fn purchase(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,
@@ -101,7 +106,7 @@ pub async fn purchase(
     Ok(Answer(Outcome { value: value.into(), replayed }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "an object with optionally quantity and idempotency_key")]
 pub struct ConsumeBody {
     quantity: Option<i64>,
@@ -109,7 +114,7 @@ pub struct ConsumeBody {
 }
 
 /// The native consume answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Consumed {
     app_user_id: Uuid,
     catalog_item_id: Uuid,
@@ -118,6 +123,7 @@ pub struct Consumed {
 }
 
 /// Uses up a consumable; the body (and its `quantity`) may be left out.
+#[utoipa::path(post, path = "/client/inventory/{item_id}/consume", tag = "client", security(("key" = [], "session" = [])), params(("item_id" = Uuid, Path)), request_body = ConsumeBody, responses((status = 200, description = "What is left", body = doc::Envelope<Consumed>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn consume(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,
@@ -137,6 +143,7 @@ pub async fn consume(
 }
 
 /// A store as the player sees it: each listing priced by the tenant's rules.
+#[utoipa::path(get, path = "/client/stores/{key}", tag = "client", security(("key" = [], "session" = [])), params(("key" = String, Path)), responses((status = 200, description = "Listings priced by the rules", body = doc::Envelope<StorePage>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn store(
     ClientSession(user): ClientSession,
     State(state): State<AppState>,

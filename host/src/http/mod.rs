@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod health;
 mod modules;
+mod openapi;
 mod operator;
 mod playfab;
 mod playfab_economy;
@@ -62,6 +63,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/readyz", get(health::readyz))
         .route("/operator/tenants", post(operator::create_tenant))
         .route("/operator/tenants/{id}/limits", put(operator::put_limits))

@@ -4,6 +4,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminKey, ApiJson, Created, Data, Saved};
+use super::openapi as doc;
 use crate::economy::{Applied, ModuleEntry};
 use crate::storage::ModuleInfo;
 use axum::body::Bytes;
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 
 /// Checks, compiles and stores a component (`Content-Type:
 /// application/wasm`). It runs nothing until activated.
+#[utoipa::path(post, path = "/admin/modules", tag = "admin", security(("key" = [])), request_body(content = Vec<u8>, content_type = "application/wasm", description = "A component implementing the economy world"), responses((status = 201, description = "Uploaded (not active yet)", body = doc::Envelope<crate::storage::ModuleInfo>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 413, description = "Too large", body = doc::ErrorBody)))]
 pub async fn upload(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -33,6 +35,7 @@ pub async fn upload(
 }
 
 /// The tenant's uploaded modules; when none is active, the built-in rules run.
+#[utoipa::path(get, path = "/admin/modules", tag = "admin", security(("key" = [])), responses((status = 200, description = "Uploaded modules", body = doc::Envelope<Vec<crate::economy::ModuleEntry>>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn list(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -40,7 +43,7 @@ pub async fn list(
     Ok(Data(state.economy.modules(tenant_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "an object with sha256")]
 pub struct ActivateBody {
     sha256: String,
@@ -48,6 +51,7 @@ pub struct ActivateBody {
 
 /// Swaps the tenant's rules to an uploaded module; rollback is activating
 /// an older one. Requests already running finish on the module they began.
+#[utoipa::path(put, path = "/admin/modules/active", tag = "admin", security(("key" = [])), request_body = ActivateBody, responses((status = 200, description = "Now active", body = doc::Saved<crate::economy::ModuleEntry>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn activate(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -61,6 +65,7 @@ pub async fn activate(
 }
 
 /// Back to the built-in `economy-core` rules.
+#[utoipa::path(delete, path = "/admin/modules/active", tag = "admin", security(("key" = [])), responses((status = 200, description = "The built-in module is active again", body = doc::Saved<doc::BuiltinModule>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn deactivate(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,

@@ -3,6 +3,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Created, Operator, Saved};
+use super::openapi as doc;
 use crate::domain::{self, Name, Slug};
 use crate::economy::{Applied, CreatedTenant};
 use crate::storage::{Backend, DatabaseUrl, LimitOverrides};
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 /// The longest database URL a tenant may be given.
 const MAX_DATABASE_URL_CHARS: usize = 2_048;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "an object with slug, name and optionally database_url")]
 pub struct NewTenant {
     slug: String,
@@ -25,6 +26,7 @@ pub struct NewTenant {
 /// With `database_url`, the tenant's data lives in that PostgreSQL database
 /// or SQLite file (opened and migrated on first use); the URL is never shown
 /// again.
+#[utoipa::path(post, path = "/operator/tenants", tag = "operator", security(("operator" = [])), request_body = NewTenant, responses((status = 201, description = "The tenant and its keys (shown only now)", body = doc::Envelope<crate::economy::CreatedTenant>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 409, description = "The slug is taken", body = doc::ErrorBody)))]
 pub async fn create_tenant(
     _: Operator,
     State(state): State<AppState>,
@@ -50,6 +52,7 @@ fn database_url(url: String) -> Result<DatabaseUrl, ApiError> {
 
 /// Sets a tenant's sandbox limits (`null` keeps the host's default) and
 /// returns the limits its calls now run under.
+#[utoipa::path(put, path = "/operator/tenants/{id}/limits", tag = "operator", security(("operator" = [])), params(("id" = Uuid, Path, description = "The tenant")), request_body = crate::storage::LimitOverrides, responses((status = 200, description = "The limits in force", body = doc::Saved<doc::Limits>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn put_limits(
     _: Operator,
     State(state): State<AppState>,

@@ -11,6 +11,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::OptionalJson;
+use super::openapi as doc;
 use crate::domain::CustomId;
 use crate::economy::{CustomLogin, EconomyError};
 use crate::storage::{InventoryEntry, ItemType, PaidPrice, User, WalletEntry};
@@ -172,8 +173,9 @@ pub(super) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = PlayFabLoginBody)]
 pub struct LoginBody {
     title_id: Option<String>,
     custom_id: Option<String>,
@@ -183,6 +185,7 @@ pub struct LoginBody {
 /// `POST /Client/LoginWithCustomID`: a session ticket (and entity token)
 /// for the player a custom id names; with `CreateAccount: true`, a custom
 /// id that names no player yet makes one.
+#[utoipa::path(post, path = "/Client/LoginWithCustomID", tag = "playfab", request_body = LoginBody, responses((status = 200, description = "Signed in", body = doc::PlayFabOk<doc::LoginResult>), (status = 400, description = "Refused", body = doc::ApiErrorWrapper), (status = 403, description = "Custom-id login is turned off", body = doc::ApiErrorWrapper)))]
 pub async fn login_with_custom_id(
     State(state): State<AppState>,
     body: Result<OptionalJson<LoginBody>, ApiError>,
@@ -280,6 +283,7 @@ impl FromRequestParts<AppState> for EntitySession {
 /// `POST /Client/GetUserInventory`: the player's item instances, balances
 /// and regenerating currencies' next recharges. Expired and used-up stacks
 /// are left out.
+#[utoipa::path(post, path = "/Client/GetUserInventory", tag = "playfab", security(("playfab_ticket" = [])), responses((status = 200, description = "The legacy inventory", body = doc::PlayFabOk<doc::UserInventory>), (status = 401, description = "No valid session ticket", body = doc::ApiErrorWrapper)))]
 pub async fn get_user_inventory(
     State(state): State<AppState>,
     session: Result<PlayFabSession, PlayFabError>,

@@ -12,6 +12,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::OptionalJson;
+use super::openapi as doc;
 use super::playfab::{Code, EntitySession, PlayFabError, ok, timestamp};
 use crate::domain::{IdempotencyKey, MAX_AMOUNT, MAX_DURATION_SECONDS, Quantity};
 use crate::economy::{Collection, Holding, Outcome, Placement, PurchaseRequest, StackChange};
@@ -32,13 +33,13 @@ const MAX_DISPLAY_PROPERTIES_BYTES: usize = 1000;
 /// The longest collection or stack id.
 const MAX_ID_CHARS: usize = 100;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct EntityKey {
     id: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct AlternateId {
     #[serde(rename = "Type")]
@@ -46,7 +47,7 @@ pub struct AlternateId {
     value: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct ItemReference {
     id: Option<String>,
@@ -54,15 +55,16 @@ pub struct ItemReference {
     stack_id: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct InitialValues {
     display_properties: Option<Value>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct PriceAmount {
+    #[schema(value_type = Option<f64>)]
     amount: Option<Number>,
     item_id: Option<String>,
     stack_id: Option<String>,
@@ -72,11 +74,13 @@ pub struct PriceAmount {
 /// `SubtractInventoryItems` (each uses its own). `CustomTags` and
 /// `DeleteEmptyStacks` are accepted and change nothing: an empty stack is
 /// never listed, kept or not.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct WriteBody {
+    #[schema(value_type = Option<f64>)]
     amount: Option<Number>,
     collection_id: Option<String>,
+    #[schema(value_type = Option<f64>)]
     duration_in_seconds: Option<Number>,
     #[serde(rename = "ETag")]
     etag: Option<String>,
@@ -193,6 +197,7 @@ fn own_entity(user: &User, entity: Option<&EntityKey>) -> Result<(), PlayFabErro
 /// `POST /Inventory/PurchaseInventoryItems`: buys `Amount` of the item at
 /// the one price in `PriceAmounts` (which must be what the rules charge),
 /// through `StoreId` if given, into the collection and stack named.
+#[utoipa::path(post, path = "/Inventory/PurchaseInventoryItems", tag = "playfab", security(("playfab_entity" = [])), request_body = WriteBody, responses((status = 200, description = "Bought", body = doc::PlayFabOk<doc::InventoryWritten>), (status = 400, description = "Refused", body = doc::ApiErrorWrapper), (status = 401, description = "No valid entity token", body = doc::ApiErrorWrapper), (status = 403, description = "Another player's entity", body = doc::ApiErrorWrapper), (status = 412, description = "The ETag is stale", body = doc::ApiErrorWrapper)))]
 pub async fn purchase_inventory_items(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -241,6 +246,7 @@ pub async fn purchase_inventory_items(
 
 /// `POST /Inventory/AddInventoryItems` (server): adds `Amount` of an item
 /// (into the collection and stack named) or of a currency.
+#[utoipa::path(post, path = "/Inventory/AddInventoryItems", tag = "playfab", security(("playfab_secret" = [])), request_body = WriteBody, responses((status = 200, description = "Added", body = doc::PlayFabOk<doc::InventoryWritten>), (status = 400, description = "Refused", body = doc::ApiErrorWrapper), (status = 401, description = "No secret key", body = doc::ApiErrorWrapper), (status = 403, description = "Not a server key", body = doc::ApiErrorWrapper), (status = 412, description = "The ETag is stale", body = doc::ApiErrorWrapper)))]
 pub async fn add_inventory_items(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -252,6 +258,7 @@ pub async fn add_inventory_items(
 
 /// `POST /Inventory/SubtractInventoryItems` (server): takes `Amount` of an
 /// item from the stack named, or of a currency; never below zero.
+#[utoipa::path(post, path = "/Inventory/SubtractInventoryItems", tag = "playfab", security(("playfab_secret" = [])), request_body = WriteBody, responses((status = 200, description = "Taken", body = doc::PlayFabOk<doc::InventoryWritten>), (status = 400, description = "Refused", body = doc::ApiErrorWrapper), (status = 401, description = "No secret key", body = doc::ApiErrorWrapper), (status = 403, description = "Not a server key", body = doc::ApiErrorWrapper), (status = 412, description = "The ETag is stale", body = doc::ApiErrorWrapper)))]
 pub async fn subtract_inventory_items(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -291,11 +298,12 @@ async fn entity(state: &AppState, tenant_id: Uuid, entity: Option<&EntityKey>) -
     state.economy.player_by_id(tenant_id, user_id).await?.ok_or_else(not_found)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReadBody {
     collection_id: Option<String>,
     continuation_token: Option<String>,
+    #[schema(value_type = Option<f64>)]
     count: Option<Number>,
     entity: Option<EntityKey>,
     filter: Option<String>,
@@ -305,6 +313,7 @@ pub struct ReadBody {
 /// (currencies first, then stacks by item and stack), with its ETag.
 /// `Filter` takes PlayFab's `type`, `id` and `stackId` equalities joined
 /// by `and`.
+#[utoipa::path(post, path = "/Inventory/GetInventoryItems", tag = "playfab", security(("playfab_entity" = [])), request_body = ReadBody, responses((status = 200, description = "A page of the collection", body = doc::PlayFabOk<doc::InventoryItems>), (status = 400, description = "Refused", body = doc::ApiErrorWrapper), (status = 401, description = "No valid entity token", body = doc::ApiErrorWrapper)))]
 pub async fn get_inventory_items(
     State(state): State<AppState>,
     session: Result<EntitySession, PlayFabError>,

@@ -3,6 +3,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Answer, ApiJson, ApiPath, ApiQuery, Created, Data, OptionalJson, ServerKey, idempotency_key};
+use super::openapi as doc;
 use crate::domain::{self, CatalogKey, CurrencyCode, CustomId, Identity, Quantity};
 use crate::economy::{Grant, Granted, OpenedSession};
 use crate::storage::{LedgerEntry, LedgerQuery, LedgerReason};
@@ -17,13 +18,14 @@ use uuid::Uuid;
 const DEFAULT_LEDGER_LIMIT: i64 = 50;
 const MAX_LEDGER_LIMIT: i64 = 100;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "an object with optionally ttl_seconds")]
 pub struct SessionBody {
     ttl_seconds: Option<u64>,
 }
 
 /// Opens a session for the player, creating the player if new.
+#[utoipa::path(post, path = "/server/users/{identity}/sessions", tag = "server", security(("key" = [])), params(("identity" = String, Path)), request_body = SessionBody, responses((status = 201, description = "A session (the player is created if new)", body = doc::Envelope<OpenedSession>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
 pub async fn create_session(
     ServerKey(tenant_id): ServerKey,
     State(state): State<AppState>,
@@ -35,7 +37,7 @@ pub async fn create_session(
     Ok(Created(state.economy.open_session(tenant_id, &identity, ttl).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "an object with custom_id")]
 pub struct LinkBody {
     custom_id: String,
@@ -44,6 +46,7 @@ pub struct LinkBody {
 /// Links a custom id to the player, so the game's custom-id login (e.g. on
 /// a new device) reaches this player. A custom id that already names
 /// another player is not moved: 409.
+#[utoipa::path(post, path = "/server/users/{identity}/custom-ids", tag = "server", security(("key" = [])), params(("identity" = String, Path)), request_body = LinkBody, responses((status = 200, description = "Linked", body = doc::Envelope<doc::LinkedPlayer>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody), (status = 409, description = "The custom id names another player", body = doc::ErrorBody)))]
 pub async fn link_custom_id(
     ServerKey(tenant_id): ServerKey,
     State(state): State<AppState>,
@@ -58,7 +61,7 @@ pub async fn link_custom_id(
 
 /// A grant: `{currency_code, amount, reason?}` or `{item_key, quantity}`,
 /// with an optional `idempotency_key`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an object with either currency_code, amount and optionally reason, or item_key and quantity"
@@ -114,6 +117,7 @@ impl TryFrom<GrantBody> for Grant {
 /// Credits (or, with a negative amount, debits) a currency, or grants an
 /// item, outside the rules module: the server is trusted. At most once per
 /// idempotency key; a retry answers as the first did.
+#[utoipa::path(post, path = "/server/users/{identity}/grants", tag = "server", security(("key" = [])), params(("identity" = String, Path)), request_body = GrantBody, responses((status = 200, description = "The balance after, or the stack", body = doc::Envelope<Granted>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn grant(
     ServerKey(tenant_id): ServerKey,
     State(state): State<AppState>,
@@ -136,13 +140,14 @@ pub struct LedgerParams {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LedgerPage {
     entries: Vec<LedgerEntry>,
     next_cursor: Option<Uuid>,
 }
 
 /// The player's ledger, newest first, a page at a time.
+#[utoipa::path(get, path = "/server/users/{identity}/ledger", tag = "server", security(("key" = [])), params(("identity" = String, Path), ("currency_code" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<Uuid>, Query)), responses((status = 200, description = "Newest first", body = doc::Envelope<LedgerPage>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn ledger(
     ServerKey(tenant_id): ServerKey,
     State(state): State<AppState>,

@@ -6,6 +6,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, ServerKey};
+use super::openapi as doc;
 use crate::domain::{CurrencyCode, IdempotencyKey, Identity, Quantity};
 use crate::economy::{EconomyError, Outcome, PurchaseReceipt, PurchaseRequest, ShopItem};
 use axum::extract::State;
@@ -69,6 +70,7 @@ fn number(name: &str, value: Option<&str>, default: usize, min: usize, max: usiz
 }
 
 /// The tenant's shop items: filtered, sorted and paged as asked.
+#[utoipa::path(get, path = "/api/private/shop-items", tag = "sverse", security(("key" = [])), params(("purchasable" = Option<bool>, Query), ("currency" = Option<String>, Query), ("sortBy" = Option<String>, Query, description = "createdAt or price"), ("order" = Option<String>, Query, description = "asc or desc"), ("page" = Option<u32>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, description = "A page of shop items", body = doc::SverseOk<doc::ShopPage>), (status = 400, description = "Invalid parameter", body = doc::SverseError), (status = 401, description = "Invalid API key", body = doc::SverseError)))]
 pub async fn shop_items(
     key: Result<ServerKey, ApiError>,
     State(state): State<AppState>,
@@ -127,8 +129,9 @@ pub async fn shop_items(
     Ok(axum::Json(json!({ "error": false, "data": { "items": shown, "pagination": pagination } })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SversePurchaseBody)]
 pub struct PurchaseBody {
     shop_item_id: Option<String>,
     quantity: Option<i64>,
@@ -138,6 +141,7 @@ pub struct PurchaseBody {
 
 /// Buys a shop item for the player `identity`: 200 with the purchase, or
 /// 409 with the same purchase when its idempotency key was used before.
+#[utoipa::path(post, path = "/api/private/users/{identity}/purchases", tag = "sverse", security(("key" = [])), params(("identity" = String, Path)), request_body = PurchaseBody, responses((status = 200, description = "Bought", body = doc::SverseOk<doc::SversePurchase>), (status = 409, description = "The idempotency key was used: the first purchase (or a message, for another request)", body = doc::SverseOk<doc::SversePurchase>), (status = 400, description = "Refused", body = doc::SverseError), (status = 401, description = "Invalid API key", body = doc::SverseError), (status = 404, description = "No such player or shop item", body = doc::SverseError)))]
 pub async fn purchase(
     key: Result<ServerKey, ApiError>,
     State(state): State<AppState>,

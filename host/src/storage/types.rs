@@ -32,7 +32,7 @@ impl KeyKind {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: Uuid,
     pub slug: String,
@@ -60,7 +60,7 @@ pub struct Session {
 }
 
 /// A regenerating currency: `amount` every `period_seconds`, up to `max`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a recharge: an object with amount, period_seconds and max")]
 pub struct Recharge {
     pub amount: i64,
@@ -68,7 +68,7 @@ pub struct Recharge {
     pub max: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Currency {
     pub code: String,
     pub name: String,
@@ -88,7 +88,7 @@ pub struct NewCurrency {
     pub recharge: Option<Recharge>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ItemType {
     Consumable,
@@ -114,7 +114,7 @@ impl ItemType {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a price: an object with currency_code and amount")]
 pub struct Price {
     pub currency_code: String,
@@ -122,14 +122,14 @@ pub struct Price {
 }
 
 /// One entry of a bundle's contents: an item or a currency amount.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged, deny_unknown_fields, expecting = "a bundle content: {item_key, quantity} or {currency_code, amount}")]
 pub enum Content {
     Item { item_key: String, quantity: u64 },
     Currency { currency_code: String, amount: i64 },
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CatalogItem {
     pub id: Uuid,
     pub key: String,
@@ -165,7 +165,7 @@ fn purchasable_by_default() -> bool {
     true
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a listing: an object with item_key, and optionally override_prices, max_purchases_per_user and purchasable"
@@ -180,7 +180,7 @@ pub struct Listing {
     pub purchasable: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Store {
     pub id: Uuid,
     pub key: String,
@@ -198,7 +198,7 @@ pub struct StoreListing {
     pub listing: Listing,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct WalletEntry {
     pub currency_code: String,
     pub balance: i64,
@@ -210,7 +210,7 @@ pub struct WalletEntry {
 }
 
 /// The catalog fields shown with an inventory stack (Amba's `catalog_items`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemSummary {
     pub key: String,
     pub name: String,
@@ -219,7 +219,7 @@ pub struct ItemSummary {
     pub category: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct InventoryEntry {
     pub app_user_id: Uuid,
     pub catalog_item_id: Uuid,
@@ -269,7 +269,7 @@ pub struct PaidPrice {
 }
 
 /// Why a balance changed; stored in the ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LedgerReason {
     Purchase,
@@ -293,7 +293,7 @@ impl LedgerReason {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub id: Uuid,
     pub currency_code: String,
@@ -371,7 +371,7 @@ impl NewGrant {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stack {
     pub catalog_item_id: Uuid,
     pub collection_id: String,
@@ -431,7 +431,7 @@ pub struct PurchaseRecord {
 }
 
 /// An uploaded rules module.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ModuleInfo {
     pub sha256: String,
     pub size: i32,
@@ -440,7 +440,7 @@ pub struct ModuleInfo {
 
 /// The operator's per-tenant overrides of the sandbox limits; `None` keeps
 /// the host's default.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an object with optionally fuel, deadline_ms, memory_bytes and max_import_calls"
@@ -453,7 +453,7 @@ pub struct LimitOverrides {
 }
 
 /// A tenant's own settings, written by its admin.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "an object with optionally custom_id_login")]
 pub struct TenantSettings {
     /// Whether players may sign in with a custom id and the client key.

@@ -7,6 +7,7 @@ mod helpers;
 mod idempotency;
 mod ledger;
 mod modules;
+mod openapi;
 mod playfab;
 mod playfab_economy;
 mod purchase;

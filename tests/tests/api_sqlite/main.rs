@@ -19,6 +19,8 @@ mod idempotency;
 mod ledger;
 #[path = "../api/modules.rs"]
 mod modules;
+#[path = "../api/openapi.rs"]
+mod openapi;
 #[path = "../api/playfab.rs"]
 mod playfab;
 #[path = "../api/playfab_economy.rs"]
