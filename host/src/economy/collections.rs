@@ -118,7 +118,8 @@ impl Economy {
     /// does (a balance that regenerates changes when it is settled), and is
     /// the same on every host and after restarts.
     pub async fn collection_version(&self, user: &User, collection_id: &str) -> Result<String, EconomyError> {
-        let mut held = self.tenant_store(user.tenant_id).await?.collection_state(user, collection_id).await?;
+        let store = self.tenant_store(user.tenant_id).await?;
+        let mut held = self.versions.read(store, user, collection_id).await?;
         held.sort();
         let mut digest = Sha256::new();
         for holding in &held {

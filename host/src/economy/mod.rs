@@ -19,6 +19,7 @@ mod queue;
 mod shop;
 mod store;
 mod tenants;
+mod versions;
 
 pub use catalog::Applied;
 pub use collections::{Collection, Holding, StackChange, StackChanged};
@@ -60,6 +61,8 @@ pub struct Economy {
     rules: Arc<Rules>,
     /// Takes each player's purchases and consumes one at a time on this host.
     user_queue: queue::UserQueue,
+    /// Reads collection versions in groups.
+    versions: versions::VersionReads,
     /// The session lifetime when none is asked for.
     session_ttl: Duration,
 }
@@ -71,7 +74,14 @@ impl Economy {
         rules: Arc<Rules>,
         session_ttl: Duration,
     ) -> Self {
-        Self { control, stores, rules, user_queue: queue::UserQueue::default(), session_ttl }
+        Self {
+            control,
+            stores,
+            rules,
+            user_queue: queue::UserQueue::default(),
+            versions: Default::default(),
+            session_ttl,
+        }
     }
 
     pub fn rules(&self) -> &Arc<Rules> {

@@ -243,10 +243,10 @@ pub trait ReadStore: Send + Sync {
     async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
     /// For each item the player bought, the unit price of its latest purchase.
     async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>>;
-    /// What one collection holds, as stored: its unexpired, non-empty
-    /// stacks and, for the default collection, the stored balances. In one
-    /// round trip, in no particular order.
-    async fn collection_state(&self, user: &User, collection_id: &str) -> StorageResult<Vec<Held>>;
+    /// What each `(player, collection)` holds, as stored: the collection's
+    /// unexpired, non-empty stacks and, for the default collection, the
+    /// stored balances; in one round trip, each in no particular order.
+    async fn collection_states(&self, wanted: &[(User, String)]) -> StorageResult<Vec<Vec<Held>>>;
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>>;
     /// The committed request of `kind` that used `key` for this player, if any.
     async fn idempotency_record(

@@ -57,6 +57,7 @@ macro_rules! every_scenario {
             conformance!($backend:
     balance_changes_never_overdraw_nor_pass_the_max_and_the_ledger_follows,
     grants_stack_up_and_consumes_never_go_negative,
+    grants_land_in_their_stacks_and_collections_are_read_together,
     listing_claims_never_pass_their_cap,
     a_purchase_record_claims_its_idempotency_key_once,
     a_request_record_claims_its_idempotency_key_once,

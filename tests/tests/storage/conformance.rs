@@ -5,8 +5,8 @@ use crate::backends::Backend;
 use chrono::Utc;
 use economy_host::secrets;
 use economy_host::storage::{
-    CatalogItem, Content, Guarded, GuardedPurchase, InventoryRefusal, ItemType, KeyKind, LedgerQuery, LedgerReason,
-    NewCurrency, NewGrant, NewItem, PaidPrice, PurchaseRecord, Recharge, RecordKind, Recorded, StackKey,
+    CatalogItem, Content, Guarded, GuardedPurchase, Held, InventoryRefusal, ItemType, KeyKind, LedgerQuery,
+    LedgerReason, NewCurrency, NewGrant, NewItem, PaidPrice, PurchaseRecord, Recharge, RecordKind, Recorded, StackKey,
     StoredResponse, TenantStore, TxScope, User, WalletRefusal,
 };
 use serde_json::json;
@@ -127,6 +127,48 @@ pub async fn grants_stack_up_and_consumes_never_go_negative(backend: &Backend) {
     let inventory = store.inventory(&player).await.unwrap();
     assert_eq!(inventory.len(), 1);
     assert_eq!((inventory[0].quantity, inventory[0].catalog_items.key.as_str()), (1, "potion"));
+}
+
+pub async fn grants_land_in_their_stacks_and_collections_are_read_together(backend: &Backend) {
+    let (store, player, potion) = shop(backend, "game").await;
+    let other = store.find_or_create_user("player-2").await.unwrap();
+    let hero = StackKey { collection_id: "hero".into(), stack_id: "bag".into() };
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    let placed =
+        NewGrant { stack: hero.clone(), display_properties: Some(json!({"color": "red"})), ..grant(&potion, 2) };
+    let stacks = tx.grant_items(&[placed.clone()]).await.unwrap().unwrap();
+    assert_eq!((stacks[0].collection_id.as_str(), stacks[0].stack_id.as_str()), ("hero", "bag"));
+    tx.grant_items(&[grant(&potion, 1)]).await.unwrap().unwrap();
+    let again = NewGrant { display_properties: Some(json!({"color": "blue"})), ..placed };
+    tx.grant_items(&[again]).await.unwrap().unwrap();
+    assert_eq!(tx.consume(potion.id, &hero, 5).await.unwrap(), Err(InventoryRefusal::InsufficientQuantity));
+    assert_eq!(tx.consume(potion.id, &hero, 1).await.unwrap(), Ok(3), "taken from the stack named");
+    assert_eq!(tx.quantity(potion.id).await.unwrap(), 4, "every stack counts");
+    tx.commit().await.unwrap();
+
+    let inventory = store.inventory(&player).await.unwrap();
+    let bag = inventory.iter().find(|stack| stack.collection_id == "hero").expect("the hero stack");
+    assert_eq!((bag.stack_id.as_str(), bag.quantity), ("bag", 3));
+    assert_eq!(bag.display_properties, Some(json!({"color": "red"})), "a stack keeps the values it was created with");
+
+    let wanted = [
+        (player.clone(), "default".to_owned()),
+        (other.clone(), "hero".to_owned()),
+        (player.clone(), "hero".to_owned()),
+        (other.clone(), "default".to_owned()),
+    ];
+    let states = store.collection_states(&wanted).await.unwrap();
+    let stack = |quantity| Held::Stack { item_id: potion.id, stack_id: "default".into(), quantity, expires_at: None };
+    let gems = Held::Balance { currency_code: "gems".into(), balance: 100 };
+    let sorted = |mut held: Vec<Held>| {
+        held.sort();
+        held
+    };
+    assert_eq!(sorted(states[0].clone()), sorted(vec![stack(1), gems.clone()]));
+    assert_eq!(states[1], vec![], "nothing in the other player's hero collection");
+    let bag = Held::Stack { item_id: potion.id, stack_id: "bag".into(), quantity: 3, expires_at: None };
+    assert_eq!(states[2], vec![bag]);
+    assert_eq!(states[3], vec![gems]);
 }
 
 pub async fn listing_claims_never_pass_their_cap(backend: &Backend) {

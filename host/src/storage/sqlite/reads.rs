@@ -82,33 +82,50 @@ impl ReadStore for SqliteTenant {
             .map_err(Into::into)
     }
 
-    async fn collection_state(&self, user: &User, collection_id: &str) -> StorageResult<Vec<Held>> {
-        own(self.tenant_id, user)?;
+    async fn collection_states(&self, wanted: &[(User, String)]) -> StorageResult<Vec<Vec<Held>>> {
+        for (user, _) in wanted {
+            own(self.tenant_id, user)?;
+        }
         let rows = sqlx::query(
-            "SELECT item_id, stack_id, quantity, expires_at, NULL AS currency_code FROM inventory
-             WHERE user_id = $1 AND collection_id = $2 AND quantity > 0 AND (expires_at IS NULL OR expires_at > $3)
+            "WITH w AS (SELECT key + 1 AS n, unhex(value ->> 0) AS user_id, value ->> 1 AS collection_id
+                        FROM json_each($1))
+             SELECT w.n, s.item_id, s.stack_id, s.quantity, s.expires_at, NULL AS currency_code
+             FROM w JOIN inventory s ON s.user_id = w.user_id AND s.collection_id = w.collection_id
+             WHERE s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > $2)
              UNION ALL
-             SELECT NULL, NULL, balance, NULL, currency_code FROM balances WHERE user_id = $1 AND $2 = 'default'",
+             SELECT w.n, NULL, NULL, b.balance, NULL, b.currency_code
+             FROM w JOIN balances b ON b.user_id = w.user_id
+             WHERE w.collection_id = 'default'",
         )
-        .bind(user.id)
-        .bind(collection_id)
+        .bind(
+            serde_json::to_string(
+                &wanted
+                    .iter()
+                    .map(|(user, collection)| (hex::encode(user.id.as_bytes()), collection))
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|error| StorageError::Backend(error.to_string()))?,
+        )
         .bind(now())
         .fetch_all(&self.db.readers)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(match row.try_get::<Option<String>, _>("currency_code")? {
-                    Some(currency_code) => Held::Balance { currency_code, balance: row.try_get("quantity")? },
-                    None => Held::Stack {
-                        item_id: row.try_get("item_id")?,
-                        stack_id: row.try_get("stack_id")?,
-                        quantity: row.try_get("quantity")?,
-                        expires_at: optional_time(row, "expires_at")?,
-                    },
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        let mut states = vec![Vec::new(); wanted.len()];
+        for row in &rows {
+            let n: i64 = row.try_get("n")?;
+            let held = match row.try_get::<Option<String>, _>("currency_code")? {
+                Some(currency_code) => Held::Balance { currency_code, balance: row.try_get("quantity")? },
+                None => Held::Stack {
+                    item_id: row.try_get("item_id")?,
+                    stack_id: row.try_get("stack_id")?,
+                    quantity: row.try_get("quantity")?,
+                    expires_at: optional_time(row, "expires_at")?,
+                },
+            };
+            if let Some(state) = usize::try_from(n - 1).ok().and_then(|i| states.get_mut(i)) {
+                state.push(held);
+            }
+        }
+        Ok(states)
     }
 
     async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>> {
