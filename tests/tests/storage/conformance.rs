@@ -136,7 +136,7 @@ pub async fn grants_land_in_their_stacks_and_collections_are_read_together(backe
     let mut tx = store.begin(scope(&player)).await.unwrap();
     let placed =
         NewGrant { stack: hero.clone(), display_properties: Some(json!({"color": "red"})), ..grant(&potion, 2) };
-    let stacks = tx.grant_items(&[placed.clone()]).await.unwrap().unwrap();
+    let stacks = tx.grant_items(std::slice::from_ref(&placed)).await.unwrap().unwrap();
     assert_eq!((stacks[0].collection_id.as_str(), stacks[0].stack_id.as_str()), ("hero", "bag"));
     tx.grant_items(&[grant(&potion, 1)]).await.unwrap().unwrap();
     let again = NewGrant { display_properties: Some(json!({"color": "blue"})), ..placed };
