@@ -281,6 +281,7 @@ pub struct ItemInstance {
     pub remaining_uses: Option<i64>,
     pub unit_currency: Option<String>,
     pub unit_price: Option<i64>,
+    pub custom_data: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -324,6 +324,21 @@ fn item_instance(stack: &InventoryEntry, paid: &[PaidPrice]) -> Value {
         instance["UnitCurrency"] = json!(price.currency_code);
         instance["UnitPrice"] = json!(price.unit_price);
     }
+    // A stack's own values (given when a request created it) are its
+    // custom data; PlayFab's are strings.
+    if let Some(Value::Object(properties)) = &stack.display_properties {
+        let custom: Map<String, Value> = properties
+            .iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                (key.clone(), Value::String(text))
+            })
+            .collect();
+        instance["CustomData"] = Value::Object(custom);
+    }
     instance
 }
 

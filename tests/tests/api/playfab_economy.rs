@@ -228,6 +228,20 @@ async fn a_purchase_lands_in_the_collection_and_stack_named_with_its_values() {
     data(&as_player(&app, &player, "PurchaseInventoryItems", more).await);
     let (hero, _) = collection(&app, &player, "hero").await;
     assert_eq!((&hero[0]["Amount"], &hero[0]["DisplayProperties"]), (&json!(3), &json!({"color": "red"})));
+
+    // The legacy inventory shows the stack's values as its custom data, as strings.
+    let legacy = post(&app, "/Client/GetUserInventory", &[("X-Authorization", &player.token)], json!({})).await;
+    let instances = data(&legacy)["Inventory"].as_array().unwrap().clone();
+    let sword_instance = instances.iter().find(|i| i["ItemId"] == "sword").expect("the sword");
+    assert_eq!(sword_instance["CustomData"], json!({"color": "red"}));
+    let stats = json!({"Item": {"Id": sword, "StackId": "off-hand"}, "Amount": 1, "CollectionId": "hero",
+        "StoreId": store, "PriceAmounts": [{"ItemId": "gems", "Amount": 80}],
+        "NewStackValues": {"DisplayProperties": {"level": 3, "tags": ["rare"]}}});
+    data(&as_player(&app, &player, "PurchaseInventoryItems", stats).await);
+    let legacy = post(&app, "/Client/GetUserInventory", &[("X-Authorization", &player.token)], json!({})).await;
+    let instances = data(&legacy)["Inventory"].as_array().unwrap().clone();
+    let custom: Vec<&Value> = instances.iter().filter_map(|i| i.get("CustomData")).collect();
+    assert!(custom.contains(&&json!({"level": "3", "tags": "[\"rare\"]"})), "{custom:?}");
     app.audit().await;
 }
 
