@@ -60,7 +60,7 @@ pub struct StackChanged {
 
 impl StackChange {
     fn canonical(&self) -> serde_json::Value {
-        let Placement { stack, display_properties, max_duration_seconds } = &self.placement;
+        let Placement { stack, display_properties, max_duration_seconds, .. } = &self.placement;
         let holding = match &self.holding {
             Holding::Currency(code) => json!({ "currency_code": code.as_str() }),
             Holding::Item(id) => json!({ "item_id": id }),

@@ -37,8 +37,8 @@ use crate::rules::Rules;
 pub use crate::runtime::Placement;
 use crate::runtime::{CallFailure, RuleError};
 use crate::storage::{
-    ControlStore, InventoryEntry, LedgerEntry, LedgerQuery, PaidPrice, Tenant, TenantStore, TenantStores, Tx, User,
-    WalletEntry,
+    BundlePurchase, CatalogItem, ControlStore, InventoryEntry, LedgerEntry, LedgerQuery, PaidPrice, Tenant,
+    TenantStore, TenantStores, Tx, User, WalletEntry,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +112,20 @@ impl Economy {
     pub async fn wallet(&self, user: &User) -> Result<Vec<WalletEntry>, EconomyError> {
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         Ok(self.tenant_store(user.tenant_id).await?.wallet(user, tenant.catalog.recharging()).await?)
+    }
+
+    /// The player's purchases of bundles, oldest first, each with its
+    /// bundle as the catalog has it now (a bundle since deleted is left out).
+    pub async fn bundle_purchases(&self, user: &User) -> Result<Vec<(BundlePurchase, CatalogItem)>, EconomyError> {
+        let tenant = self.rules.for_tenant(user.tenant_id).await?;
+        let purchases = self.tenant_store(user.tenant_id).await?.bundle_purchases(user).await?;
+        Ok(purchases
+            .into_iter()
+            .filter_map(|purchase| {
+                let item = tenant.catalog.item_by_id(purchase.item_id)?.clone();
+                Some((purchase, item))
+            })
+            .collect())
     }
 
     /// For each item the player bought, the unit price of its latest purchase.

@@ -15,7 +15,7 @@ use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
 use crate::runtime::{self, CallFailure, Invocation, Placement, PurchaseCheck, RequestContext};
 use crate::storage::{
-    NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
+    ItemType, NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -99,7 +99,7 @@ impl PurchaseRequest {
             canonical["meta"] = meta.clone();
         }
         if self.placement != Placement::default() {
-            let Placement { stack, display_properties, max_duration_seconds } = &self.placement;
+            let Placement { stack, display_properties, max_duration_seconds, .. } = &self.placement;
             canonical["placement"] = json!({
                 "collection_id": stack.collection_id,
                 "stack_id": stack.stack_id,
@@ -219,7 +219,10 @@ impl Economy {
             store_id: request.store_id.map(|id| id.to_string()),
             quantity: request.quantity.get(),
         };
-        let call = tenant.call(RequestContext::for_request(user, purchase_id)).placed(request.placement.clone());
+        // A bundle's contents remember the purchase they came from.
+        let bundle = tenant.catalog.item_by_id(request.item_id).is_some_and(|item| item.item_type == ItemType::Bundle);
+        let placement = Placement { bundle_purchase_id: bundle.then_some(purchase_id), ..request.placement.clone() };
+        let call = tenant.call(RequestContext::for_request(user, purchase_id)).placed(placement);
         let Invocation { mut tx, journal, pending_grants, result } =
             self.rules.runtime().purchase(call, tx, guest_request).await;
         let stale = matches!(result, Err(CallFailure::Host(StorageError::Stale)));

@@ -282,6 +282,10 @@ pub struct ItemInstance {
     pub unit_currency: Option<String>,
     pub unit_price: Option<i64>,
     pub custom_data: Option<BTreeMap<String, String>>,
+    /// The `ItemInstanceId` of the bundle purchase that created the stack.
+    pub bundle_parent: Option<Uuid>,
+    /// A bundle's instance: the keys of the items one bundle grants.
+    pub bundle_contents: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]

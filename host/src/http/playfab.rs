@@ -14,7 +14,7 @@ use super::extract::OptionalJson;
 use super::openapi as doc;
 use crate::domain::CustomId;
 use crate::economy::{CustomLogin, EconomyError};
-use crate::storage::{InventoryEntry, ItemType, PaidPrice, User, WalletEntry};
+use crate::storage::{BundlePurchase, CatalogItem, Content, InventoryEntry, ItemType, PaidPrice, User, WalletEntry};
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -289,16 +289,45 @@ pub async fn get_user_inventory(
     session: Result<PlayFabSession, PlayFabError>,
 ) -> Result<Response, PlayFabError> {
     let PlayFabSession(user) = session?;
-    let (stacks, wallet, paid) = tokio::try_join!(
+    let (stacks, wallet, paid, bundles) = tokio::try_join!(
         state.economy.inventory(&user),
         state.economy.wallet(&user),
         state.economy.paid_prices(&user),
+        state.economy.bundle_purchases(&user),
     )?;
-    let inventory: Vec<Value> = stacks.iter().map(|stack| item_instance(stack, &paid)).collect();
+    let bundles = bundles.iter().map(|(purchase, item)| bundle_instance(purchase, item));
+    let inventory: Vec<Value> = bundles.chain(stacks.iter().map(|stack| item_instance(stack, &paid))).collect();
     let balances: Map<String, Value> =
         wallet.iter().map(|entry| (entry.currency_code.clone(), json!(entry.balance))).collect();
     let recharges: Map<String, Value> = wallet.iter().filter_map(recharge_time).collect();
     Ok(ok(json!({ "Inventory": inventory, "VirtualCurrency": balances, "VirtualCurrencyRechargeTimes": recharges })))
+}
+
+/// A bundle's purchase as a legacy `ItemInstance`: its id is the
+/// purchase's, the `BundleParent` of the stacks the purchase created;
+/// `BundleContents` names the items one bundle grants.
+fn bundle_instance(purchase: &BundlePurchase, item: &CatalogItem) -> Value {
+    let contents: Vec<&str> = item
+        .contents
+        .iter()
+        .filter_map(|content| match content {
+            Content::Item { item_key, .. } => Some(item_key.as_str()),
+            Content::Currency { .. } => None,
+        })
+        .collect();
+    let mut instance = json!({
+        "ItemId": item.key,
+        "ItemInstanceId": purchase.id,
+        "DisplayName": item.name,
+        "PurchaseDate": timestamp(purchase.created_at),
+        "BundleContents": contents,
+        "UnitCurrency": purchase.currency_code,
+        "UnitPrice": purchase.unit_price,
+    });
+    if let Some(class) = &item.category {
+        instance["ItemClass"] = json!(class);
+    }
+    instance
 }
 
 /// One stack as a legacy `ItemInstance`. A stack of more than one (or any
@@ -323,6 +352,9 @@ fn item_instance(stack: &InventoryEntry, paid: &[PaidPrice]) -> Value {
     if let Some(price) = paid.iter().find(|price| price.item_id == stack.catalog_item_id) {
         instance["UnitCurrency"] = json!(price.currency_code);
         instance["UnitPrice"] = json!(price.unit_price);
+    }
+    if let Some(bundle) = stack.bundle_purchase_id {
+        instance["BundleParent"] = json!(bundle);
     }
     // A stack's own values (given when a request created it) are its
     // custom data; PlayFab's are strings.

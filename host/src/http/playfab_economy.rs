@@ -144,7 +144,7 @@ impl WriteBody {
             }
         };
         let max_duration_seconds = whole("DurationInSeconds", self.duration_in_seconds.as_ref(), MAX_DURATION_SECONDS)?;
-        Ok(Placement { stack, display_properties, max_duration_seconds })
+        Ok(Placement { stack, display_properties, max_duration_seconds, bundle_purchase_id: None })
     }
 
     /// The item named by `Item.Id` or `Item.AlternateId` (a `FriendlyId`).

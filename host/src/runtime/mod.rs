@@ -184,6 +184,9 @@ pub struct Placement {
     pub display_properties: Option<serde_json::Value>,
     /// Granted stacks expire at most this long after the grant.
     pub max_duration_seconds: Option<i64>,
+    /// The bundle purchase the grants are the contents of (set by the
+    /// host, never by a caller).
+    pub bundle_purchase_id: Option<uuid::Uuid>,
 }
 
 impl Placement {
@@ -201,6 +204,7 @@ impl Placement {
         NewGrant {
             stack: self.stack.clone(),
             display_properties: self.display_properties.clone(),
+            bundle_purchase_id: self.bundle_purchase_id,
             ..NewGrant::new(item_id, quantity, acquired_via, self.duration(duration))
         }
     }

@@ -243,6 +243,8 @@ pub trait ReadStore: Send + Sync {
     async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
     /// For each item the player bought, the unit price of its latest purchase.
     async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>>;
+    /// The player's purchases of bundles, oldest first.
+    async fn bundle_purchases(&self, user: &User) -> StorageResult<Vec<BundlePurchase>>;
     /// What each `(player, collection)` holds, as stored: the collection's
     /// unexpired, non-empty stacks and, for the default collection, the
     /// stored balances; in one round trip, each in no particular order.

@@ -232,6 +232,9 @@ pub struct InventoryEntry {
     /// The stack's own display properties, given when a request created it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_properties: Option<Value>,
+    /// The bundle purchase that created the stack, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_purchase_id: Option<Uuid>,
     pub catalog_items: ItemSummary,
 }
 
@@ -248,9 +251,21 @@ impl InventoryEntry {
             acquired_at: stack.acquired_at,
             expires_at: stack.expires_at,
             display_properties: None,
+            bundle_purchase_id: None,
             catalog_items,
         }
     }
+}
+
+/// A purchase of a bundle: what legacy inventories show as the bundle's
+/// own instance, the parent of the stacks it created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundlePurchase {
+    pub id: Uuid,
+    pub item_id: Uuid,
+    pub currency_code: String,
+    pub unit_price: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 /// One thing a collection holds, as stored.
@@ -355,6 +370,9 @@ pub struct NewGrant {
     /// Given to the stack when this grant creates it (an existing stack
     /// keeps its own).
     pub display_properties: Option<Value>,
+    /// The purchase of the bundle this grant is part of, recorded on the
+    /// stack the grant creates.
+    pub bundle_purchase_id: Option<Uuid>,
 }
 
 impl NewGrant {
@@ -367,6 +385,7 @@ impl NewGrant {
             duration_seconds,
             stack: StackKey::default(),
             display_properties: None,
+            bundle_purchase_id: None,
         }
     }
 }

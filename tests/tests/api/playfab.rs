@@ -169,8 +169,10 @@ async fn get_user_inventory_lists_instances_balances_and_recharges() {
     let instances = got["Inventory"].as_array().expect("Inventory").clone();
     let instance = |key: &str| instances.iter().find(|i| i["ItemId"] == key).cloned();
     assert!(instance("flash").is_none(), "an expired stack is left out: {instances:?}");
-    assert!(instance("chest").is_none(), "a bundle is its contents");
-    assert_eq!(instances.len(), 3, "{instances:?}");
+    let chest = instance("chest").expect("the bundle's own instance");
+    assert_eq!(chest["BundleContents"], json!(["potion", "sword"]));
+    assert_eq!((&chest["UnitPrice"], &chest["UnitCurrency"]), (&json!(50), &json!("gems")));
+    assert_eq!(instances.len(), 4, "{instances:?}");
 
     let potion = instance("potion").expect("the potions");
     assert_eq!(potion["RemainingUses"], 6, "3 bought, 2 from the chest, 1 more");
@@ -188,7 +190,8 @@ async fn get_user_inventory_lists_instances_balances_and_recharges() {
     assert_eq!((expires - bought).num_seconds(), 3600);
     let ids: std::collections::HashSet<&str> =
         instances.iter().map(|i| i["ItemInstanceId"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 3, "instance ids are distinct");
+    assert_eq!(ids.len(), 4, "instance ids are distinct");
+    assert!(potion.get("BundleParent").is_none(), "the potions' stack was bought before the chest");
 
     let spent = 3 * 10 + 100 + 5 + 50 + 1 + 12;
     assert_eq!(got["VirtualCurrency"], json!({"gems": 1_000 - spent, "energy": 0}));
@@ -198,6 +201,23 @@ async fn get_user_inventory_lists_instances_balances_and_recharges() {
     assert!((0..=60).contains(&seconds), "{energy}");
     chrono::DateTime::parse_from_rfc3339(energy["RechargeTime"].as_str().unwrap()).unwrap();
     assert!(got["VirtualCurrencyRechargeTimes"].get("gems").is_none(), "gems do not regenerate");
+
+    // Stacks a bundle created name it as their parent.
+    let login_b = crate::playfab::login(&app, &title, "device-chest", true).await;
+    let ticket_b = data(&login_b)["SessionTicket"].as_str().unwrap().to_owned();
+    let player_b = app.login(&tenant, "device-chest").await;
+    let bought =
+        app.purchase(&tenant, &player_b, json!({"catalog_item_id": id("chest").await, "currency_code": "gems"})).await;
+    let purchase_id = bought.assert_ok()["purchase_id"].clone();
+    let inventory_b = playfab(&app, "/Client/GetUserInventory", Some(&ticket_b), json!({})).await;
+    let instances_b = data(&inventory_b)["Inventory"].as_array().unwrap().clone();
+    assert_eq!(instances_b.len(), 3, "{instances_b:?}");
+    let chest_b = instances_b.iter().find(|i| i["ItemId"] == "chest").unwrap();
+    assert_eq!(chest_b["ItemInstanceId"], purchase_id);
+    for key in ["potion", "sword"] {
+        let stack = instances_b.iter().find(|i| i["ItemId"] == key).unwrap();
+        assert_eq!(stack["BundleParent"], purchase_id, "{stack}");
+    }
 
     // A stack used up is left out.
     app.consume(&tenant, &player, &id("potion").await, 6).await.assert_ok();

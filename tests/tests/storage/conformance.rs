@@ -169,6 +169,23 @@ pub async fn grants_land_in_their_stacks_and_collections_are_read_together(backe
     let bag = Held::Stack { item_id: potion.id, stack_id: "bag".into(), quantity: 3, expires_at: None };
     assert_eq!(states[2], vec![bag]);
     assert_eq!(states[3], vec![gems]);
+
+    // A stack used up starts over with the next grant's values.
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    assert_eq!(tx.consume(potion.id, &hero, 3).await.unwrap(), Ok(0));
+    let bundle = Uuid::now_v7();
+    let fresh = NewGrant {
+        stack: hero.clone(),
+        display_properties: Some(json!({"color": "green"})),
+        bundle_purchase_id: Some(bundle),
+        ..grant(&potion, 1)
+    };
+    tx.grant_items(&[fresh]).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    let inventory = store.inventory(&player).await.unwrap();
+    let bag = inventory.iter().find(|stack| stack.collection_id == "hero").expect("the hero stack");
+    assert_eq!(bag.quantity, 1);
+    assert_eq!((&bag.display_properties, bag.bundle_purchase_id), (&Some(json!({"color": "green"})), Some(bundle)));
 }
 
 pub async fn listing_claims_never_pass_their_cap(backend: &Backend) {

@@ -224,8 +224,8 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<O
                    store_id, quantity, currency_code, unit_price, total)
          ), g AS (
             SELECT * FROM unnest($22::int[], $23::uuid[], $24::bigint[], $25::text[], $26::bigint[],
-                                 $27::text[], $28::text[], $29::jsonb[])
-              AS g(n, item_id, quantity, via, duration, collection_id, stack_id, display)
+                                 $27::text[], $28::text[], $29::jsonb[], $30::uuid[])
+              AS g(n, item_id, quantity, via, duration, collection_id, stack_id, display, bundle)
          ), changed AS (
             UPDATE balances b SET balance = b.balance + d.delta, updated_at = now()
             FROM d
@@ -241,9 +241,9 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<O
             SELECT user_id, ledger_id, code, delta, after, reason, reference, module_sha256 FROM changed
          ), granted AS (
             INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at,
-                                        collection_id, stack_id, display_properties)
+                                        collection_id, stack_id, display_properties, bundle_purchase_id)
             SELECT c.user_id, g.item_id, g.quantity, g.via, now(), now() + make_interval(secs => g.duration),
-                   g.collection_id, g.stack_id, g.display
+                   g.collection_id, g.stack_id, g.display, g.bundle
             FROM g JOIN changed c ON c.n = g.n ",
         stack_upsert!(),
         "
@@ -285,6 +285,7 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<O
     .bind(&columns.grant_collection)
     .bind(&columns.grant_stack)
     .bind(&columns.grant_display)
+    .bind(&columns.grant_bundle)
     .fetch_all(connection)
     .await?;
     let mut balances = vec![None; batch.len()];
@@ -329,6 +330,7 @@ struct BatchColumns<'a> {
     grant_collection: Vec<&'a str>,
     grant_stack: Vec<&'a str>,
     grant_display: Vec<Option<&'a Value>>,
+    grant_bundle: Vec<Option<Uuid>>,
 }
 
 impl<'a> BatchColumns<'a> {
@@ -368,6 +370,7 @@ impl<'a> BatchColumns<'a> {
                 columns.grant_collection.push(&grant.stack.collection_id);
                 columns.grant_stack.push(&grant.stack.stack_id);
                 columns.grant_display.push(grant.display_properties.as_ref());
+                columns.grant_bundle.push(grant.bundle_purchase_id);
             }
         }
         columns

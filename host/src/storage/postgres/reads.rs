@@ -50,7 +50,7 @@ impl ReadStore for PgTenant {
         own(self.tenant_id, user)?;
         let rows = sqlx::query(
             "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
-                    s.display_properties, i.key, i.name, i.icon_url, i.item_type, i.category
+                    s.display_properties, s.bundle_purchase_id, i.key, i.name, i.icon_url, i.item_type, i.category
              FROM inventory s JOIN catalog_items i ON i.id = s.item_id AND i.tenant_id = $1
              WHERE s.user_id = $2 AND s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > now())
              ORDER BY s.acquired_at, s.item_id",
@@ -69,7 +69,9 @@ impl ReadStore for PgTenant {
                     category: row.try_get("category")?,
                 };
                 let entry = InventoryEntry::new(user.id, stack_from_row(row)?, summary);
-                Ok(InventoryEntry { display_properties: row.try_get("display_properties")?, ..entry })
+                let (display_properties, bundle_purchase_id) =
+                    (row.try_get("display_properties")?, row.try_get("bundle_purchase_id")?);
+                Ok(InventoryEntry { display_properties, bundle_purchase_id, ..entry })
             })
             .collect()
     }
@@ -110,6 +112,31 @@ impl ReadStore for PgTenant {
             }
         }
         Ok(states)
+    }
+
+    async fn bundle_purchases(&self, user: &User) -> StorageResult<Vec<BundlePurchase>> {
+        own(self.tenant_id, user)?;
+        let rows = sqlx::query(
+            "SELECT p.id, p.item_id, p.currency_code, p.unit_price, p.created_at FROM purchases p
+             JOIN catalog_items i ON i.tenant_id = $1 AND i.id = p.item_id AND i.item_type = 'bundle'
+             WHERE p.user_id = $2 ORDER BY p.id",
+        )
+        .bind(self.tenant_id)
+        .bind(user.id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(BundlePurchase {
+                    id: row.try_get("id")?,
+                    item_id: row.try_get("item_id")?,
+                    currency_code: row.try_get("currency_code")?,
+                    unit_price: row.try_get("unit_price")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>> {

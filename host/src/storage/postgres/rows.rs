@@ -85,6 +85,7 @@ pub(super) struct GrantColumns<'a> {
     pub(super) collections: Vec<&'a str>,
     pub(super) stacks: Vec<&'a str>,
     pub(super) displays: Vec<Option<&'a Value>>,
+    pub(super) bundles: Vec<Option<Uuid>>,
 }
 
 impl<'a> GrantColumns<'a> {
@@ -97,6 +98,7 @@ impl<'a> GrantColumns<'a> {
             collections: grants.iter().map(|g| g.stack.collection_id.as_str()).collect(),
             stacks: grants.iter().map(|g| g.stack.stack_id.as_str()).collect(),
             displays: grants.iter().map(|g| g.display_properties.as_ref()).collect(),
+            bundles: grants.iter().map(|g| g.bundle_purchase_id).collect(),
         }
     }
 }

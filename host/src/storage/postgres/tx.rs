@@ -230,6 +230,7 @@ impl Tx for PgTx {
         .bind(&columns.collections)
         .bind(&columns.stacks)
         .bind(&columns.displays)
+        .bind(&columns.bundles)
         .fetch_all(&mut *self.tx)
         .await?;
         if rows.len() != grants.len() {
@@ -326,7 +327,7 @@ impl Tx for PgTx {
              ), recorded AS (
                 INSERT INTO purchases (user_id, id, item_id, store_id, quantity, currency_code, unit_price, total,
                                        idempotency_key, request_hash, response_status, response_body, module_sha256)
-                VALUES ($2, $10, $11, $12, $13, $14, $15, $20, $16, $17, $18, $19, $21)
+                VALUES ($2, $11, $12, $13, $14, $15, $16, $21, $17, $18, $19, $20, $22)
                 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING 1
              )
@@ -341,6 +342,7 @@ impl Tx for PgTx {
         .bind(&grants.collections)
         .bind(&grants.stacks)
         .bind(&grants.displays)
+        .bind(&grants.bundles)
         .bind(p.id)
         .bind(p.item_id)
         .bind(p.store_id)

@@ -163,6 +163,7 @@ struct GrantRow<'a> {
     collection: &'a str,
     stack: &'a str,
     display: Option<&'a Value>,
+    bundle: Option<String>,
 }
 
 fn hex_id(id: Uuid) -> String {
@@ -210,6 +211,7 @@ async fn write_batch(connection: &mut SqliteConnection, batch: &[Pending]) -> St
                 collection: &grant.stack.collection_id,
                 stack: &grant.stack.stack_id,
                 display: grant.display_properties.as_ref(),
+                bundle: grant.bundle_purchase_id.map(hex_id),
             });
         }
     }
@@ -240,7 +242,7 @@ const GUARDED_BATCH: &str = concat!(
         request_hash BLOB, response_status INTEGER, response_body TEXT, ok INTEGER NOT NULL DEFAULT 0);
     CREATE TEMP TABLE IF NOT EXISTS guarded_grants (
         i INTEGER, item_id BLOB, quantity INTEGER, acquired_via TEXT, expires_at INTEGER,
-        collection_id TEXT, stack_id TEXT, display TEXT);
+        collection_id TEXT, stack_id TEXT, display TEXT, bundle BLOB);
     DELETE FROM guarded_batch;
     DELETE FROM guarded_grants;
     INSERT INTO guarded_batch (i, tenant_id, user_id, code, delta, before, ledger_id, reason, reference,
@@ -253,10 +255,11 @@ const GUARDED_BATCH: &str = concat!(
         value ->> 'key', unhex(value ->> 'hash'), value ->> 'status',
         CASE WHEN value ->> 'response' IS NOT NULL THEN value -> 'response' END
     FROM json_each($1);
-    INSERT INTO guarded_grants (i, item_id, quantity, acquired_via, expires_at, collection_id, stack_id, display)
+    INSERT INTO guarded_grants (i, item_id, quantity, acquired_via, expires_at, collection_id, stack_id, display,
+        bundle)
     SELECT value ->> 'i', unhex(value ->> 'item'), value ->> 'quantity', value ->> 'via', value ->> 'expires_at',
         value ->> 'collection', value ->> 'stack',
-        CASE WHEN value ->> 'display' IS NOT NULL THEN value -> 'display' END
+        CASE WHEN value ->> 'display' IS NOT NULL THEN value -> 'display' END, unhex(value ->> 'bundle')
     FROM json_each($2);
     UPDATE guarded_batch AS b SET ok = 1
     WHERE EXISTS (SELECT 1 FROM balances WHERE user_id = b.user_id AND currency_code = b.code AND balance = b.before)
@@ -273,8 +276,9 @@ const GUARDED_BATCH: &str = concat!(
     SELECT user_id, ledger_id, code, delta, before + delta, reason, reference, module_sha256, $3
     FROM guarded_batch WHERE ok;
     INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at,
-        collection_id, stack_id, display_properties)
-    SELECT b.user_id, g.item_id, g.quantity, g.acquired_via, $3, g.expires_at, g.collection_id, g.stack_id, g.display
+        collection_id, stack_id, display_properties, bundle_purchase_id)
+    SELECT b.user_id, g.item_id, g.quantity, g.acquired_via, $3, g.expires_at, g.collection_id, g.stack_id, g.display,
+        g.bundle
     FROM guarded_grants g JOIN guarded_batch b ON b.i = g.i WHERE b.ok ",
     stack_upsert!(),
     ";

@@ -54,7 +54,7 @@ impl ReadStore for SqliteTenant {
         own(self.tenant_id, user)?;
         let rows = sqlx::query(
             "SELECT s.item_id, s.collection_id, s.stack_id, s.quantity, s.acquired_via, s.acquired_at, s.expires_at,
-                    s.display_properties, i.key, i.name, i.icon_url, i.item_type, i.category
+                    s.display_properties, s.bundle_purchase_id, i.key, i.name, i.icon_url, i.item_type, i.category
              FROM inventory s JOIN catalog_items i ON i.id = s.item_id AND i.tenant_id = $1
              WHERE s.user_id = $2 AND s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > $3)
              ORDER BY s.acquired_at, s.item_id",
@@ -76,7 +76,11 @@ impl ReadStore for SqliteTenant {
                 let entry = InventoryEntry::new(user.id, stack_from_row(row)?, summary);
                 let display_properties =
                     row.try_get::<Option<Json<Value>>, _>("display_properties")?.map(|json| json.0);
-                Ok(InventoryEntry { display_properties, ..entry })
+                Ok(InventoryEntry {
+                    display_properties,
+                    bundle_purchase_id: row.try_get("bundle_purchase_id")?,
+                    ..entry
+                })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
@@ -126,6 +130,31 @@ impl ReadStore for SqliteTenant {
             }
         }
         Ok(states)
+    }
+
+    async fn bundle_purchases(&self, user: &User) -> StorageResult<Vec<BundlePurchase>> {
+        own(self.tenant_id, user)?;
+        let rows = sqlx::query(
+            "SELECT p.id, p.item_id, p.currency_code, p.unit_price, p.created_at FROM purchases p
+             JOIN catalog_items i ON i.tenant_id = $1 AND i.id = p.item_id AND i.item_type = 'bundle'
+             WHERE p.user_id = $2 ORDER BY p.id",
+        )
+        .bind(self.tenant_id)
+        .bind(user.id)
+        .fetch_all(&self.db.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(BundlePurchase {
+                    id: row.try_get("id")?,
+                    item_id: row.try_get("item_id")?,
+                    currency_code: row.try_get("currency_code")?,
+                    unit_price: row.try_get("unit_price")?,
+                    created_at: time(row, "created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>> {

@@ -51,6 +51,10 @@ macro_rules! stack_upsert {
            expires_at = CASE
              WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0 THEN excluded.expires_at
              WHEN s.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
-             ELSE max(s.expires_at, excluded.expires_at) END"
+             ELSE max(s.expires_at, excluded.expires_at) END,
+           display_properties = CASE WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0
+                                     THEN excluded.display_properties ELSE s.display_properties END,
+           bundle_purchase_id = CASE WHEN s.expires_at <= excluded.acquired_at OR s.quantity = 0
+                                     THEN excluded.bundle_purchase_id ELSE s.bundle_purchase_id END"
     };
 }

@@ -216,8 +216,8 @@ pub(super) async fn grant(
         let expires_at = grant.duration_seconds.map(|seconds| now + seconds * MICROS);
         let row = sqlx::query(concat!(
             "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at,
-                                         collection_id, stack_id, display_properties)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ",
+                                         collection_id, stack_id, display_properties, bundle_purchase_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ",
             stack_upsert!(),
             " RETURNING ",
             stack_columns!()
@@ -231,6 +231,7 @@ pub(super) async fn grant(
         .bind(&grant.stack.collection_id)
         .bind(&grant.stack.stack_id)
         .bind(grant.display_properties.as_ref().map(serde_json::Value::to_string))
+        .bind(grant.bundle_purchase_id)
         .fetch_one(&mut *connection)
         .await?;
         stacks.push(stack_from_row(&row)?);
