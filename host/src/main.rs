@@ -81,6 +81,7 @@ Created a demo tenant \"demo\" (its keys are shown only now):
   server key: {server}
   admin key:  {admin}
 and a player \"demo-player\" with a 30-day session: {token}
+Its id (a PlayFab SDK's title id): {id}
 
 Buy a potion for 50 of the player's 1000 gold:
 
@@ -89,6 +90,7 @@ Buy a potion for 50 of the player's 1000 gold:
     -H 'content-type: application/json' \\
     -d '{{\"catalog_item_id\": \"{potion}\", \"currency_code\": \"gold\"}}'
 ",
+        id = keys.tenant.id,
         client = keys.client_key,
         server = keys.server_key,
         admin = keys.admin_key,

@@ -404,5 +404,22 @@ async fn racing_purchases_hold_etags_idempotency_and_balances() {
     assert_eq!(amount(&items, "gems", "default"), Some(1_000 - 10 - 20 - 900));
     let sword = item_id(&app, &tenant, "sword").await;
     assert_eq!(amount(&items, &sword, "default"), Some(9));
+
+    // The server's subtractions race on one stack of ten: ten go through.
+    let potion = item_id(&app, &tenant, "potion").await;
+    let entity = json!({"Id": player.id, "Type": "title_player_account"});
+    let add = json!({"Entity": entity, "Item": {"Id": potion, "StackId": "pouch"}, "Amount": 10});
+    data(&as_server(&app, &tenant, "AddInventoryItems", add).await);
+    let takes = join_all((0..16).map(|_| {
+        let take = json!({"Entity": entity, "Item": {"Id": potion, "StackId": "pouch"}, "Amount": 1});
+        as_server(&app, &tenant, "SubtractInventoryItems", take)
+    }))
+    .await;
+    assert_eq!(takes.iter().filter(|reply| reply.status == 200).count(), 10);
+    for refused in takes.iter().filter(|reply| reply.status != 200) {
+        assert_playfab_error(refused, 400, "InsufficientFunds", 1059);
+    }
+    let (items, _) = collection(&app, &player, "default").await;
+    assert_eq!(amount(&items, &potion, "pouch"), None, "used up, never below zero");
     app.audit().await;
 }
