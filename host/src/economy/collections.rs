@@ -4,13 +4,13 @@
 //! concurrency, and the trusted server's direct changes to one stack.
 
 use super::error::EconomyError;
+use super::grant;
 use super::idempotency::{self, Keyed};
 use super::{Economy, Outcome};
 use crate::domain::{CurrencyCode, IdempotencyKey, MAX_AMOUNT};
 use crate::runtime::Placement;
 use crate::storage::{
-    DEFAULT_STACK, InventoryEntry, InventoryRefusal, ItemType, LedgerReason, RecordKind, Tx, User, WalletEntry,
-    WalletRefusal,
+    DEFAULT_STACK, InventoryEntry, InventoryRefusal, LedgerReason, RecordKind, Tx, User, WalletEntry,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -128,6 +128,24 @@ impl Economy {
         Ok(hex::encode(&digest.finalize()[..12]))
     }
 
+    /// `CollectionChanged` unless the collection is still at the version
+    /// the caller read (no version given: no condition). Callers hold the
+    /// player's turn, so no write of theirs on this host runs between this
+    /// check and their own.
+    pub(super) async fn still_at(
+        &self,
+        user: &User,
+        collection_id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), EconomyError> {
+        match if_match {
+            Some(etag) if etag != self.collection_version(user, collection_id).await? => {
+                Err(EconomyError::CollectionChanged)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Applies a trusted server's change to one of the player's stacks:
     /// at most once per idempotency key, and only if the collection is
     /// still at `if_match`.
@@ -144,10 +162,8 @@ impl Economy {
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         let store = self.tenant_store(user.tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;
-        if let Some(etag) = &change.if_match
-            && *etag != self.collection_version(user, &change.placement.stack.collection_id).await?
-        {
-            let changed = EconomyError::CollectionChanged;
+        let collection_id = &change.placement.stack.collection_id;
+        if let Err(changed) = self.still_at(user, collection_id, change.if_match.as_deref()).await {
             return idempotency::after_failure(store.as_ref(), user.id, RecordKind::Request, keyed.as_ref(), changed)
                 .await;
         }
@@ -167,24 +183,12 @@ async fn apply(
 ) -> Result<StackChanged, EconomyError> {
     match &change.holding {
         Holding::Currency(code) => {
-            let reason = LedgerReason::Grant;
-            match tx.change_balance(code.as_str(), change.amount, reason, None).await? {
-                Ok(_) => {}
-                Err(WalletRefusal::UnknownCurrency) => return Err(EconomyError::not_found("currency")),
-                Err(WalletRefusal::InsufficientBalance) => return Err(EconomyError::InsufficientBalance),
-                Err(WalletRefusal::MaxBalanceExceeded) => {
-                    return Err(EconomyError::MaxBalanceExceeded(code.as_str().to_owned()));
-                }
-            }
+            grant::change_balance(tx, code, change.amount, LedgerReason::Grant).await?;
         }
         Holding::Item(item_id) => {
             let item = catalog.item_by_id(*item_id).ok_or_else(|| EconomyError::not_found("item"))?;
             if change.amount > 0 {
-                if item.item_type == ItemType::Bundle {
-                    return Err(EconomyError::invalid("a bundle is granted through a purchase, which expands it"));
-                }
-                let grant = change.placement.grant(item.id, change.amount, "grant".into(), item.duration_seconds);
-                tx.grant_items(&[grant]).await?.map_err(|_| EconomyError::not_found("item"))?;
+                grant::grant_item(tx, item, change.amount, &change.placement).await?;
             } else {
                 match tx.consume(item.id, &change.placement.stack, -change.amount).await? {
                     Ok(_) => {}

@@ -5,7 +5,8 @@ use super::error::EconomyError;
 use super::idempotency::{self, Keyed};
 use super::{Economy, Outcome};
 use crate::domain::{CatalogKey, CurrencyCode, IdempotencyKey, Identity, MAX_AMOUNT, Quantity};
-use crate::storage::{ItemType, LedgerReason, NewGrant, Stack, Tx, WalletRefusal};
+use crate::runtime::Placement;
+use crate::storage::{CatalogItem, ItemType, LedgerReason, Stack, Tx, WalletRefusal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -78,22 +79,46 @@ impl Economy {
 
 async fn apply(tx: &mut dyn Tx, catalog: &crate::catalog::Catalog, grant: Grant) -> Result<Granted, EconomyError> {
     match grant {
-        Grant::Currency { code, amount, reason } => match tx.change_balance(code.as_str(), amount, reason, None).await?
-        {
-            Ok(balance_after) => Ok(Granted::Currency { balance_after }),
-            Err(WalletRefusal::UnknownCurrency) => Err(EconomyError::not_found("currency")),
-            Err(WalletRefusal::InsufficientBalance) => Err(EconomyError::InsufficientBalance),
-            Err(WalletRefusal::MaxBalanceExceeded) => Err(EconomyError::MaxBalanceExceeded(code.into_inner())),
-        },
+        Grant::Currency { code, amount, reason } => {
+            Ok(Granted::Currency { balance_after: change_balance(tx, &code, amount, reason).await? })
+        }
         Grant::Item { key, quantity } => {
             let item = catalog.item_by_key(key.as_str()).ok_or_else(|| EconomyError::not_found("item"))?;
-            if item.item_type == ItemType::Bundle {
-                return Err(EconomyError::invalid("a bundle is granted through a purchase, which expands it"));
-            }
             let quantity = i64::try_from(quantity.get()).map_err(EconomyError::internal)?;
-            let grant = NewGrant::new(item.id, quantity, "grant", item.duration_seconds);
-            let mut stacks = tx.grant_items(&[grant]).await?.map_err(|_| EconomyError::not_found("item"))?;
-            Ok(Granted::Item(stacks.pop().ok_or_else(|| EconomyError::internal("a grant returned no stack"))?))
+            Ok(Granted::Item(grant_item(tx, item, quantity, &Placement::default()).await?))
         }
     }
+}
+
+/// Credits (or, negative, debits) a balance as the trusted server asks;
+/// the balance after.
+pub(super) async fn change_balance(
+    tx: &mut dyn Tx,
+    code: &CurrencyCode,
+    amount: i64,
+    reason: LedgerReason,
+) -> Result<i64, EconomyError> {
+    match tx.change_balance(code.as_str(), amount, reason, None).await? {
+        Ok(balance_after) => Ok(balance_after),
+        Err(WalletRefusal::UnknownCurrency) => Err(EconomyError::not_found("currency")),
+        Err(WalletRefusal::InsufficientBalance) => Err(EconomyError::InsufficientBalance),
+        Err(WalletRefusal::MaxBalanceExceeded) => Err(EconomyError::MaxBalanceExceeded(code.as_str().to_owned())),
+    }
+}
+
+/// Grants `quantity` of an item as the trusted server asks, into the
+/// placement's stack; the stack after. A bundle is refused: only a
+/// purchase expands one.
+pub(super) async fn grant_item(
+    tx: &mut dyn Tx,
+    item: &CatalogItem,
+    quantity: i64,
+    placement: &Placement,
+) -> Result<Stack, EconomyError> {
+    if item.item_type == ItemType::Bundle {
+        return Err(EconomyError::invalid("a bundle is granted through a purchase, which expands it"));
+    }
+    let grant = placement.grant(item.id, quantity, "grant".into(), item.duration_seconds);
+    let mut stacks = tx.grant_items(&[grant]).await?.map_err(|_| EconomyError::not_found("item"))?;
+    stacks.pop().ok_or_else(|| EconomyError::internal("a grant returned no stack"))
 }

@@ -152,13 +152,10 @@ impl Economy {
         }
         let store = self.tenant_store(user.tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;
-        let result = match &request.if_match {
-            // Under the player's turn: no purchase or consume of theirs on
-            // this host runs between this check and the purchase.
-            Some(etag) if *etag != self.collection_version(user, &request.placement.stack.collection_id).await? => {
-                Err(EconomyError::CollectionChanged)
-            }
-            _ => self.buy_with_retry(&store, user, &tenant, request, keyed.as_ref()).await,
+        let collection_id = &request.placement.stack.collection_id;
+        let result = match self.still_at(user, collection_id, request.if_match.as_deref()).await {
+            Ok(()) => self.buy_with_retry(&store, user, &tenant, request, keyed.as_ref()).await,
+            Err(error) => Err(error),
         };
         match result {
             Ok(receipt) => Ok(Outcome { value: receipt, replayed: false }),
