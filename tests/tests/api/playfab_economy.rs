@@ -423,3 +423,38 @@ async fn racing_purchases_hold_etags_idempotency_and_balances() {
     assert_eq!(amount(&items, &potion, "pouch"), None, "used up, never below zero");
     app.audit().await;
 }
+
+#[tokio::test]
+async fn another_tenants_items_stores_and_players_are_not_found_and_change_nothing() {
+    let app = spawn_app().await;
+    let tenant = legacy_shop(&app).await;
+    let other = app.create_tenant("other").await;
+    app.put_currency(&other, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
+    let theirs = crate::helpers::priced_item(&app, &other, "relic", "durable", 1).await;
+    let their_store =
+        app.put_store(&other, "bazaar", json!({"name": "Bazaar", "listings": [{"item_key": "relic"}]})).await;
+    let player = sign_in(&app, "device-mine").await;
+    let (_, before) = collection(&app, &player, "default").await;
+
+    let buy = json!({"Item": {"Id": theirs}, "Amount": 1, "PriceAmounts": [{"ItemId": "gems", "Amount": 1}]});
+    assert_playfab_error(&as_player(&app, &player, "PurchaseInventoryItems", buy).await, 400, "ItemNotFound", 1047);
+    let mut through = potions(1, "theirs-1");
+    through["StoreId"] = json!(their_store);
+    assert_playfab_error(
+        &as_player(&app, &player, "PurchaseInventoryItems", through).await,
+        400,
+        "StoreNotFound",
+        1221,
+    );
+    let add = json!({"Entity": {"Id": player.id}, "Item": {"Id": theirs}, "Amount": 1});
+    assert_playfab_error(&as_server(&app, &tenant, "AddInventoryItems", add).await, 400, "ItemNotFound", 1047);
+    // Their server key does not reach this tenant's player.
+    let gems = json!({"Entity": {"Id": player.id}, "Item": {"Id": "gems"}, "Amount": 5});
+    assert_playfab_error(&as_server(&app, &other, "AddInventoryItems", gems).await, 400, "AccountNotFound", 1001);
+
+    let (items, after) = collection(&app, &player, "default").await;
+    assert_eq!(after, before, "nothing changed");
+    assert_eq!(amount(&items, "gems", "default"), Some(1_000));
+    let purchases: i64 = app.pool.scalar("SELECT count(*) FROM purchases").await;
+    assert_eq!(purchases, 0);
+}
