@@ -49,6 +49,10 @@ impl Catalog {
         Some(StoreListing { store_id, store_key: store.key.clone(), listing: listing.clone() })
     }
 
+    pub fn items(&self) -> impl Iterator<Item = &CatalogItem> {
+        self.items.values()
+    }
+
     pub fn store(&self, id: Uuid) -> Option<&Store> {
         self.stores.get(&id)
     }

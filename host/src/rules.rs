@@ -36,6 +36,11 @@ pub struct TenantContext {
 }
 
 impl TenantContext {
+    /// The uploaded module the tenant runs (none: the built-in rules).
+    pub fn uploaded_module_sha256(&self) -> Option<&str> {
+        self.config.active_sha256.as_deref()
+    }
+
     /// The tenant's own settings.
     pub fn settings(&self) -> &TenantSettings {
         &self.config.settings
@@ -201,6 +206,11 @@ impl Rules {
         });
         tenants.insert(tenant_id, installed.clone());
         Ok(installed)
+    }
+
+    /// A module the tenant uploaded, compiled, whether it is active or not.
+    pub async fn uploaded_module(&self, tenant_id: Uuid, sha256: &str) -> Result<Arc<RulesModule>, ModuleError> {
+        self.stored_module(tenant_id, sha256).await
     }
 
     /// A module the tenant uploaded, compiled. Ownership is checked first:

@@ -2,7 +2,7 @@
 
 use super::error::EconomyError;
 use super::idempotency::{self, Keyed};
-use super::{Economy, Outcome, module_answer, module_misbehaved};
+use super::{Economy, Outcome};
 use crate::domain::{IdempotencyKey, Quantity};
 use crate::runtime::{Invocation, RequestContext};
 use crate::storage::User;
@@ -46,8 +46,10 @@ impl Economy {
                 runtime.consume(call, tx, item_id.to_string(), quantity.get()).await;
             let sha256 = &tenant.module.sha256;
             let result = async {
-                let remaining = module_answer(sha256, result)?;
-                journal.check_consume().map_err(|reason| module_misbehaved(sha256, &reason))?;
+                let remaining = self.module_answer(user.tenant_id, sha256, "consume", result)?;
+                if let Err(reason) = journal.check_consume() {
+                    return Err(self.module_misbehaved(user.tenant_id, sha256, "consume", &reason));
+                }
                 let remaining = i64::try_from(remaining).map_err(EconomyError::internal)?;
                 let consumed = i64::try_from(quantity.get()).map_err(EconomyError::internal)?;
                 tx.record_consume(consume_id, item_id, consumed, remaining).await?;

@@ -12,6 +12,7 @@ mod consume;
 mod error;
 mod grant;
 mod idempotency;
+mod modules;
 mod optimistic;
 mod players;
 mod purchase;
@@ -26,16 +27,16 @@ pub use collections::{Collection, Holding, StackChange, StackChanged};
 pub use consume::ConsumeReceipt;
 pub use error::EconomyError;
 pub use grant::{Grant, Granted};
+pub use modules::{DryRun, DryRunAnswer, DryRunOutcome, PROBATION_CALLS, Quote, Sample};
 pub use players::{CustomLogin, MAX_SESSION_TTL, OpenedSession};
 pub use purchase::{PurchaseReceipt, PurchaseRequest};
 pub use shop::ShopItem;
 pub use store::{ListingView, StorePage};
-pub use tenants::{CreatedTenant, ModuleEntry};
+pub use tenants::{CreatedTenant, ModuleEntry, UploadedModule};
 
 use crate::domain::Identity;
 use crate::rules::Rules;
 pub use crate::runtime::Placement;
-use crate::runtime::{CallFailure, RuleError};
 use crate::storage::{
     BundlePurchase, CatalogItem, ControlStore, InventoryEntry, LedgerEntry, LedgerQuery, PaidPrice, Tenant,
     TenantStore, TenantStores, Tx, User, WalletEntry,
@@ -63,6 +64,8 @@ pub struct Economy {
     user_queue: queue::UserQueue,
     /// Reads collection versions in groups.
     versions: versions::VersionReads,
+    /// Watches the tenants' modules: failures, and new ones on probation.
+    watch: modules::ModuleWatch,
     /// The session lifetime when none is asked for.
     session_ttl: Duration,
 }
@@ -80,6 +83,7 @@ impl Economy {
             rules,
             user_queue: queue::UserQueue::default(),
             versions: Default::default(),
+            watch: Default::default(),
             session_ttl,
         }
     }
@@ -156,27 +160,4 @@ async fn rollback(tx: Box<dyn Tx>) {
     if let Err(error) = tx.rollback().await {
         tracing::warn!(%error, "rollback failed; the connection is discarded");
     }
-}
-
-/// The guest's answer as the service's: its rule errors become theirs; a
-/// trap or an exhausted limit is `ModuleFailed`, logged as the module's
-/// fault; a storage failure while it ran is the host's.
-fn module_answer<T>(sha256: &str, result: Result<Result<T, RuleError>, CallFailure>) -> Result<T, EconomyError> {
-    match result {
-        Ok(answer) => answer.map_err(EconomyError::from),
-        Err(CallFailure::Module(failure)) => {
-            tracing::error!(module = %sha256, error = %failure.message, fault = "module", "rules module failed");
-            Err(EconomyError::ModuleFailed)
-        }
-        Err(CallFailure::Host(failure)) => {
-            tracing::warn!(module = %sha256, error = %failure, fault = "host", "storage failed while the rules module ran");
-            Err(failure.into())
-        }
-    }
-}
-
-/// A module that answered but broke the host's re-check.
-fn module_misbehaved(sha256: &str, reason: &str) -> EconomyError {
-    tracing::error!(module = %sha256, reason, fault = "module", "rules module returned an outcome the host refused");
-    EconomyError::ModuleFailed
 }

@@ -10,7 +10,7 @@
 use super::error::EconomyError;
 use super::idempotency::{self, Keyed};
 use super::optimistic::OptimisticTx;
-use super::{Economy, Outcome, module_answer, module_misbehaved, rollback};
+use super::{Economy, Outcome, rollback};
 use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
 use crate::runtime::{self, CallFailure, Invocation, Placement, PurchaseCheck, RequestContext};
@@ -220,7 +220,7 @@ impl Economy {
         let bundle = tenant.catalog.item_by_id(request.item_id).is_some_and(|item| item.item_type == ItemType::Bundle);
         let placement = Placement { bundle_purchase_id: bundle.then_some(purchase_id), ..request.placement.clone() };
         let call = tenant.call(RequestContext::for_request(user, purchase_id)).placed(placement);
-        let Invocation { mut tx, journal, pending_grants, result } =
+        let Invocation { mut tx, journal, pending_grants, result, .. } =
             self.rules.runtime().purchase(call, tx, guest_request).await;
         let stale = matches!(result, Err(CallFailure::Host(StorageError::Stale)));
         if stale || (tx.unconfirmed() && !matches!(result, Ok(Ok(_)))) {
@@ -228,7 +228,7 @@ impl Economy {
             return None;
         }
         let sha256 = &tenant.module.sha256;
-        let result = match module_answer(sha256, result) {
+        let result = match self.module_answer(user.tenant_id, sha256, "purchase", result) {
             Ok(outcome) if request.expected_unit_price.is_some_and(|price| price != outcome.unit_price) => {
                 Err(EconomyError::PriceChanged(outcome.unit_price))
             }
@@ -252,7 +252,7 @@ impl Economy {
                         };
                         record(tx.as_mut(), keyed, receipt, &pending_grants).await
                     }
-                    Err(reason) => Err(module_misbehaved(sha256, &reason)),
+                    Err(reason) => Err(self.module_misbehaved(user.tenant_id, sha256, "purchase", &reason)),
                 }
             }
             Err(error) => Err(error),

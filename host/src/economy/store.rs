@@ -1,7 +1,7 @@
 //! Store pages: each listing with the prices the tenant's rules quote now.
 
 use super::error::EconomyError;
-use super::{Economy, module_answer, module_misbehaved, rollback};
+use super::{Economy, rollback};
 use crate::runtime::{self, RequestContext};
 use crate::storage::{ItemType, Price, User};
 use serde::Serialize;
@@ -61,13 +61,14 @@ impl Economy {
                 let call = tenant.call(RequestContext::for_request(user, Uuid::now_v7()));
                 let invocation = self.rules.runtime().quote(call, tx, request).await;
                 tx = invocation.tx;
-                match module_answer(sha256, invocation.result) {
+                match self.module_answer(user.tenant_id, sha256, "quote", invocation.result) {
                     Ok(quote) if quote.unit_price >= 0 => {
                         purchasable &= quote.purchasable;
                         prices.push(Price { currency_code: currency_code.to_owned(), amount: quote.unit_price });
                     }
                     Ok(quote) => {
-                        failure = Some(module_misbehaved(sha256, &format!("quoted {}", quote.unit_price)));
+                        let reason = format!("quoted {}", quote.unit_price);
+                        failure = Some(self.module_misbehaved(user.tenant_id, sha256, "quote", &reason));
                         break 'listings;
                     }
                     // A currency the rules do not price is left out.

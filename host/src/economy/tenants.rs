@@ -4,10 +4,13 @@
 use super::Economy;
 use super::catalog::Applied;
 use super::error::EconomyError;
+use super::modules::Sample;
 use crate::domain::{Name, Slug};
-use crate::runtime::CallLimits;
+use crate::rules::MAX_MODULE_BYTES;
+use crate::runtime::{CallLimits, ECONOMY_CORE_WASM};
 use crate::secrets;
 use crate::storage::{DatabaseUrl, KeyKind, LimitOverrides, ModuleInfo, Tenant};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -31,12 +34,36 @@ pub struct CreatedTenant {
     pub admin_key: String,
 }
 
-/// An uploaded module, and whether the tenant runs it now.
+/// A module the tenant can run (one it uploaded, or the built-in rules),
+/// and whether it runs it now.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ModuleEntry {
-    #[serde(flatten)]
-    pub module: ModuleInfo,
+    pub sha256: String,
+    pub size: i32,
+    /// When it was uploaded (none for the built-in rules).
+    pub created_at: Option<DateTime<Utc>>,
+    /// The rules the host runs for a tenant that activated none.
+    pub builtin: bool,
     pub active: bool,
+}
+
+impl ModuleEntry {
+    fn uploaded(module: ModuleInfo, active: bool) -> Self {
+        let ModuleInfo { sha256, size, created_at } = module;
+        Self { sha256, size, created_at: Some(created_at), builtin: false, active }
+    }
+}
+
+/// A module just uploaded, with what it may weigh and what a sample call
+/// of it cost.
+#[derive(Debug)]
+pub struct UploadedModule {
+    pub module: ModuleInfo,
+    /// The largest module the host takes, in bytes.
+    pub limit_bytes: usize,
+    /// A quote of the tenant's first priced item (by key); none if no item
+    /// has a price.
+    pub sample: Option<Sample>,
 }
 
 impl Economy {
@@ -83,29 +110,60 @@ impl Economy {
         Ok(self.applied(tenant_id, self.rules.runtime().limits().for_call(limits)).await)
     }
 
-    /// Checks, compiles and stores a module; it runs nothing until activated.
-    pub async fn upload_module(&self, tenant_id: Uuid, bytes: Vec<u8>) -> Result<ModuleInfo, EconomyError> {
-        Ok(self.rules.upload(tenant_id, bytes).await?)
+    /// Checks, compiles and stores a module; it runs nothing until
+    /// activated, except for a sample quote that writes nothing.
+    pub async fn upload_module(&self, tenant_id: Uuid, bytes: Vec<u8>) -> Result<UploadedModule, EconomyError> {
+        let module = self.rules.upload(tenant_id, bytes).await?;
+        let sample = self.sample_run(tenant_id, &module.sha256).await?;
+        Ok(UploadedModule { module, limit_bytes: MAX_MODULE_BYTES, sample })
     }
 
-    /// The tenant's uploaded modules, marking the one it runs.
+    /// The tenant's uploaded modules, oldest first, then the built-in
+    /// rules; the one it runs is marked active.
     pub async fn modules(&self, tenant_id: Uuid) -> Result<Vec<ModuleEntry>, EconomyError> {
-        let active = self.rules.for_tenant(tenant_id).await?.module.sha256.clone();
+        let tenant = self.rules.for_tenant(tenant_id).await?;
+        let active = tenant.uploaded_module_sha256();
         let modules = self.control.modules(tenant_id).await?;
-        Ok(modules.into_iter().map(|module| ModuleEntry { active: module.sha256 == active, module }).collect())
+        let mut entries: Vec<ModuleEntry> = modules
+            .into_iter()
+            .map(|module| {
+                let active = active == Some(module.sha256.as_str());
+                ModuleEntry::uploaded(module, active)
+            })
+            .collect();
+        entries.push(ModuleEntry {
+            sha256: self.rules.runtime().default_module().sha256.clone(),
+            size: i32::try_from(ECONOMY_CORE_WASM.len()).unwrap_or(i32::MAX),
+            created_at: None,
+            builtin: true,
+            active: active.is_none(),
+        });
+        Ok(entries)
     }
 
     /// Swaps the tenant's rules to a module it uploaded; requests already
-    /// running finish on the module they began with.
+    /// running finish on the module they began with. The module is on
+    /// probation for its first calls on this host: if most of them fail,
+    /// the module active before it is put back.
     pub async fn activate_module(&self, tenant_id: Uuid, sha256: &str) -> Result<Applied<ModuleEntry>, EconomyError> {
+        let previous = self.active_upload(tenant_id).await?;
         let module = self.rules.activate(tenant_id, Some(sha256)).await?;
         let module = module.ok_or_else(|| EconomyError::internal("an activated module has no record"))?;
-        Ok(self.applied(tenant_id, ModuleEntry { module, active: true }).await)
+        self.watch_activation(tenant_id, Some(sha256), previous);
+        Ok(self.applied(tenant_id, ModuleEntry::uploaded(module, true)).await)
     }
 
     /// Back to the built-in rules; returns their hash.
     pub async fn deactivate_module(&self, tenant_id: Uuid) -> Result<Applied<String>, EconomyError> {
         self.rules.activate(tenant_id, None).await?;
+        self.watch_activation(tenant_id, None, None);
         Ok(self.applied(tenant_id, self.rules.runtime().default_module().sha256.clone()).await)
+    }
+
+    /// The uploaded module the tenant runs, as stored now (none: the
+    /// built-in rules).
+    async fn active_upload(&self, tenant_id: Uuid) -> Result<Option<String>, EconomyError> {
+        let config = self.control.tenant_configs(&[tenant_id]).await?.pop().map(|(_, config)| config);
+        Ok(config.ok_or(EconomyError::UnknownTenant)?.active_sha256)
     }
 }

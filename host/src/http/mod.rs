@@ -72,6 +72,8 @@ pub fn router(state: AppState) -> Router {
             post(modules::upload).get(modules::list).layer(DefaultBodyLimit::max(crate::rules::MAX_MODULE_BYTES)),
         )
         .route("/admin/modules/active", put(modules::activate).delete(modules::deactivate))
+        .route("/admin/modules/events", get(modules::events))
+        .route("/admin/modules/{sha256}/quote", post(modules::quote))
         .route("/admin/currencies", get(admin::list_currencies))
         .route("/admin/currencies/{code}", put(admin::put_currency))
         .route("/admin/catalog/items", get(admin::list_items))

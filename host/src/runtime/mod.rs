@@ -217,6 +217,8 @@ pub struct Invocation<R> {
     pub journal: Journal,
     pub pending_grants: Vec<NewGrant>,
     pub result: Result<R, CallFailure>,
+    /// The fuel the call burned (none when the host does not meter).
+    pub fuel_used: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -394,6 +396,10 @@ impl Runtime {
             },
             Err(error) => Err(error),
         };
+        let fuel_used = match self.inner.limits.metering {
+            true => store.get_fuel().ok().map(|left| limits.fuel.saturating_sub(left)),
+            false => None,
+        };
         let mut state = store.into_data();
         state.journal.grants = state.all_grants().map(|grant| (grant.item_id, grant.quantity)).collect();
         let result = match (result, state.host_failure.take()) {
@@ -412,7 +418,7 @@ impl Runtime {
                 Err(CallFailure::Module(ModuleFailure { sha256: module.sha256.clone(), message }))
             }
         };
-        Invocation { tx: state.tx, journal: state.journal, pending_grants: state.pending_grants, result }
+        Invocation { tx: state.tx, journal: state.journal, pending_grants: state.pending_grants, result, fuel_used }
     }
 }
 

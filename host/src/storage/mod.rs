@@ -28,6 +28,8 @@ use uuid::Uuid;
 /// The most of one item a stack may hold (10^15): far from overflow even
 /// after the largest grant a purchase can make is added.
 pub const MAX_STACK_QUANTITY: i64 = 1_000_000_000_000_000;
+/// How many of a tenant's module events are kept.
+pub const MODULE_EVENTS_KEPT: i64 = 100;
 
 /// Why storage did not do what was asked. Backend-neutral: each backend
 /// sorts its own errors into these, in one place.
@@ -115,6 +117,14 @@ pub trait ControlStore: Send + Sync {
     /// Activates a module the tenant uploaded (`None`: back to the built-in
     /// rules); false, with nothing written, if the tenant has no such module.
     async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<bool>;
+    /// Puts module `to` back in place of `from` (`None`: the built-in
+    /// rules), only if `from` is still the active one; false otherwise.
+    async fn replace_active_module(&self, tenant_id: Uuid, from: &str, to: Option<&str>) -> StorageResult<bool>;
+    /// Records an event of a tenant's module; only the latest
+    /// [`MODULE_EVENTS_KEPT`] of a tenant are kept.
+    async fn record_module_event(&self, tenant_id: Uuid, event: &ModuleEvent) -> StorageResult<()>;
+    /// The tenant's latest module events, newest first.
+    async fn module_events(&self, tenant_id: Uuid, limit: i64) -> StorageResult<Vec<ModuleEvent>>;
     /// A compiled artifact of a module for an engine. Artifacts are shared
     /// by every tenant that uploaded the same bytes: ask only after checking
     /// that the tenant has the module.

@@ -316,6 +316,9 @@ pub struct LedgerEntry {
     pub balance_after: i64,
     pub reason: String,
     pub reference: Option<String>,
+    /// The rules module that made the change (none for the server's and
+    /// admin's own grants).
+    pub module_sha256: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -455,6 +458,45 @@ pub struct ModuleInfo {
     pub sha256: String,
     pub size: i32,
     pub created_at: DateTime<Utc>,
+}
+
+/// Something that happened to a tenant's rules module that its admin
+/// should see: a call it failed, or its automatic rollback.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ModuleEvent {
+    pub id: Uuid,
+    pub kind: ModuleEventKind,
+    /// The module it happened to.
+    pub module_sha256: String,
+    /// The call it happened in (`purchase`, `quote`, `consume`); none for a
+    /// rollback.
+    pub operation: Option<String>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleEventKind {
+    /// A call trapped, ran out of a limit, or returned an outcome the host
+    /// refused.
+    Failure,
+    /// A newly activated module failed most of its first calls and the
+    /// module active before it was put back.
+    RolledBack,
+}
+
+impl ModuleEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failure => "failure",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Self> {
+        [Self::Failure, Self::RolledBack].into_iter().find(|known| known.as_str() == kind)
+    }
 }
 
 /// The operator's per-tenant overrides of the sandbox limits; `None` keeps

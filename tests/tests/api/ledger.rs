@@ -29,6 +29,14 @@ async fn the_ledger_pages_newest_first_and_sums_to_the_balance() {
     assert_eq!(deltas, vec![3, -7, -7, -7, -7, -7, 1_000]);
     assert_eq!(entries[0]["reason"], "refund");
     assert_eq!(entries[6]["reason"], "grant");
+    // Each entry names the rules module that made it; the server's own grants, none.
+    let modules =
+        app.call(reqwest::Method::GET, "/admin/modules", crate::helpers::As::Key(&tenant.admin_key), None).await;
+    let builtin = modules.assert_ok()[0]["sha256"].clone();
+    assert_eq!(modules.data()[0]["builtin"], true);
+    let deciders: Vec<&serde_json::Value> = entries.iter().map(|e| &e["module_sha256"]).collect();
+    let none = serde_json::Value::Null;
+    assert_eq!(deciders, vec![&none, &builtin, &builtin, &builtin, &builtin, &builtin, &none]);
     let balance = app.balance(&tenant, &player, "gems").await;
     assert_eq!(deltas.iter().sum::<i64>(), balance);
     assert_eq!(entries[0]["balance_after"].as_i64(), Some(balance));

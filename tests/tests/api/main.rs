@@ -6,6 +6,7 @@ mod consume;
 mod helpers;
 mod idempotency;
 mod ledger;
+mod module_watch;
 mod modules;
 mod openapi;
 mod playfab;

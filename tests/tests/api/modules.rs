@@ -9,14 +9,14 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::time::Duration;
 
-const SALE_PRICING: &[u8] = include_bytes!(env!("SALE_PRICING_WASM"));
+pub(crate) const SALE_PRICING: &[u8] = include_bytes!(env!("SALE_PRICING_WASM"));
 const TIERED_PRICING: &[u8] = include_bytes!(env!("TIERED_PRICING_WASM"));
-const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
+pub(crate) const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
 const WRONG_WORLD: &[u8] = include_bytes!(env!("WRONG_WORLD_WASM"));
 const MISTYPED: &[u8] = include_bytes!(env!("MISTYPED_RULES_WASM"));
 
 impl TestApp {
-    async fn upload(&self, tenant: &Tenant, bytes: &[u8]) -> Reply {
+    pub(crate) async fn upload(&self, tenant: &Tenant, bytes: &[u8]) -> Reply {
         let response = self
             .http
             .post(format!("{}/admin/modules", self.address))
@@ -32,7 +32,7 @@ impl TestApp {
     }
 
     /// Uploads and activates a module; returns its SHA-256.
-    async fn activate(&self, tenant: &Tenant, bytes: &[u8]) -> String {
+    pub(crate) async fn activate(&self, tenant: &Tenant, bytes: &[u8]) -> String {
         let uploaded = self.upload(tenant, bytes).await;
         let sha256 = uploaded.assert_ok()["sha256"].as_str().expect("a hash").to_owned();
         let body = json!({"sha256": sha256});
@@ -40,7 +40,7 @@ impl TestApp {
         sha256
     }
 
-    async fn price_of(&self, tenant: &Tenant, player: &Player, item_id: &str) -> i64 {
+    pub(crate) async fn price_of(&self, tenant: &Tenant, player: &Player, item_id: &str) -> i64 {
         let reply = self.purchase(tenant, player, json!({"catalog_item_id": item_id, "currency_code": "gems"})).await;
         reply.assert_ok()["price"].as_i64().expect("a price")
     }
@@ -51,7 +51,7 @@ pub async fn activate_hostile(app: &TestApp, tenant: &Tenant) {
     app.activate(tenant, HOSTILE).await;
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -60,7 +60,7 @@ fn now_ms() -> i64 {
 }
 
 /// An item priced 100 gems with a sale running now (30 % off).
-async fn item_on_sale(app: &TestApp, tenant: &Tenant, key: &str) -> String {
+pub(crate) async fn item_on_sale(app: &TestApp, tenant: &Tenant, key: &str) -> String {
     let sales = json!({"sales": [{"percent_off": 30, "starts_at_ms": now_ms() - 3_600_000, "ends_at_ms": now_ms() + 3_600_000}]});
     app.put_item(
         tenant,
@@ -97,7 +97,9 @@ async fn uploads_that_are_not_economy_components_are_refused_with_a_reason() {
         .unwrap();
     assert_eq!(untyped.status(), 400);
     let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
-    assert_eq!(listed.assert_ok().as_array().unwrap().len(), 0);
+    let listed = listed.assert_ok().as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1, "nothing refused was stored: {listed:?}");
+    assert_eq!((&listed[0]["builtin"], &listed[0]["active"]), (&json!(true), &json!(true)));
     let unknown = json!({"sha256": sha256(b"never uploaded")});
     app.call(Method::PUT, "/admin/modules/active", As::Key(&tenant.admin_key), Some(unknown))
         .await
@@ -130,13 +132,22 @@ async fn a_sale_module_discounts_while_active_and_rollback_restores_the_catalog_
     assert_eq!(app.price_of(&tenant, &player, &on_sale).await, 70);
     assert_eq!(app.price_of(&tenant, &player, &sale_over).await, 100);
     let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
-    assert_eq!(listed.assert_ok()[0]["active"], true);
+    let actives = |listed: &Reply| -> Vec<(bool, bool)> {
+        let entries = listed.data().as_array().unwrap();
+        entries.iter().map(|m| (m["builtin"].as_bool().unwrap(), m["active"].as_bool().unwrap())).collect()
+    };
+    listed.assert_ok();
+    assert_eq!(actives(&listed), vec![(false, true), (true, false)], "the upload runs; the built-in rules wait");
+    assert_eq!(listed.data()[0]["sha256"], sale);
 
     let builtin = app.call(Method::DELETE, "/admin/modules/active", As::Key(&tenant.admin_key), None).await;
     assert_eq!(builtin.assert_ok()["builtin"], true);
     assert_eq!(app.price_of(&tenant, &player, &on_sale).await, 100);
     let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
-    assert_eq!(listed.assert_ok()[0]["active"], false);
+    listed.assert_ok();
+    assert_eq!(actives(&listed), vec![(false, false), (true, true)], "the built-in rules run again");
+    assert_eq!(listed.data()[1]["sha256"], builtin.data()["sha256"]);
+    assert!(listed.data()[1]["size"].as_i64().unwrap() > 0 && listed.data()[1]["created_at"].is_null());
 
     // Every purchase and ledger entry names the module that decided it.
     let deciders: Vec<String> =
@@ -251,7 +262,13 @@ async fn repeated_memory_bombs_keep_the_host_memory_bounded() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 1_000).await;
     let bomb = priced_item(&app, &tenant, "alloc", "consumable", 10).await;
+    let honest = priced_item(&app, &tenant, "honest", "consumable", 1).await;
     app.activate(&tenant, HOSTILE).await;
+    // Past its probation (see module_watch), so that failing every call
+    // does not roll it back.
+    for _ in 0..20 {
+        app.purchase(&tenant, &player, json!({"catalog_item_id": honest, "currency_code": "gems"})).await.assert_ok();
+    }
     let resident = || {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
         statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()).unwrap_or(0) * 4096
@@ -370,7 +387,9 @@ async fn a_tenant_cannot_activate_a_module_another_tenant_uploaded() {
     let fresh_host = app.sibling().await;
     assert_eq!(fresh_host.price_of(&b, &b_player, &sword).await, 100);
     let listed = app.call(Method::GET, "/admin/modules", As::Key(&b.admin_key), None).await;
-    assert_eq!(listed.assert_ok().as_array().unwrap().len(), 0, "B sees none of A's modules");
+    let listed = listed.assert_ok().as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1, "B sees none of A's modules: {listed:?}");
+    assert_eq!(listed[0]["builtin"], true);
 
     // B may upload the same bytes itself, and then run them.
     assert_eq!(app.upload(&b, SALE_PRICING).await.status, 201);
@@ -392,7 +411,7 @@ async fn an_upload_whose_exports_are_mistyped_is_refused_naming_the_function_and
         assert!(reason.contains(part), "the reason names {part:?}: {reason}");
     }
     let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
-    assert_eq!(listed.assert_ok().as_array().unwrap().len(), 0);
+    assert_eq!(listed.assert_ok().as_array().unwrap().len(), 1, "only the built-in rules: {}", listed.body);
     let activate = json!({"sha256": sha256(MISTYPED)});
     app.call(Method::PUT, "/admin/modules/active", As::Key(&tenant.admin_key), Some(activate))
         .await

@@ -19,6 +19,8 @@ const ROUTES: &[&str] = &[
     "GET /admin/modules",
     "PUT /admin/modules/active",
     "DELETE /admin/modules/active",
+    "GET /admin/modules/events",
+    "POST /admin/modules/{sha256}/quote",
     "PUT /admin/currencies/{code}",
     "GET /admin/currencies",
     "PUT /admin/catalog/items/{key}",
@@ -185,7 +187,18 @@ async fn real_answers_validate_against_the_document() {
     check("GET /admin/settings", &as_key(&app, Method::GET, "/admin/settings", admin, None).await);
     let settings = json!({"custom_id_login": true});
     check("PUT /admin/settings", &as_key(&app, Method::PUT, "/admin/settings", admin, Some(settings)).await);
+    let uploaded = app.upload(&tenant, crate::modules::SALE_PRICING).await;
+    check("POST /admin/modules", &uploaded);
+    assert!(uploaded.data()["sample"].is_object(), "{}", uploaded.body);
     check("GET /admin/modules", &as_key(&app, Method::GET, "/admin/modules", admin, None).await);
+    let sale = uploaded.data()["sha256"].as_str().unwrap();
+    let dry_run = json!({"catalog_item_id": uploaded.data()["sample"]["item_key"], "currency_code": "gems"});
+    let quote = format!("/admin/modules/{sale}/quote");
+    check("POST /admin/modules/{sha256}/quote", &as_key(&app, Method::POST, &quote, admin, Some(dry_run)).await);
+    let chest = app.call(Method::GET, "/admin/catalog/items/chest", As::Key(admin), None).await;
+    let dry_run = json!({"catalog_item_id": chest.data()["id"], "currency_code": "gems"});
+    check("POST /admin/modules/{sha256}/quote", &as_key(&app, Method::POST, &quote, admin, Some(dry_run)).await);
+    check("GET /admin/modules/events", &as_key(&app, Method::GET, "/admin/modules/events", admin, None).await);
     check("DELETE /admin/modules/active", &as_key(&app, Method::DELETE, "/admin/modules/active", admin, None).await);
     let unknown = json!({"sha256": "0".repeat(64)});
     check("PUT /admin/modules/active", &as_key(&app, Method::PUT, "/admin/modules/active", admin, Some(unknown)).await);

@@ -17,6 +17,8 @@ mod helpers;
 mod idempotency;
 #[path = "../api/ledger.rs"]
 mod ledger;
+#[path = "../api/module_watch.rs"]
+mod module_watch;
 #[path = "../api/modules.rs"]
 mod modules;
 #[path = "../api/openapi.rs"]

@@ -69,6 +69,7 @@ macro_rules! every_scenario {
     a_rolled_back_transaction_leaves_nothing,
     one_tenants_store_never_sees_another_tenants_data,
     modules_belong_to_the_tenant_that_uploaded_them,
+    module_events_are_the_tenants_own_and_only_the_latest_are_kept,
             );
         )+
     };

@@ -6,8 +6,9 @@ use chrono::Utc;
 use economy_host::secrets;
 use economy_host::storage::{
     CatalogItem, Content, Guarded, GuardedPurchase, Held, InventoryRefusal, ItemType, KeyKind, LedgerQuery,
-    LedgerReason, NewCurrency, NewGrant, NewItem, PaidPrice, PurchaseRecord, Recharge, RecordKind, Recorded, StackKey,
-    StoredResponse, TenantStore, TxScope, User, WalletRefusal,
+    LedgerReason, MODULE_EVENTS_KEPT, ModuleEvent, ModuleEventKind, NewCurrency, NewGrant, NewItem, PaidPrice,
+    PurchaseRecord, Recharge, RecordKind, Recorded, StackKey, StoredResponse, TenantStore, TxScope, User,
+    WalletRefusal,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -397,4 +398,39 @@ pub async fn modules_belong_to_the_tenant_that_uploaded_them(backend: &Backend) 
     assert_eq!((active(a.id), active(b.id)), (Some("abc".to_owned()), None));
     let record = backend.control.find_api_key(&[10 + KeyKind::Admin as u8; 32]).await.unwrap().unwrap();
     assert_eq!((record.tenant_id, record.kind), (a.id, KeyKind::Admin));
+
+    // Putting a module back happens only over the module it replaces.
+    assert!(!backend.control.replace_active_module(a.id, "other", None).await.unwrap(), "nothing is written");
+    assert!(!backend.control.replace_active_module(b.id, "abc", None).await.unwrap(), "nor for another tenant");
+    assert!(backend.control.replace_active_module(a.id, "abc", None).await.unwrap());
+    let configs = backend.control.tenant_configs(&[a.id]).await.unwrap();
+    assert_eq!(configs[0].1.active_sha256, None);
+}
+
+pub async fn module_events_are_the_tenants_own_and_only_the_latest_are_kept(backend: &Backend) {
+    let keys = |seed: u8| KeyKind::ALL.map(|kind| (kind, [seed + kind as u8; 32]));
+    let a = backend.control.create_tenant("a", "A", &keys(10), None).await.unwrap();
+    let b = backend.control.create_tenant("b", "B", &keys(20), None).await.unwrap();
+    let event = |n: i64| ModuleEvent {
+        id: Uuid::now_v7(),
+        kind: if n % 2 == 0 { ModuleEventKind::Failure } else { ModuleEventKind::RolledBack },
+        module_sha256: format!("sha-{n}"),
+        operation: (n % 2 == 0).then(|| "purchase".to_owned()),
+        reason: format!("reason {n}"),
+        created_at: Utc::now(),
+    };
+    let kept = MODULE_EVENTS_KEPT;
+    for n in 0..kept + 5 {
+        backend.control.record_module_event(a.id, &event(n)).await.unwrap();
+    }
+    backend.control.record_module_event(b.id, &event(1_000)).await.unwrap();
+    let events = backend.control.module_events(a.id, 1_000).await.unwrap();
+    assert_eq!(events.len() as i64, kept, "only the latest are kept");
+    assert_eq!(events[0].module_sha256, format!("sha-{}", kept + 4), "newest first");
+    assert_eq!(events.last().unwrap().module_sha256, "sha-5");
+    assert_eq!((events[0].kind, events[0].operation.as_deref()), (ModuleEventKind::Failure, Some("purchase")));
+    assert_eq!((events[1].kind, events[1].operation.as_deref()), (ModuleEventKind::RolledBack, None));
+    assert_eq!(backend.control.module_events(a.id, 3).await.unwrap().len(), 3);
+    let theirs = backend.control.module_events(b.id, 1_000).await.unwrap();
+    assert_eq!(theirs.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), vec!["reason 1000"]);
 }

@@ -3,7 +3,7 @@
 
 use super::super::*;
 use super::conflict;
-use super::rows::module_from_row;
+use super::rows::{module_event_from_row, module_from_row};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
@@ -184,6 +184,54 @@ impl ControlStore for PgControl {
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() == 1)
+    }
+
+    async fn replace_active_module(&self, tenant_id: Uuid, from: &str, to: Option<&str>) -> StorageResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE tenants SET active_module_sha256 = $3, config_version = config_version + 1
+             WHERE id = $1 AND active_module_sha256 = $2",
+        )
+        .bind(tenant_id)
+        .bind(from)
+        .bind(to)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn record_module_event(&self, tenant_id: Uuid, event: &ModuleEvent) -> StorageResult<()> {
+        sqlx::query(
+            "WITH recorded AS (
+                INSERT INTO module_events (tenant_id, id, kind, module_sha256, operation, reason, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+             )
+             DELETE FROM module_events WHERE tenant_id = $1 AND id <= (
+                SELECT id FROM module_events WHERE tenant_id = $1 ORDER BY id DESC OFFSET $8 - 1 LIMIT 1
+             )",
+        )
+        .bind(tenant_id)
+        .bind(event.id)
+        .bind(event.kind.as_str())
+        .bind(&event.module_sha256)
+        .bind(&event.operation)
+        .bind(&event.reason)
+        .bind(event.created_at)
+        .bind(MODULE_EVENTS_KEPT)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn module_events(&self, tenant_id: Uuid, limit: i64) -> StorageResult<Vec<ModuleEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, module_sha256, operation, reason, created_at FROM module_events
+             WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(tenant_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(module_event_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn artifact(&self, sha256: &str, engine_hash: &str) -> StorageResult<Option<Vec<u8>>> {

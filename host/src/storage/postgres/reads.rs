@@ -184,7 +184,7 @@ impl ReadStore for PgTenant {
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
         own(self.tenant_id, user)?;
         let rows = sqlx::query(
-            "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
+            "SELECT id, currency_code, delta, balance_after, reason, reference, module_sha256, created_at FROM ledger
              WHERE user_id = $1 AND ($2::text IS NULL OR currency_code = $2) AND ($3::uuid IS NULL OR id < $3)
              ORDER BY id DESC LIMIT $4",
         )
@@ -203,6 +203,7 @@ impl ReadStore for PgTenant {
                     balance_after: row.try_get("balance_after")?,
                     reason: row.try_get("reason")?,
                     reference: row.try_get("reference")?,
+                    module_sha256: row.try_get("module_sha256")?,
                     created_at: row.try_get("created_at")?,
                 })
             })

@@ -128,3 +128,16 @@ pub(super) fn paid_price_from_row(row: &PgRow) -> Result<PaidPrice, sqlx::Error>
         unit_price: row.try_get("unit_price")?,
     })
 }
+
+pub(super) fn module_event_from_row(row: &PgRow) -> Result<ModuleEvent, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    Ok(ModuleEvent {
+        id: row.try_get("id")?,
+        kind: ModuleEventKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown module event kind {kind}").into()))?,
+        module_sha256: row.try_get("module_sha256")?,
+        operation: row.try_get("operation")?,
+        reason: row.try_get("reason")?,
+        created_at: row.try_get("created_at")?,
+    })
+}

@@ -201,7 +201,7 @@ impl ReadStore for SqliteTenant {
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {
         own(self.tenant_id, user)?;
         let rows = sqlx::query(
-            "SELECT id, currency_code, delta, balance_after, reason, reference, created_at FROM ledger
+            "SELECT id, currency_code, delta, balance_after, reason, reference, module_sha256, created_at FROM ledger
              WHERE user_id = $1 AND ($2 IS NULL OR currency_code = $2) AND ($3 IS NULL OR id < $3)
              ORDER BY id DESC LIMIT $4",
         )
@@ -220,6 +220,7 @@ impl ReadStore for SqliteTenant {
                     balance_after: row.try_get("balance_after")?,
                     reason: row.try_get("reason")?,
                     reference: row.try_get("reference")?,
+                    module_sha256: row.try_get("module_sha256")?,
                     created_at: time(row, "created_at")?,
                 })
             })
