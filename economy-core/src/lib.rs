@@ -8,6 +8,7 @@
 //! randomness or the environment: the request context is the only input.
 
 pub mod bundle;
+pub mod check;
 pub mod consume;
 pub mod model;
 pub mod pricing;

@@ -239,11 +239,15 @@ impl Economy {
         Ok(self.control.module_events(tenant_id, MODULE_EVENTS_SHOWN).await?)
     }
 
-    /// Quotes with module `sha256` of the tenant (active or not), in a
-    /// transaction that is rolled back: nothing is written, and the call's
-    /// outcome counts for nothing.
+    /// Quotes with module `sha256` of the tenant (one it uploaded, active
+    /// or not, or the built-in rules), in a transaction that is rolled
+    /// back: nothing is written, and the call's outcome counts for nothing.
     pub async fn dry_run(&self, tenant_id: Uuid, sha256: &str, run: &DryRun) -> Result<DryRunOutcome, EconomyError> {
-        let module = self.rules.uploaded_module(tenant_id, sha256).await?;
+        let builtin = self.rules.runtime().default_module();
+        let module = match builtin.sha256 == sha256 {
+            true => builtin,
+            false => self.rules.uploaded_module(tenant_id, sha256).await?,
+        };
         let tenant = self.rules.for_tenant(tenant_id).await?;
         let user = run.player.clone().unwrap_or(User { id: Uuid::nil(), tenant_id, identity: String::new() });
         let tx = self.tenant_store(tenant_id).await?.begin(tenant.scope(&user, false)).await?;

@@ -166,8 +166,8 @@ pub struct DryRunBody {
     identity: Option<String>,
 }
 
-/// Quotes an item with an uploaded module, active or not, as a purchase
-/// would price it: nothing is written, and the answer says what the rules
+/// Quotes an item with an uploaded module, active or not, or with the
+/// built-in rules, as a purchase would price it: nothing is written, and the answer says what the rules
 /// said (or why the module failed) and the fuel the call burned.
 #[utoipa::path(post, path = "/admin/modules/{sha256}/quote", tag = "admin", security(("key" = [])), params(("sha256" = String, Path, description = "The module's SHA-256")), request_body = DryRunBody, responses((status = 200, description = "What the module answered", body = doc::Envelope<DryRunView>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
 pub async fn quote(

@@ -12,6 +12,7 @@ mod openapi;
 mod playfab;
 mod playfab_economy;
 mod purchase;
+mod scenarios;
 mod sverse;
 mod tenants;
 mod transport;

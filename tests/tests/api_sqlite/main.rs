@@ -29,6 +29,8 @@ mod playfab;
 mod playfab_economy;
 #[path = "../api/purchase.rs"]
 mod purchase;
+#[path = "../api/scenarios.rs"]
+mod scenarios;
 #[path = "../api/sverse.rs"]
 mod sverse;
 #[path = "../api/tenants.rs"]
