@@ -22,7 +22,7 @@ mod call;
 mod memory;
 pub mod scenario;
 
-pub use bindings::types::{Currency, Item, ItemType, Listing, RuleError};
+pub use bindings::types::{Content, Currency, Item, ItemQuantity, ItemType, Listing, Price, RuleError};
 pub use bindings::{PriceQuote, PurchaseOutcome, PurchaseRequest};
 pub use call::{Failure, Limits, Report, Runner, TENANT_ID, rule_error_code};
 pub use memory::{Catalog, LedgerEntry, MAX_STACK_QUANTITY, Memory, Player, Stack, Store};
