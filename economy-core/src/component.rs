@@ -4,10 +4,16 @@
 
 wit_bindgen::generate!({
     world: "economy",
-    path: "../wit",
+    path: "wit",
     pub_export_macro: true,
     default_bindings_module: "economy_core::component",
+    // Modules get the bindings' runtime through this crate: they need no
+    // `wit-bindgen` dependency of their own.
+    runtime_path: "economy_core::component::wit_bindgen::rt",
 });
+
+#[doc(hidden)]
+pub use wit_bindgen;
 
 use crate::{
     Content, Context, Env, Grant, InventoryError, Item, ItemType, Listing, Price, PricePolicy, RuleError, WalletError,
@@ -133,8 +139,16 @@ impl Env for Imports {
         inventory::consume(item_id, quantity).map_err(from_inventory_error)
     }
 
+    fn held(&mut self, item_id: &str) -> u64 {
+        inventory::quantity(item_id)
+    }
+
     fn item_purchases(&mut self, item_id: &str) -> u64 {
         history::item_purchases(item_id)
+    }
+
+    fn listing_purchases(&mut self, store_id: &str, item_id: &str) -> u64 {
+        history::listing_purchases(store_id, item_id)
     }
 
     fn claim_listing(&mut self, store_id: &str, item_id: &str, quantity: u64, cap: u64) -> Option<u64> {

@@ -155,6 +155,12 @@ pub trait Env {
     fn credit(&mut self, currency_code: &str, amount: i64, reference: &str) -> Result<i64, WalletError>;
     fn grant_items(&mut self, grants: &[Grant]) -> Result<(), InventoryError>;
     fn consume(&mut self, item_id: &str, quantity: u64) -> Result<u64, InventoryError>;
+    /// How many of the item the player holds (unexpired stacks, every
+    /// collection).
+    fn held(&mut self, item_id: &str) -> u64;
+    /// How many of the item the player bought before this request.
     fn item_purchases(&mut self, item_id: &str) -> u64;
+    /// How many the player bought through a store listing so far.
+    fn listing_purchases(&mut self, store_id: &str, item_id: &str) -> u64;
     fn claim_listing(&mut self, store_id: &str, item_id: &str, quantity: u64, cap: u64) -> Option<u64>;
 }

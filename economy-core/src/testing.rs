@@ -106,8 +106,16 @@ impl Env for FakeEnv {
         Ok(*held)
     }
 
+    fn held(&mut self, item_id: &str) -> u64 {
+        self.quantity(item_id)
+    }
+
     fn item_purchases(&mut self, _item_id: &str) -> u64 {
         0
+    }
+
+    fn listing_purchases(&mut self, store_id: &str, item_id: &str) -> u64 {
+        self.claimed.get(&(store_id.into(), item_id.into())).copied().unwrap_or(0)
     }
 
     fn claim_listing(&mut self, store_id: &str, item_id: &str, quantity: u64, cap: u64) -> Option<u64> {

@@ -12,6 +12,7 @@ pub mod economy;
 pub mod http;
 pub mod rules;
 pub mod runtime;
+pub mod scaffold;
 pub mod secrets;
 pub mod startup;
 pub mod storage;

@@ -6,6 +6,7 @@ use economy_host::config::Settings;
 use economy_host::demo::Demo;
 use economy_host::startup::{Application, operator_key_in, shutdown_signal};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -23,6 +24,33 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (configuration from the environment).
     Serve(Settings),
+    /// Write and test rules modules.
+    #[command(subcommand)]
+    Module(ModuleCommand),
+}
+
+#[derive(Subcommand)]
+enum ModuleCommand {
+    /// Write a new module's crate into ./NAME: build it with `cargo build
+    /// --release`, test it with `economy-host module test`.
+    New {
+        name: String,
+        /// Take the SDK (economy-core) from this folder instead of
+        /// crates.io: `dist/sdk/economy-core` of the release artifacts.
+        #[arg(long, env = "ECONOMY_SDK")]
+        sdk: Option<PathBuf>,
+    },
+    /// Run scenarios (JSON files, or folders of them) against a module, in
+    /// memory with each scenario's clock, printing every call's answer,
+    /// fuel and memory; exits with 1 when an answer differs.
+    Test {
+        component: PathBuf,
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Fuel per call (the server's default).
+        #[arg(long, default_value_t = economy_runner::Limits::default().fuel)]
+        fuel: u64,
+    },
 }
 
 /// Request handling allocates and frees many small objects on both worker
@@ -33,13 +61,33 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     economy_host::telemetry::init();
-    let Command::Serve(settings) = Cli::parse().command;
-    match serve(settings).await {
+    let result = match Cli::parse().command {
+        Command::Serve(settings) => serve(settings).await,
+        Command::Module(command) => module(command),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // One line, for the person who started it.
         Err(error) => {
             eprintln!("economy-host: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn module(command: ModuleCommand) -> anyhow::Result<()> {
+    match command {
+        ModuleCommand::New { name, sdk } => {
+            let dir = economy_host::scaffold::new_module(Path::new("."), &name, sdk.as_deref())?;
+            println!("Wrote the module {name} in {}; build it with `cargo build --release` there.", dir.display());
+            Ok(())
+        }
+        ModuleCommand::Test { component, scenarios, fuel } => {
+            let limits = economy_runner::Limits { fuel, ..Default::default() };
+            match economy_runner::report::run_files(&component, &scenarios, limits, &mut std::io::stdout().lock())? {
+                true => Ok(()),
+                false => anyhow::bail!("some answers differ from the scenarios"),
+            }
         }
     }
 }

@@ -289,3 +289,36 @@ async fn a_store_it_cannot_use_or_a_port_in_use_is_one_clear_line() {
     one_line(&String::from_utf8_lossy(&output.stderr), "listening on");
     std::fs::remove_dir_all(&dir).expect("the scratch directory is removed");
 }
+
+#[test]
+fn module_new_writes_a_crate_and_refuses_a_bad_name_or_an_existing_folder() {
+    let dir = scratch_dir();
+    let module = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_economy-host"))
+            .arg("module")
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("ECONOMY_SDK")
+            .output()
+            .expect("the binary runs")
+    };
+    let written = module(&["new", "half-price"]);
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    let manifest = std::fs::read_to_string(dir.join("half-price/Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"half-price\"") && manifest.contains("economy-core = { version = \"0.1\""));
+    assert!(manifest.contains("opt-level = \"s\"") && !manifest.contains("[patch"), "{manifest}");
+    for file in [".cargo/config.toml", "src/lib.rs", "scenarios/half-price.json", "README.md", ".gitignore"] {
+        assert!(dir.join("half-price").join(file).is_file(), "{file}");
+    }
+    let again = module(&["new", "half-price"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = module(&["new", "Half Price"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("crate name"));
+    let no_sdk = module(&["new", "other", "--sdk", "no-such-folder"]);
+    assert!(!no_sdk.status.success() && String::from_utf8_lossy(&no_sdk.stderr).contains("no-such-folder"));
+    assert!(!dir.join("other").exists(), "nothing is written for a refused module");
+    let untested = module(&["test", "no-such.wasm", "half-price/scenarios"]);
+    let stderr = String::from_utf8_lossy(&untested.stderr);
+    assert!(!untested.status.success() && stderr.starts_with("economy-host: ") && stderr.contains("no-such.wasm"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

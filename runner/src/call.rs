@@ -13,18 +13,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 /// The tenant every call belongs to (one runner, one tenant).
 pub const TENANT_ID: &str = "00000000-0000-4000-8000-000000000001";
+
+/// The most linear memory a call may be given.
+pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
 /// What one call may use.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Fuel (about one per wasm instruction).
     pub fuel: u64,
-    /// Linear memory, in bytes.
+    /// Linear memory, in bytes (at most [`MAX_MEMORY_BYTES`]).
     pub memory_bytes: usize,
     /// Storage import calls.
     pub max_import_calls: u32,
@@ -103,8 +106,14 @@ impl Runner {
     }
 
     fn compile(component: &[u8]) -> wasmtime::Result<Self> {
+        // Instances come from a small pool, reset between calls, rather
+        // than mapping fresh memory each time; a call's memory limit is the
+        // limiter's, under the pool's ceiling.
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling.total_component_instances(4).total_core_instances(32).total_memories(8).total_tables(16);
+        pooling.total_stacks(4).max_memory_size(MAX_MEMORY_BYTES);
         let mut config = Config::new();
-        config.consume_fuel(true);
+        config.consume_fuel(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

@@ -20,6 +20,7 @@
 mod bindings;
 mod call;
 mod memory;
+pub mod report;
 pub mod scenario;
 
 pub use bindings::types::{Content, Currency, Item, ItemQuantity, ItemType, Listing, Price, RuleError};

@@ -7,6 +7,9 @@
 //! - `wit/`: the WIT package, the contract a component and its embedder
 //!   share (`economy:plugin`, its version in `wit/world.wit`);
 //! - `scenarios/`: the shared scenarios every embedder must pass;
+//! - `sdk/`: the SDK of rules modules, `economy-core`, as the crate
+//!   `cargo publish` would upload (`economy-core-<version>.crate`) and
+//!   unpacked (`sdk/economy-core/`, for a module's `[patch.crates-io]`);
 //! - `manifest.json` and `SHA256SUMS`: every file with its size and SHA-256.
 //!
 //! Components are built with the workspace's `guest` profile for
@@ -54,6 +57,7 @@ fn dist(root: &Path, out: &Path) -> anyhow::Result<()> {
     for example in EXAMPLES {
         copy(&built(example), &out.join("examples").join(format!("{}.wasm", example.replace('-', "_"))))?;
     }
+    package_sdk(root, &target, out)?;
     for folder in ["wit", "scenarios"] {
         for entry in std::fs::read_dir(root.join(folder))? {
             let path = entry?.path();
@@ -76,6 +80,35 @@ fn dist(root: &Path, out: &Path) -> anyhow::Result<()> {
     let manifest = json!({"version": env!("CARGO_PKG_VERSION"), "files": manifest});
     std::fs::write(out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
     println!("{} files in {}", files.len() + 2, out.display());
+    Ok(())
+}
+
+/// `economy-core` as `cargo package` makes it (the `.crate` to publish),
+/// and unpacked.
+fn package_sdk(root: &Path, target: &Path, out: &Path) -> anyhow::Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(["package", "--locked", "--no-verify", "--allow-dirty", "--package", "economy-core", "--target-dir"])
+        .arg(target)
+        .status()
+        .context("running cargo package")?;
+    if !status.success() {
+        bail!("packaging economy-core failed");
+    }
+    let packaged = std::fs::read_dir(target.join("package"))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "crate"))
+        .filter(|path| path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("economy-core-")))
+        .max_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+        .context("cargo package made no economy-core crate")?;
+    let sdk = out.join("sdk");
+    copy(&packaged, &sdk.join(packaged.file_name().context("a file name")?))?;
+    let status = Command::new("tar").arg("-xzf").arg(&packaged).arg("-C").arg(&sdk).status().context("running tar")?;
+    if !status.success() {
+        bail!("unpacking {} failed", packaged.display());
+    }
+    let unpacked = sdk.join(packaged.file_stem().context("a file stem")?);
+    std::fs::rename(&unpacked, sdk.join("economy-core"))?;
     Ok(())
 }
 
