@@ -311,8 +311,8 @@ impl CallState {
         let seed = u64::try_from(now_ms).unwrap_or(0);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
-            .wall_clock(CallClock(now))
-            .monotonic_clock(CallClock(now))
+            .wall_clock(StoppedClock(now))
+            .monotonic_clock(StoppedClock(now))
             .secure_random(SmallRng::seed_from_u64(seed))
             .insecure_random(SmallRng::seed_from_u64(seed))
             .insecure_random_seed(u128::from(seed))
@@ -370,10 +370,11 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// Both WASI clocks, stopped at the call's time.
-struct CallClock(Duration);
+/// Both WASI clocks, stopped at a request's time: a guest sees time stand
+/// still for its whole call. Any wasmtime embedder of the rules can use it.
+pub struct StoppedClock(pub Duration);
 
-impl HostWallClock for CallClock {
+impl HostWallClock for StoppedClock {
     fn resolution(&self) -> Duration {
         Duration::from_millis(1)
     }
@@ -383,7 +384,7 @@ impl HostWallClock for CallClock {
     }
 }
 
-impl HostMonotonicClock for CallClock {
+impl HostMonotonicClock for StoppedClock {
     fn resolution(&self) -> u64 {
         1_000_000
     }

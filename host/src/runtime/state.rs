@@ -9,6 +9,7 @@ use super::Placement;
 use super::journal::Journal;
 use crate::catalog::Catalog;
 use crate::storage::{NewGrant, StorageError, StorageResult, Tx};
+use economy_runner::StoppedClock;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Runs a storage call of the request's transaction for the guest: marks
 /// the guest as parked in storage meanwhile (a deadline that passes then is
@@ -73,8 +74,8 @@ impl RequestState {
         let now = Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
-            .wall_clock(RequestClock(now))
-            .monotonic_clock(RequestClock(now))
+            .wall_clock(StoppedClock(now))
+            .monotonic_clock(StoppedClock(now))
             .secure_random(SmallRng::seed_from_u64(seed))
             .insecure_random(SmallRng::seed_from_u64(seed))
             .insecure_random_seed(u128::from(seed))
@@ -124,29 +125,6 @@ impl RequestState {
     /// What the guest wrote to stderr, lossily decoded.
     pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.contents()).split_whitespace().collect::<Vec<_>>().join(" ")
-    }
-}
-
-/// Both WASI clocks, stopped at the request's time.
-struct RequestClock(Duration);
-
-impl HostWallClock for RequestClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_millis(1)
-    }
-
-    fn now(&self) -> Duration {
-        self.0
-    }
-}
-
-impl HostMonotonicClock for RequestClock {
-    fn resolution(&self) -> u64 {
-        1_000_000
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.0.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
