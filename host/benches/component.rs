@@ -145,8 +145,14 @@ fn purchase_call(c: &mut Criterion) {
                     store_id: None,
                     quantity: 1,
                 };
-                let call =
-                    Call { module: &module, limits: &limits, catalog: &catalog, ctx, placement: Default::default() };
+                let call = Call {
+                    module: &module,
+                    limits: &limits,
+                    catalog: &catalog,
+                    ctx,
+                    placement: Default::default(),
+                    read_only: false,
+                };
                 let invocation = runtime.purchase(call, Box::new(MemoryTx), request).await;
                 assert!(matches!(invocation.result, Ok(Ok(_))));
             })

@@ -64,6 +64,7 @@ impl TenantContext {
             catalog: &self.catalog,
             ctx,
             placement: Placement::default(),
+            read_only: false,
         }
     }
 }

@@ -179,9 +179,11 @@ impl Runner {
         Report { result, ..report }
     }
 
-    /// Quotes as player `user_id` at `now_ms`; nothing is committed.
+    /// Quotes as player `user_id` at `now_ms`; nothing is committed, and
+    /// an import that changes storage traps.
     pub fn quote(&self, memory: &Memory, user_id: &str, request: &PurchaseRequest, now_ms: i64) -> Report<PriceQuote> {
         self.call(memory, user_id, now_ms, |economy, store, ctx| {
+            store.data_mut().read_only = true;
             economy.economy_plugin_rules().call_quote(store, ctx, request)
         })
         .0
@@ -296,6 +298,8 @@ pub struct CallState {
     pub(crate) player: Player,
     pub(crate) now_ms: i64,
     pub(crate) moved: check::Moved,
+    /// Whether the call may only read (a quote).
+    read_only: bool,
     import_calls: u32,
     max_import_calls: u32,
     memory: MemoryCap,
@@ -325,6 +329,7 @@ impl CallState {
             player,
             now_ms,
             moved: check::Moved::default(),
+            read_only: false,
             import_calls: 0,
             max_import_calls: limits.max_import_calls,
             memory: MemoryCap { max: limits.memory_bytes, peak: 0 },
@@ -332,6 +337,16 @@ impl CallState {
             wasi,
             table: ResourceTable::new(),
         }
+    }
+
+    /// Counts one call of an import that changes storage; in a quote, the
+    /// guest traps.
+    pub(crate) fn charge_change(&mut self, import: &str) -> wasmtime::Result<()> {
+        self.charge_import()?;
+        if self.read_only {
+            wasmtime::bail!("a quote changes nothing, but the module called {import}");
+        }
+        Ok(())
     }
 
     /// Counts one storage import call; past the limit, the guest traps.

@@ -168,7 +168,7 @@ impl wallet::Host for CallState {
         reason: LedgerReason,
         reference: String,
     ) -> wasmtime::Result<Result<i64, wallet::WalletError>> {
-        self.charge_import()?;
+        self.charge_change("wallet.debit")?;
         Ok(self.change_balance(currency_code, amount, true, reason, reference))
     }
 
@@ -179,7 +179,7 @@ impl wallet::Host for CallState {
         reason: LedgerReason,
         reference: String,
     ) -> wasmtime::Result<Result<i64, wallet::WalletError>> {
-        self.charge_import()?;
+        self.charge_change("wallet.credit")?;
         Ok(self.change_balance(currency_code, amount, false, reason, reference))
     }
 }
@@ -238,7 +238,7 @@ impl inventory::Host for CallState {
         &mut self,
         grants: Vec<inventory::Grant>,
     ) -> wasmtime::Result<Result<(), inventory::InventoryError>> {
-        self.charge_import()?;
+        self.charge_change("inventory.grant-items")?;
         let mut distinct: Vec<&str> = grants.iter().map(|grant| grant.item_id.as_str()).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -280,7 +280,7 @@ impl inventory::Host for CallState {
     }
 
     fn consume(&mut self, item_id: String, quantity: u64) -> wasmtime::Result<Result<u64, inventory::InventoryError>> {
-        self.charge_import()?;
+        self.charge_change("inventory.consume")?;
         if self.catalog.item_by_id(&item_id).is_none() {
             return Ok(Err(inventory::InventoryError::UnknownItem));
         }
@@ -314,7 +314,7 @@ impl history::Host for CallState {
         quantity: u64,
         cap: u64,
     ) -> wasmtime::Result<Option<u64>> {
-        self.charge_import()?;
+        self.charge_change("history.claim-listing")?;
         if quantity == 0 || self.catalog.listing(&store_id, &item_id).is_none() {
             return Ok(None);
         }

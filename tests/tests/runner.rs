@@ -121,6 +121,21 @@ fn the_limits_stop_a_module_and_say_which() {
     assert!(reasons[2].contains("panics on purpose"), "{}", reasons[2]);
 }
 
+#[test]
+fn a_quote_that_would_change_storage_traps() {
+    let runner = Runner::new(HOSTILE).unwrap();
+    let scenario = hostile_scenario(&["mint"], json!([]));
+    let memory = economy_runner::Memory::new(scenario.catalog().unwrap());
+    let item_id = memory.catalog.item_by_key("mint").unwrap().id.clone();
+    let request = PurchaseRequest { item_id, currency_code: "gems".into(), store_id: None, quantity: 1 };
+    match runner.quote(&memory, scenario::PLAYER, &request, 0).result {
+        Err(Failure::Trapped(reason)) => {
+            assert!(reason.contains("a quote changes nothing, but the module called wallet.credit"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// `economy-runner`, next to this test's binary.
 fn runner_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

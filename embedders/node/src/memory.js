@@ -95,10 +95,15 @@ function heldAt(stack, nowMs) {
 /**
  * The storage imports of one call: reads of `memory`, changes to `player`
  * (the call's copy), and a journal of what moved, for the re-check.
- * A `result` error is thrown as its case name, as jco expects.
+ * A `result` error is thrown as its case name, as jco expects; in a
+ * `readOnly` call (a quote), an import that changes storage traps.
  */
-export function storageImports(memory, player, nowMs, moved) {
+export function storageImports(memory, player, nowMs, moved, readOnly = false) {
+  const changing = (name) => {
+    if (readOnly) throw new Error(`a quote changes nothing, but the module called ${name}`);
+  };
   const changeBalance = (currencyCode, amount, debit, reason, reference) => {
+    changing(debit ? "wallet.debit" : "wallet.credit");
     const currency = memory.currency(currencyCode);
     if (!currency) throw "unknown-currency";
     if (amount <= 0n) throw "invalid-amount";
@@ -130,6 +135,7 @@ export function storageImports(memory, player, nowMs, moved) {
         return stack ? heldAt(stack, nowMs) : 0n;
       },
       grantItems: (grants) => {
+        changing("inventory.grant-items");
         if (new Set(grants.map((grant) => grant.itemId)).size > MAX_DISTINCT_GRANTS) throw "invalid-quantity";
         // All or nothing: every grant is applied to a copy first.
         const stacks = new Map([...player.stacks].map(([id, stack]) => [id, { ...stack }]));
@@ -156,6 +162,7 @@ export function storageImports(memory, player, nowMs, moved) {
         for (const grant of grants) moved.grants.push([grant.itemId, grant.quantity]);
       },
       consume: (itemId, quantity) => {
+        changing("inventory.consume");
         if (!memory.itemById(itemId)) throw "unknown-item";
         if (quantity === 0n || quantity > MAX_STACK_QUANTITY) throw "invalid-quantity";
         const stack = player.stacks.get(itemId);
@@ -168,6 +175,7 @@ export function storageImports(memory, player, nowMs, moved) {
       itemPurchases: (itemId) => player.itemPurchases.get(itemId) ?? 0n,
       listingPurchases: (storeId, itemId) => player.listingPurchases.get(`${storeId} ${itemId}`) ?? 0n,
       claimListing: (storeId, itemId, quantity, cap) => {
+        changing("history.claim-listing");
         if (quantity === 0n || !memory.listing(storeId, itemId)) return undefined;
         const key = `${storeId} ${itemId}`;
         const total = (player.listingPurchases.get(key) ?? 0n) + quantity;

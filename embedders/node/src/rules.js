@@ -56,10 +56,10 @@ export class Rules {
   }
 
   /** Runs `exportCall` on a fresh instance over a copy of the player. */
-  call(memory, userId, nowMs, exportCall) {
+  call(memory, userId, nowMs, exportCall, readOnly = false) {
     const player = memory.player(userId);
     const moved = { debits: [], credits: [], grants: [] };
-    const imports = { ...this.wasi, ...storageImports(memory, player, BigInt(nowMs), moved) };
+    const imports = { ...this.wasi, ...storageImports(memory, player, BigInt(nowMs), moved, readOnly) };
     const ctx = {
       tenantId: "00000000-0000-4000-8000-000000000001",
       userId,
@@ -88,9 +88,9 @@ export class Rules {
     return { ok: outcome };
   }
 
-  /** Quotes as `userId` at `nowMs`; nothing is committed. */
+  /** Quotes as `userId` at `nowMs`; nothing is committed, and an import that changes storage traps. */
   quote(memory, userId, request, nowMs) {
-    const answer = this.call(memory, userId, nowMs, (rules, ctx) => rules.quote(ctx, request));
+    const answer = this.call(memory, userId, nowMs, (rules, ctx) => rules.quote(ctx, request), true);
     return answer.error ? answer : { ok: answer.ok };
   }
 

@@ -86,6 +86,18 @@ struct Probation {
     failures: u32,
 }
 
+/// How a module's call ended, as the watch counts it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// It answered (a refusal of the rules is an answer).
+    Answered,
+    /// It trapped or ran out of a limit.
+    Failed,
+    /// Its answer, already counted, failed the host's re-check: one more
+    /// failure, not one more call.
+    Rejected,
+}
+
 /// What a call's outcome asks of the service.
 #[derive(Default)]
 struct Verdict {
@@ -122,8 +134,9 @@ impl ModuleWatch {
         }
     }
 
-    /// Counts one call of `sha256` (a failure, or an answer).
-    fn called(&self, tenant_id: Uuid, sha256: &str, failed: bool) -> Verdict {
+    /// Counts how a call of `sha256` ended.
+    fn called(&self, tenant_id: Uuid, sha256: &str, ended: Ended) -> Verdict {
+        let failed = ended != Ended::Answered;
         if !failed && self.on_probation.load(Ordering::Relaxed) == 0 {
             return Verdict::default();
         }
@@ -137,7 +150,7 @@ impl ModuleWatch {
         let Some(probation) = watched.probation.as_mut().filter(|probation| probation.sha256 == sha256) else {
             return verdict;
         };
-        probation.calls += 1;
+        probation.calls += u32::from(ended != Ended::Rejected);
         probation.failures += u32::from(failed);
         (verdict.calls, verdict.failures) = (probation.calls, probation.failures);
         if probation.failures * 2 > PROBATION_CALLS {
@@ -163,12 +176,12 @@ impl Economy {
     ) -> Result<T, EconomyError> {
         match result {
             Ok(answer) => {
-                self.module_called(tenant_id, sha256, operation, None);
+                self.module_called(tenant_id, sha256, operation, Ended::Answered, None);
                 answer.map_err(EconomyError::from)
             }
             Err(CallFailure::Module(failure)) => {
                 tracing::error!(module = %sha256, error = %failure.message, fault = "module", "rules module failed");
-                self.module_called(tenant_id, sha256, operation, Some(&failure.message));
+                self.module_called(tenant_id, sha256, operation, Ended::Failed, Some(&failure.message));
                 Err(EconomyError::ModuleFailed)
             }
             Err(CallFailure::Host(failure)) => {
@@ -188,7 +201,7 @@ impl Economy {
     ) -> EconomyError {
         tracing::error!(module = %sha256, reason, fault = "module", "rules module returned an outcome the host refused");
         let reason = format!("the host refused its outcome: {reason}");
-        self.module_called(tenant_id, sha256, operation, Some(&reason));
+        self.module_called(tenant_id, sha256, operation, Ended::Rejected, Some(&reason));
         EconomyError::ModuleFailed
     }
 
@@ -196,8 +209,15 @@ impl Economy {
     /// and rolls a module on probation back once most of its first calls
     /// have failed. Both happen after the request, which never waits on
     /// them nor fails with them: what fails is logged.
-    fn module_called(&self, tenant_id: Uuid, sha256: &str, operation: &'static str, failure: Option<&str>) {
-        let verdict = self.watch.called(tenant_id, sha256, failure.is_some());
+    fn module_called(
+        &self,
+        tenant_id: Uuid,
+        sha256: &str,
+        operation: &'static str,
+        ended: Ended,
+        failure: Option<&str>,
+    ) {
+        let verdict = self.watch.called(tenant_id, sha256, ended);
         let record = failure.filter(|_| verdict.record).map(|reason| ModuleEvent {
             id: Uuid::now_v7(),
             kind: ModuleEventKind::Failure,

@@ -114,7 +114,11 @@ impl Economy {
     /// activated, except for a sample quote that writes nothing.
     pub async fn upload_module(&self, tenant_id: Uuid, bytes: Vec<u8>) -> Result<UploadedModule, EconomyError> {
         let module = self.rules.upload(tenant_id, bytes).await?;
-        let sample = self.sample_run(tenant_id, &module.sha256).await?;
+        // The module is stored: a sample the host could not run is left out.
+        let sample = self.sample_run(tenant_id, &module.sha256).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, module = %module.sha256, "the sample call of an upload failed");
+            None
+        });
         Ok(UploadedModule { module, limit_bytes: MAX_MODULE_BYTES, sample })
     }
 

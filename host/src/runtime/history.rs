@@ -29,7 +29,7 @@ impl Host for RequestState {
         quantity: u64,
         cap: u64,
     ) -> wasmtime::Result<Option<u64>> {
-        self.charge_import()?;
+        self.charge_change("history.claim-listing")?;
         // A listing that does not exist, or a claim of nothing, claims nothing.
         let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id)) else {
             return Ok(None);

@@ -25,7 +25,7 @@ impl Host for RequestState {
     }
 
     async fn grant_items(&mut self, grants: Vec<Grant>) -> wasmtime::Result<Result<(), InventoryError>> {
-        self.charge_import()?;
+        self.charge_change("inventory.grant-items")?;
         let mut pending = self.pending_grants.clone();
         for grant in grants {
             if let Err(error) = self.add_grant(&mut pending, grant) {
@@ -37,7 +37,7 @@ impl Host for RequestState {
     }
 
     async fn consume(&mut self, item_id: String, quantity: u64) -> wasmtime::Result<Result<u64, InventoryError>> {
-        self.charge_import()?;
+        self.charge_change("inventory.consume")?;
         let Some(item_id) = Uuid::parse_str(&item_id).ok().filter(|id| self.catalog.item_by_id(*id).is_some()) else {
             return Ok(Err(InventoryError::UnknownItem));
         };

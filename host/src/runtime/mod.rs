@@ -166,6 +166,8 @@ pub struct Call<'a> {
     pub ctx: RequestContext,
     /// Where the request's grants land.
     pub placement: Placement,
+    /// Whether the call may only read (set for quotes).
+    pub read_only: bool,
 }
 
 impl Call<'_> {
@@ -340,6 +342,7 @@ impl Runtime {
         request: PurchaseRequest,
     ) -> Invocation<Result<PriceQuote, RuleError>> {
         let ctx = call.ctx.clone();
+        let call = Call { read_only: true, ..call };
         self.call(call, tx, move |instance, store| {
             Box::pin(async move { instance.economy_plugin_rules().call_quote(store, &ctx, &request).await })
         })
@@ -367,12 +370,13 @@ impl Runtime {
         tx: Box<dyn Tx>,
         export: impl for<'a> FnOnce(&'a Economy, &'a mut Store<RequestState>) -> CallFuture<'a, R>,
     ) -> Invocation<R> {
-        let Call { module, limits, catalog, ctx, placement } = call;
+        let Call { module, limits, catalog, ctx, placement, read_only } = call;
         let _permit = self.inner.instances.acquire().await.expect("the instance semaphore is never closed");
         let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
         let mut state =
             RequestState::new(tx, catalog.clone(), limits.memory_bytes, limits.max_import_calls, ctx.now_ms, seed);
         state.placement = placement;
+        state.read_only = read_only;
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let metered = if self.inner.limits.metering {

@@ -53,6 +53,8 @@ pub struct RequestState {
     pub(crate) host_failure: Option<StorageError>,
     /// Whether the guest is parked in a storage call right now.
     pub(crate) in_storage: bool,
+    /// Whether the call may only read (a quote).
+    pub(crate) read_only: bool,
     import_calls: u32,
     max_import_calls: u32,
     pub(crate) limits: StoreLimits,
@@ -93,6 +95,7 @@ impl RequestState {
             placement: Placement::default(),
             host_failure: None,
             in_storage: false,
+            read_only: false,
             import_calls: 0,
             max_import_calls,
             limits,
@@ -100,6 +103,17 @@ impl RequestState {
             wasi,
             table: ResourceTable::new(),
         }
+    }
+
+    /// Counts one call of an import that changes storage: a quote changes
+    /// nothing (as the world says), so in a quote the guest traps here, before
+    /// it takes a lock or writes a row.
+    pub(crate) fn charge_change(&mut self, import: &str) -> wasmtime::Result<()> {
+        self.charge_import()?;
+        if self.read_only {
+            wasmtime::bail!("a quote changes nothing, but the module called {import}");
+        }
+        Ok(())
     }
 
     /// Counts one storage import call; a guest that calls imports in a loop

@@ -45,7 +45,7 @@ impl RequestState {
         reason: WitReason,
         reference: String,
     ) -> wasmtime::Result<Result<i64, WalletError>> {
-        self.charge_import()?;
+        self.charge_change(if debit { "wallet.debit" } else { "wallet.credit" })?;
         if amount <= 0 || amount > MAX_AMOUNT {
             return Ok(Err(WalletError::InvalidAmount));
         }

@@ -84,6 +84,14 @@ async fn a_dry_run_quotes_with_a_module_before_it_is_active_and_writes_nothing()
     let error = &failed.assert_ok()["error"];
     assert_eq!(error["code"], "MODULE_FAILED");
     assert!(error["message"].as_str().unwrap().contains("panics on purpose"), "{error}");
+    // A quote changes nothing: a module that writes in one is stopped there.
+    let mint = priced_item(&app, &tenant, "mint", "consumable", 10).await;
+    let writes = app.dry_run(&tenant, &hostile, json!({"catalog_item_id": mint, "currency_code": "gems"})).await;
+    let error = &writes.assert_ok()["error"];
+    assert_eq!(error["code"], "MODULE_FAILED");
+    assert!(
+        error["message"].as_str().unwrap().contains("a quote changes nothing, but the module called wallet.credit")
+    );
     assert!(app.module_events(&tenant).await.is_empty(), "a dry run is not a live failure");
 
     // Nothing but the tenant's own modules, and valid input.
@@ -185,4 +193,30 @@ async fn a_new_module_with_few_failures_stays_active() {
     let active = listed.assert_ok().as_array().unwrap().iter().find(|m| m["active"] == true).cloned().unwrap();
     assert_eq!(active["sha256"], hostile);
     assert!(app.module_events(&tenant).await.iter().all(|e| e["kind"] == "failure"));
+}
+
+#[tokio::test]
+async fn a_new_module_whose_answers_the_host_refuses_is_rolled_back_to_the_builtin_rules() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let mint = priced_item(&app, &tenant, "mint", "consumable", 10).await;
+    let hostile = app.activate(&tenant, HOSTILE).await;
+    // Each answer is counted once, and its refusal once as a failure.
+    for _ in 0..11 {
+        app.purchase(&tenant, &player, json!({"catalog_item_id": mint, "currency_code": "gems"}))
+            .await
+            .assert_error(500, "MODULE_FAILED");
+    }
+    let events = app.module_events_until(&tenant, |events| events.iter().any(|e| e["kind"] == "rolled_back")).await;
+    let rolled_back = events.iter().find(|e| e["kind"] == "rolled_back").unwrap();
+    assert_eq!(rolled_back["module_sha256"], hostile);
+    let reason = rolled_back["reason"].as_str().unwrap();
+    assert!(reason.contains("failed 11 of its first 11 calls") && reason.contains("built-in"), "{reason}");
+    let failure = events.iter().find(|e| e["kind"] == "failure").unwrap();
+    assert!(failure["reason"].as_str().unwrap().contains("the host refused its outcome"), "{failure}");
+    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
+    let active = listed.assert_ok().as_array().unwrap().iter().find(|m| m["active"] == true).cloned().unwrap();
+    assert_eq!(active["builtin"], true);
+    let bought = app.purchase(&tenant, &player, json!({"catalog_item_id": mint, "currency_code": "gems"})).await;
+    assert_eq!(bought.assert_ok()["balance_after"], 990, "the built-in rules sell it, and nothing was minted");
 }
