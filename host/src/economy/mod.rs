@@ -27,7 +27,7 @@ pub use collections::{Collection, Holding, StackChange, StackChanged};
 pub use consume::ConsumeReceipt;
 pub use error::EconomyError;
 pub use grant::{Grant, Granted};
-pub use modules::{DryRun, DryRunAnswer, DryRunOutcome, PROBATION_CALLS, Quote, Sample};
+pub use modules::{DryRun, DryRunAnswer, DryRunOutcome, Quote, Sample};
 pub use players::{CustomLogin, MAX_SESSION_TTL, OpenedSession};
 pub use purchase::{PurchaseReceipt, PurchaseRequest};
 pub use shop::ShopItem;

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// How many calls a newly activated module is watched for.
-pub const PROBATION_CALLS: u32 = 20;
+const PROBATION_CALLS: u32 = 20;
 /// A tenant's failures are recorded at most this often per host (all are
 /// logged): a module failing every call under load must not turn each of
 /// its requests into a write.
 const FAILURE_RECORD_INTERVAL: Duration = Duration::from_secs(1);
 /// How many events the admin's list shows.
-pub const MODULE_EVENTS_SHOWN: i64 = 50;
+const MODULE_EVENTS_SHOWN: i64 = 50;
 
 /// A quote asked of a module that need not be active.
 #[derive(Clone, Debug)]
