@@ -5,16 +5,14 @@
 use crate::bindings::types::{self, RuleError};
 use crate::bindings::{Economy, EconomyPre, PriceQuote, PurchaseOutcome, PurchaseRequest};
 use crate::memory::{Catalog, Memory, Player};
+use crate::sandbox::{ImportBudget, wasi_context};
 use economy_core::check;
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The tenant every call belongs to (one runner, one tenant).
 pub const TENANT_ID: &str = "00000000-0000-4000-8000-000000000001";
@@ -150,7 +148,7 @@ impl Runner {
         request: &PurchaseRequest,
         now_ms: i64,
     ) -> Report<PurchaseOutcome> {
-        let (report, state) = self.call(memory, user_id, now_ms, |economy, store, ctx| {
+        let (report, state) = self.call(memory, user_id, now_ms, false, |economy, store, ctx| {
             economy.economy_plugin_rules().call_purchase(store, ctx, request)
         });
         let Some(mut state) = state else { return report };
@@ -182,8 +180,7 @@ impl Runner {
     /// Quotes as player `user_id` at `now_ms`; nothing is committed, and
     /// an import that changes storage traps.
     pub fn quote(&self, memory: &Memory, user_id: &str, request: &PurchaseRequest, now_ms: i64) -> Report<PriceQuote> {
-        self.call(memory, user_id, now_ms, |economy, store, ctx| {
-            store.data_mut().read_only = true;
+        self.call(memory, user_id, now_ms, true, |economy, store, ctx| {
             economy.economy_plugin_rules().call_quote(store, ctx, request)
         })
         .0
@@ -199,7 +196,7 @@ impl Runner {
         quantity: u64,
         now_ms: i64,
     ) -> Report<u64> {
-        let (report, state) = self.call(memory, user_id, now_ms, |economy, store, ctx| {
+        let (report, state) = self.call(memory, user_id, now_ms, false, |economy, store, ctx| {
             economy.economy_plugin_rules().call_consume(store, ctx, item_id, quantity)
         });
         let Some(state) = state else { return report };
@@ -213,13 +210,15 @@ impl Runner {
         Report { result, ..report }
     }
 
-    /// Runs one export in a fresh instance over a copy of the player;
-    /// returns the call's state too when the guest answered `ok`.
+    /// Runs one export in a fresh instance over a copy of the player (only
+    /// reading it when `read_only`); returns the call's state too when the
+    /// guest answered `ok`.
     fn call<T>(
         &self,
         memory: &Memory,
         user_id: &str,
         now_ms: i64,
+        read_only: bool,
         export: impl FnOnce(
             &Economy,
             &mut Store<CallState>,
@@ -233,7 +232,7 @@ impl Runner {
             request_id: format!("00000000-0000-7000-8000-{call:012x}"),
             now_ms,
         };
-        let state = CallState::new(memory.catalog.clone(), memory.player(user_id), now_ms, self.limits);
+        let state = CallState::new(memory.catalog.clone(), memory.player(user_id), now_ms, self.limits, read_only);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);
         let answered = store
@@ -298,10 +297,7 @@ pub struct CallState {
     pub(crate) player: Player,
     pub(crate) now_ms: i64,
     pub(crate) moved: check::Moved,
-    /// Whether the call may only read (a quote).
-    read_only: bool,
-    import_calls: u32,
-    max_import_calls: u32,
+    pub(crate) imports: ImportBudget,
     memory: MemoryCap,
     stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
     wasi: WasiCtx,
@@ -309,53 +305,20 @@ pub struct CallState {
 }
 
 impl CallState {
-    fn new(catalog: Arc<Catalog>, player: Player, now_ms: i64, limits: Limits) -> Self {
+    fn new(catalog: Arc<Catalog>, player: Player, now_ms: i64, limits: Limits, read_only: bool) -> Self {
         let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(4096);
-        let now = Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
-        let seed = u64::try_from(now_ms).unwrap_or(0);
-        let wasi = WasiCtx::builder()
-            .stderr(stderr.clone())
-            .wall_clock(StoppedClock(now))
-            .monotonic_clock(StoppedClock(now))
-            .secure_random(SmallRng::seed_from_u64(seed))
-            .insecure_random(SmallRng::seed_from_u64(seed))
-            .insecure_random_seed(u128::from(seed))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi = wasi_context(now_ms, u64::try_from(now_ms).unwrap_or(0), stderr.clone());
         Self {
             catalog,
             player,
             now_ms,
             moved: check::Moved::default(),
-            read_only: false,
-            import_calls: 0,
-            max_import_calls: limits.max_import_calls,
+            imports: ImportBudget::new(limits.max_import_calls, read_only),
             memory: MemoryCap { max: limits.memory_bytes, peak: 0 },
             stderr,
             wasi,
             table: ResourceTable::new(),
         }
-    }
-
-    /// Counts one call of an import that changes storage; in a quote, the
-    /// guest traps.
-    pub(crate) fn charge_change(&mut self, import: &str) -> wasmtime::Result<()> {
-        self.charge_import()?;
-        if self.read_only {
-            wasmtime::bail!("a quote changes nothing, but the module called {import}");
-        }
-        Ok(())
-    }
-
-    /// Counts one storage import call; past the limit, the guest traps.
-    pub(crate) fn charge_import(&mut self) -> wasmtime::Result<()> {
-        self.import_calls += 1;
-        if self.import_calls > self.max_import_calls {
-            wasmtime::bail!("the module made more than {} storage calls", self.max_import_calls);
-        }
-        Ok(())
     }
 }
 
@@ -382,29 +345,5 @@ impl ResourceLimiter for MemoryCap {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
-    }
-}
-
-/// Both WASI clocks, stopped at a request's time: a guest sees time stand
-/// still for its whole call. Any wasmtime embedder of the rules can use it.
-pub struct StoppedClock(pub Duration);
-
-impl HostWallClock for StoppedClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_millis(1)
-    }
-
-    fn now(&self) -> Duration {
-        self.0
-    }
-}
-
-impl HostMonotonicClock for StoppedClock {
-    fn resolution(&self) -> u64 {
-        1_000_000
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.0.as_nanos()).unwrap_or(u64::MAX)
     }
 }

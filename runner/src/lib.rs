@@ -21,9 +21,10 @@ mod bindings;
 mod call;
 mod memory;
 pub mod report;
+pub mod sandbox;
 pub mod scenario;
 
 pub use bindings::types::{Content, Currency, Item, ItemQuantity, ItemType, Listing, Price, RuleError};
 pub use bindings::{PriceQuote, PurchaseOutcome, PurchaseRequest};
-pub use call::{Failure, Limits, MAX_MEMORY_BYTES, Report, Runner, StoppedClock, TENANT_ID, rule_error_code};
+pub use call::{Failure, Limits, MAX_MEMORY_BYTES, Report, Runner, TENANT_ID, rule_error_code};
 pub use memory::{Catalog, LedgerEntry, MAX_STACK_QUANTITY, Memory, Player, Stack, Store};

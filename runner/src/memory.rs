@@ -135,29 +135,29 @@ fn balance(catalog: &Catalog, player: &Player, currency_code: &str) -> Option<i6
 
 impl catalog::Host for CallState {
     fn item_by_id(&mut self, id: String) -> wasmtime::Result<Option<Item>> {
-        self.charge_import()?;
+        self.imports.charge()?;
         Ok(self.catalog.item_by_id(&id).cloned())
     }
 
     fn item_by_key(&mut self, key: String) -> wasmtime::Result<Option<Item>> {
-        self.charge_import()?;
+        self.imports.charge()?;
         Ok(self.catalog.item_by_key(&key).cloned())
     }
 
     fn store_listing(&mut self, store_id: String, item_id: String) -> wasmtime::Result<Option<Listing>> {
-        self.charge_import()?;
+        self.imports.charge()?;
         Ok(self.catalog.listing(&store_id, &item_id).cloned())
     }
 
     fn currency_by_code(&mut self, code: String) -> wasmtime::Result<Option<Currency>> {
-        self.charge_import()?;
+        self.imports.charge()?;
         Ok(self.catalog.currency(&code).cloned())
     }
 }
 
 impl wallet::Host for CallState {
     fn balance(&mut self, currency_code: String) -> wasmtime::Result<Option<i64>> {
-        self.charge_import()?;
+        self.imports.charge()?;
         Ok(balance(&self.catalog, &self.player, &currency_code))
     }
 
@@ -168,7 +168,7 @@ impl wallet::Host for CallState {
         reason: LedgerReason,
         reference: String,
     ) -> wasmtime::Result<Result<i64, wallet::WalletError>> {
-        self.charge_change("wallet.debit")?;
+        self.imports.charge_change("wallet.debit")?;
         Ok(self.change_balance(currency_code, amount, true, reason, reference))
     }
 
@@ -179,7 +179,7 @@ impl wallet::Host for CallState {
         reason: LedgerReason,
         reference: String,
     ) -> wasmtime::Result<Result<i64, wallet::WalletError>> {
-        self.charge_change("wallet.credit")?;
+        self.imports.charge_change("wallet.credit")?;
         Ok(self.change_balance(currency_code, amount, false, reason, reference))
     }
 }
@@ -230,7 +230,7 @@ impl CallState {
 
 impl inventory::Host for CallState {
     fn quantity(&mut self, item_id: String) -> wasmtime::Result<u64> {
-        self.charge_import()?;
+        self.imports.charge()?;
         Ok(self.player.stacks.get(&item_id).map_or(0, |stack| stack.held(self.now_ms)))
     }
 
@@ -238,7 +238,7 @@ impl inventory::Host for CallState {
         &mut self,
         grants: Vec<inventory::Grant>,
     ) -> wasmtime::Result<Result<(), inventory::InventoryError>> {
-        self.charge_change("inventory.grant-items")?;
+        self.imports.charge_change("inventory.grant-items")?;
         let mut distinct: Vec<&str> = grants.iter().map(|grant| grant.item_id.as_str()).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -280,7 +280,7 @@ impl inventory::Host for CallState {
     }
 
     fn consume(&mut self, item_id: String, quantity: u64) -> wasmtime::Result<Result<u64, inventory::InventoryError>> {
-        self.charge_change("inventory.consume")?;
+        self.imports.charge_change("inventory.consume")?;
         if self.catalog.item_by_id(&item_id).is_none() {
             return Ok(Err(inventory::InventoryError::UnknownItem));
         }
@@ -298,12 +298,12 @@ impl inventory::Host for CallState {
 
 impl history::Host for CallState {
     fn item_purchases(&mut self, item_id: String) -> wasmtime::Result<u64> {
-        self.charge_import()?;
+        self.imports.charge()?;
         Ok(self.player.item_purchases.get(&item_id).copied().unwrap_or(0))
     }
 
     fn listing_purchases(&mut self, store_id: String, item_id: String) -> wasmtime::Result<u64> {
-        self.charge_import()?;
+        self.imports.charge()?;
         Ok(self.player.listing_purchases.get(&(store_id, item_id)).copied().unwrap_or(0))
     }
 
@@ -314,7 +314,7 @@ impl history::Host for CallState {
         quantity: u64,
         cap: u64,
     ) -> wasmtime::Result<Option<u64>> {
-        self.charge_change("history.claim-listing")?;
+        self.imports.charge_change("history.claim-listing")?;
         if quantity == 0 || self.catalog.listing(&store_id, &item_id).is_none() {
             return Ok(None);
         }

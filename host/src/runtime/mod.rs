@@ -25,6 +25,7 @@ pub use state::RequestState;
 use crate::catalog::Catalog;
 use crate::storage::{LimitOverrides, NewGrant, StackKey, StorageError, Tx, User};
 use bindings::{Economy, EconomyPre};
+use economy_runner::sandbox::ImportBudget;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -373,10 +374,9 @@ impl Runtime {
         let Call { module, limits, catalog, ctx, placement, read_only } = call;
         let _permit = self.inner.instances.acquire().await.expect("the instance semaphore is never closed");
         let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
-        let mut state =
-            RequestState::new(tx, catalog.clone(), limits.memory_bytes, limits.max_import_calls, ctx.now_ms, seed);
+        let imports = ImportBudget::new(limits.max_import_calls, read_only);
+        let mut state = RequestState::new(tx, catalog.clone(), limits.memory_bytes, imports, ctx.now_ms, seed);
         state.placement = placement;
-        state.read_only = read_only;
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let metered = if self.inner.limits.metering {

@@ -9,11 +9,8 @@ use super::Placement;
 use super::journal::Journal;
 use crate::catalog::Catalog;
 use crate::storage::{NewGrant, StorageError, StorageResult, Tx};
-use economy_runner::StoppedClock;
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
+use economy_runner::sandbox::{ImportBudget, wasi_context};
 use std::sync::Arc;
-use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -53,10 +50,8 @@ pub struct RequestState {
     pub(crate) host_failure: Option<StorageError>,
     /// Whether the guest is parked in a storage call right now.
     pub(crate) in_storage: bool,
-    /// Whether the call may only read (a quote).
-    pub(crate) read_only: bool,
-    import_calls: u32,
-    max_import_calls: u32,
+    /// The storage import calls left, and whether the call may only read.
+    imports: ImportBudget,
     pub(crate) limits: StoreLimits,
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
@@ -68,23 +63,12 @@ impl RequestState {
         tx: Box<dyn Tx>,
         catalog: Arc<Catalog>,
         memory_bytes: usize,
-        max_import_calls: u32,
+        imports: ImportBudget,
         now_ms: i64,
         seed: u64,
     ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
-        let now = Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
-        let wasi = WasiCtx::builder()
-            .stderr(stderr.clone())
-            .wall_clock(StoppedClock(now))
-            .monotonic_clock(StoppedClock(now))
-            .secure_random(SmallRng::seed_from_u64(seed))
-            .insecure_random(SmallRng::seed_from_u64(seed))
-            .insecure_random_seed(u128::from(seed))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi = wasi_context(now_ms, seed, stderr.clone());
         let limits = StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build();
         Self {
             tx,
@@ -95,9 +79,7 @@ impl RequestState {
             placement: Placement::default(),
             host_failure: None,
             in_storage: false,
-            read_only: false,
-            import_calls: 0,
-            max_import_calls,
+            imports,
             limits,
             stderr,
             wasi,
@@ -105,25 +87,15 @@ impl RequestState {
         }
     }
 
-    /// Counts one call of an import that changes storage: a quote changes
-    /// nothing (as the world says), so in a quote the guest traps here, before
-    /// it takes a lock or writes a row.
-    pub(crate) fn charge_change(&mut self, import: &str) -> wasmtime::Result<()> {
-        self.charge_import()?;
-        if self.read_only {
-            wasmtime::bail!("a quote changes nothing, but the module called {import}");
-        }
-        Ok(())
+    /// Counts one storage import call (see [`ImportBudget`]).
+    pub(crate) fn charge_import(&mut self) -> wasmtime::Result<()> {
+        self.imports.charge()
     }
 
-    /// Counts one storage import call; a guest that calls imports in a loop
-    /// traps here instead of holding its transaction open.
-    pub(crate) fn charge_import(&mut self) -> wasmtime::Result<()> {
-        self.import_calls += 1;
-        if self.import_calls > self.max_import_calls {
-            wasmtime::bail!("the module made more than {} storage calls", self.max_import_calls);
-        }
-        Ok(())
+    /// Counts one call of an import that changes storage; in a quote, the
+    /// guest traps.
+    pub(crate) fn charge_change(&mut self, import: &str) -> wasmtime::Result<()> {
+        self.imports.charge_change(import)
     }
 
     /// Passes a storage result to the guest; a failure is recorded as the

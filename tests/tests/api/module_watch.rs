@@ -31,6 +31,23 @@ impl TestApp {
         }
         panic!("the events never came: {:?}", self.module_events(tenant).await);
     }
+
+    /// The tenant's events once one is a rollback, and that rollback.
+    async fn rolled_back(&self, tenant: &Tenant) -> (Vec<Value>, Value) {
+        let is_rollback = |event: &Value| event["kind"] == "rolled_back";
+        let events = self.module_events_until(tenant, |events| events.iter().any(is_rollback)).await;
+        let rollback = events.iter().find(|event| is_rollback(event)).cloned().expect("a rollback");
+        (events, rollback)
+    }
+
+    /// The module the tenant runs: exactly one of its list is active.
+    async fn active_module(&self, tenant: &Tenant) -> Value {
+        let listed = self.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
+        let active: Vec<Value> =
+            listed.assert_ok().as_array().expect("a list").iter().filter(|m| m["active"] == true).cloned().collect();
+        assert_eq!(active.len(), 1, "{}", listed.body);
+        active[0].clone()
+    }
 }
 
 #[tokio::test]
@@ -156,15 +173,11 @@ async fn a_new_module_that_fails_most_of_its_first_calls_is_rolled_back_to_the_o
             .await
             .assert_error(500, "MODULE_FAILED");
     }
-    let events = app.module_events_until(&tenant, |events| events.iter().any(|e| e["kind"] == "rolled_back")).await;
-    let rolled_back = events.iter().find(|e| e["kind"] == "rolled_back").unwrap();
+    let (_, rolled_back) = app.rolled_back(&tenant).await;
     assert_eq!(rolled_back["module_sha256"], hostile);
     let reason = rolled_back["reason"].as_str().unwrap();
     assert!(reason.contains("failed 11 of its first 12 calls") && reason.contains(&sale), "{reason}");
-    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
-    let active: Vec<&Value> = listed.assert_ok().as_array().unwrap().iter().filter(|m| m["active"] == true).collect();
-    assert_eq!(active.len(), 1);
-    assert_eq!(active[0]["sha256"], sale, "the module before it runs again");
+    assert_eq!(app.active_module(&tenant).await["sha256"], sale, "the module before it runs again");
     assert_eq!(app.price_of(&tenant, &player, &sword).await, 70);
     // Another host reads the same from the database.
     let sibling = app.sibling().await;
@@ -189,9 +202,7 @@ async fn a_new_module_with_few_failures_stays_active() {
             .assert_error(500, "MODULE_FAILED");
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
-    let active = listed.assert_ok().as_array().unwrap().iter().find(|m| m["active"] == true).cloned().unwrap();
-    assert_eq!(active["sha256"], hostile);
+    assert_eq!(app.active_module(&tenant).await["sha256"], hostile);
     assert!(app.module_events(&tenant).await.iter().all(|e| e["kind"] == "failure"));
 }
 
@@ -207,16 +218,13 @@ async fn a_new_module_whose_answers_the_host_refuses_is_rolled_back_to_the_built
             .await
             .assert_error(500, "MODULE_FAILED");
     }
-    let events = app.module_events_until(&tenant, |events| events.iter().any(|e| e["kind"] == "rolled_back")).await;
-    let rolled_back = events.iter().find(|e| e["kind"] == "rolled_back").unwrap();
+    let (events, rolled_back) = app.rolled_back(&tenant).await;
     assert_eq!(rolled_back["module_sha256"], hostile);
     let reason = rolled_back["reason"].as_str().unwrap();
     assert!(reason.contains("failed 11 of its first 11 calls") && reason.contains("built-in"), "{reason}");
     let failure = events.iter().find(|e| e["kind"] == "failure").unwrap();
     assert!(failure["reason"].as_str().unwrap().contains("the host refused its outcome"), "{failure}");
-    let listed = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
-    let active = listed.assert_ok().as_array().unwrap().iter().find(|m| m["active"] == true).cloned().unwrap();
-    assert_eq!(active["builtin"], true);
+    assert_eq!(app.active_module(&tenant).await["builtin"], true);
     let bought = app.purchase(&tenant, &player, json!({"catalog_item_id": mint, "currency_code": "gems"})).await;
     assert_eq!(bought.assert_ok()["balance_after"], 990, "the built-in rules sell it, and nothing was minted");
 }
