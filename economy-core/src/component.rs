@@ -19,7 +19,7 @@ use crate::{
     Content, Context, Env, Grant, InventoryError, Item, ItemType, Listing, Price, PricePolicy, RuleError, WalletError,
     purchase,
 };
-use economy::plugin::{catalog, history, inventory, types, wallet};
+use economy::plugin::{catalog, history, inventory, player, settings, types, wallet};
 use exports::economy::plugin::rules::{PriceQuote, PurchaseOutcome, PurchaseRequest};
 
 /// Exports the economy world with `purchase`, `quote` and `consume` as this
@@ -153,6 +153,18 @@ impl Env for Imports {
 
     fn claim_listing(&mut self, store_id: &str, item_id: &str, quantity: u64, cap: u64) -> Option<u64> {
         history::claim_listing(store_id, item_id, quantity, cap)
+    }
+
+    fn identity(&mut self) -> String {
+        player::identity()
+    }
+
+    fn attribute(&mut self, name: &str) -> Option<String> {
+        player::attribute(name)
+    }
+
+    fn setting(&mut self, name: &str) -> Option<String> {
+        settings::setting(name)
     }
 }
 

@@ -145,7 +145,8 @@ impl PricePolicy for CatalogPrice {
 }
 
 /// The storage a rules operation runs against: the WIT imports in the
-/// component, an in-memory fake in the unit tests.
+/// component, an in-memory fake in the unit tests. Implemented by this
+/// crate; new methods come with new minor versions of the contract.
 pub trait Env {
     fn item_by_id(&mut self, id: &str) -> Option<Item>;
     fn item_by_key(&mut self, key: &str) -> Option<Item>;
@@ -163,4 +164,13 @@ pub trait Env {
     /// How many the player bought through a store listing so far.
     fn listing_purchases(&mut self, store_id: &str, item_id: &str) -> u64;
     fn claim_listing(&mut self, store_id: &str, item_id: &str, quantity: u64, cap: u64) -> Option<u64>;
+    /// The player's identity as the game names it (e.g. `vip-4821`), not
+    /// the host's `user_id`.
+    fn identity(&mut self) -> String;
+    /// The player attribute `name` the game server set, as JSON text
+    /// (`true`, `"gold"`, `3`), or none.
+    fn attribute(&mut self, name: &str) -> Option<String>;
+    /// The tenant-wide module setting `name` its admin set, as JSON text,
+    /// or none.
+    fn setting(&mut self, name: &str) -> Option<String>;
 }

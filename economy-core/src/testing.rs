@@ -125,4 +125,16 @@ impl Env for FakeEnv {
             *claimed
         })
     }
+
+    fn identity(&mut self) -> String {
+        "player-1".into()
+    }
+
+    fn attribute(&mut self, _name: &str) -> Option<String> {
+        None
+    }
+
+    fn setting(&mut self, _name: &str) -> Option<String> {
+        None
+    }
 }

@@ -14,8 +14,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use economy_host::catalog::Catalog;
 use economy_host::runtime::{Call, PurchaseRequest, RequestContext, Runtime, RuntimeLimits};
 use economy_host::storage::{
-    CatalogItem, Currency, InventoryRefusal, ItemType, LedgerReason, NewGrant, Price, PurchaseRecord, Recorded, Stack,
-    StackKey, StorageResult, StoredResponse, Tx, WalletRefusal,
+    Attributes, CatalogItem, Currency, InventoryRefusal, ItemType, LedgerReason, NewGrant, Price, PurchaseRecord,
+    Recorded, Stack, StackKey, StorageResult, StoredResponse, Tx, WalletRefusal,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -25,6 +25,10 @@ struct MemoryTx;
 
 #[async_trait]
 impl Tx for MemoryTx {
+    async fn attributes(&mut self) -> StorageResult<Attributes> {
+        Ok(Attributes::new())
+    }
+
     async fn balance(&mut self, _code: &str) -> StorageResult<Option<i64>> {
         Ok(Some(1_000_000))
     }
@@ -150,6 +154,7 @@ fn purchase_call(c: &mut Criterion) {
                     limits: &limits,
                     catalog: &catalog,
                     ctx,
+                    player: Default::default(),
                     placement: Default::default(),
                     read_only: false,
                 };

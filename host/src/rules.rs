@@ -11,7 +11,7 @@
 //! [`REFRESH_INTERVAL`]); nothing depends on LISTEN/NOTIFY.
 
 use crate::catalog::Catalog;
-use crate::runtime::{Call, CallLimits, Placement, RequestContext, RulesModule, Runtime};
+use crate::runtime::{Call, CallLimits, Placement, PlayerContext, RequestContext, RulesModule, Runtime};
 use crate::storage::{
     ControlStore, ModuleInfo, StorageError, TenantConfig, TenantSettings, TenantStores, TxScope, User,
 };
@@ -31,11 +31,24 @@ pub struct TenantContext {
     pub module: Arc<RulesModule>,
     pub limits: CallLimits,
     pub catalog: Arc<Catalog>,
+    /// The tenant's module settings, shared by its calls.
+    module_settings: Arc<serde_json::Map<String, serde_json::Value>>,
     config: TenantConfig,
     catalog_version: i64,
 }
 
 impl TenantContext {
+    fn new(
+        module: Arc<RulesModule>,
+        limits: CallLimits,
+        catalog: Arc<Catalog>,
+        config: TenantConfig,
+        catalog_version: i64,
+    ) -> Self {
+        let module_settings = Arc::new(config.settings.module_settings.clone());
+        Self { module, limits, catalog, module_settings, config, catalog_version }
+    }
+
     /// The uploaded module the tenant runs (none: the built-in rules).
     pub fn uploaded_module_sha256(&self) -> Option<&str> {
         self.config.active_sha256.as_deref()
@@ -56,13 +69,15 @@ impl TenantContext {
         }
     }
 
-    /// A call of this tenant's module, for the request `ctx`.
-    pub fn call(&self, ctx: RequestContext) -> Call<'_> {
+    /// A call of this tenant's module, for the request `request_id` of
+    /// `user`, at the current time.
+    pub fn call(&self, user: &User, request_id: Uuid) -> Call<'_> {
         Call {
             module: &self.module,
             limits: &self.limits,
             catalog: &self.catalog,
-            ctx,
+            ctx: RequestContext::for_request(user, request_id),
+            player: PlayerContext::new(user.identity.clone(), self.module_settings.clone()),
             placement: Placement::default(),
             read_only: false,
         }
@@ -199,7 +214,7 @@ impl Rules {
             }
         };
         let limits = self.runtime.limits().for_call(&config.limits);
-        let fresh = TenantContext { module, limits, catalog, config, catalog_version };
+        let fresh = TenantContext::new(module, limits, catalog, config, catalog_version);
         let mut tenants = self.tenants.write().expect("tenant rules lock");
         let installed = Arc::new(match tenants.get(&tenant_id) {
             Some(installed) => newest(installed, fresh),
@@ -273,16 +288,21 @@ fn newest(installed: &TenantContext, fresh: TenantContext) -> TenantContext {
         installed.config.config_version > fresh.config.config_version,
         installed.catalog_version > fresh.catalog_version,
     );
-    let TenantContext { module, limits, catalog, config, catalog_version } = fresh;
-    let (module, limits, config) = match config_from {
-        true => (installed.module.clone(), installed.limits.clone(), installed.config.clone()),
-        false => (module, limits, config),
+    let TenantContext { module, limits, catalog, module_settings, config, catalog_version } = fresh;
+    let (module, limits, module_settings, config) = match config_from {
+        true => (
+            installed.module.clone(),
+            installed.limits.clone(),
+            installed.module_settings.clone(),
+            installed.config.clone(),
+        ),
+        false => (module, limits, module_settings, config),
     };
     let (catalog, catalog_version) = match catalog_from {
         true => (installed.catalog.clone(), installed.catalog_version),
         false => (catalog, catalog_version),
     };
-    TenantContext { module, limits, catalog, config, catalog_version }
+    TenantContext { module, limits, catalog, module_settings, config, catalog_version }
 }
 
 /// Polls the tenants this host serves until `Rules` is dropped.
@@ -320,7 +340,7 @@ mod tests {
         };
         let call_limits = RuntimeLimits::default().for_call(&limits);
         let catalog = Arc::new(Catalog::new(Vec::new(), Vec::new(), Vec::new()));
-        TenantContext { module: module.clone(), limits: call_limits, catalog, config, catalog_version }
+        TenantContext::new(module.clone(), call_limits, catalog, config, catalog_version)
     }
 
     /// Two refreshes that read at different times may finish in either

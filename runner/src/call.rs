@@ -7,6 +7,7 @@ use crate::bindings::{Economy, EconomyPre, PriceQuote, PurchaseOutcome, Purchase
 use crate::memory::{Catalog, Memory, Player};
 use crate::sandbox::{ImportBudget, wasi_context};
 use economy_core::check;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -232,7 +233,7 @@ impl Runner {
             request_id: format!("00000000-0000-7000-8000-{call:012x}"),
             now_ms,
         };
-        let state = CallState::new(memory.catalog.clone(), memory.player(user_id), now_ms, self.limits, read_only);
+        let state = CallState::new(memory, user_id, now_ms, self.limits, read_only);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);
         let answered = store
@@ -294,6 +295,8 @@ pub fn rules_item(item: &types::Item) -> economy_core::Item {
 /// environment, files or sockets; the clocks read the call's `now`.
 pub struct CallState {
     pub(crate) catalog: Arc<Catalog>,
+    pub(crate) settings: Arc<Map<String, Value>>,
+    pub(crate) user_id: String,
     pub(crate) player: Player,
     pub(crate) now_ms: i64,
     pub(crate) moved: check::Moved,
@@ -305,12 +308,14 @@ pub struct CallState {
 }
 
 impl CallState {
-    fn new(catalog: Arc<Catalog>, player: Player, now_ms: i64, limits: Limits, read_only: bool) -> Self {
+    fn new(memory: &Memory, user_id: &str, now_ms: i64, limits: Limits, read_only: bool) -> Self {
         let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(4096);
         let wasi = wasi_context(now_ms, u64::try_from(now_ms).unwrap_or(0), stderr.clone());
         Self {
-            catalog,
-            player,
+            catalog: memory.catalog.clone(),
+            settings: memory.settings.clone(),
+            user_id: user_id.to_owned(),
+            player: memory.player(user_id),
             now_ms,
             moved: check::Moved::default(),
             imports: ImportBudget::new(limits.max_import_calls, read_only),

@@ -4,9 +4,10 @@
 //! committed; the imports of `economy:plugin` are implemented over it, with
 //! the guarantees the world documents.
 
-use crate::bindings::economy::plugin::{catalog, history, inventory, wallet};
+use crate::bindings::economy::plugin::{catalog, history, inventory, player, settings, wallet};
 use crate::bindings::types::{self, Currency, Item, LedgerReason, Listing};
 use crate::call::CallState;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -82,9 +83,13 @@ impl Stack {
     }
 }
 
-/// What one player holds and has done.
+/// What one player holds and has done, and what the game says of it.
 #[derive(Clone, Debug, Default)]
 pub struct Player {
+    /// The identity the game names the player by (its user id when none).
+    pub identity: Option<String>,
+    /// The attributes the game server set on the player.
+    pub attributes: Map<String, Value>,
     /// Balances the player has held (others are the currency's initial
     /// balance).
     pub balances: BTreeMap<String, i64>,
@@ -101,13 +106,23 @@ pub struct Player {
 #[derive(Clone, Debug, Default)]
 pub struct Memory {
     pub catalog: Arc<Catalog>,
+    /// The tenant's module settings.
+    pub settings: Arc<Map<String, Value>>,
     /// Players by user id.
     pub players: BTreeMap<String, Player>,
 }
 
 impl Memory {
     pub fn new(catalog: Catalog) -> Self {
-        Self { catalog: Arc::new(catalog), players: BTreeMap::new() }
+        Self { catalog: Arc::new(catalog), settings: Arc::default(), players: BTreeMap::new() }
+    }
+
+    /// Sets who the player `user_id` is to the game: its identity and
+    /// attributes.
+    pub fn set_player(&mut self, user_id: &str, identity: Option<String>, attributes: Map<String, Value>) {
+        let player = self.players.entry(user_id.to_owned()).or_default();
+        player.identity = identity;
+        player.attributes = attributes;
     }
 
     /// The player `user_id` (empty if it never did anything).
@@ -326,6 +341,25 @@ impl history::Host for CallState {
             }
             None => Ok(None),
         }
+    }
+}
+
+impl player::Host for CallState {
+    fn identity(&mut self) -> wasmtime::Result<String> {
+        self.imports.charge()?;
+        Ok(self.player.identity.clone().unwrap_or_else(|| self.user_id.clone()))
+    }
+
+    fn attribute(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        self.imports.charge()?;
+        Ok(self.player.attributes.get(&name).map(ToString::to_string))
+    }
+}
+
+impl settings::Host for CallState {
+    fn setting(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        self.imports.charge()?;
+        Ok(self.settings.get(&name).map(ToString::to_string))
     }
 }
 

@@ -15,9 +15,10 @@ use crate::bindings::types::{self, Currency, Item, ItemType, Listing};
 use crate::call::{Report, Runner};
 use crate::memory::{Catalog, Memory, Store};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The player every scenario's steps act for.
 pub const PLAYER: &str = "00000000-0000-4000-8000-00000000000a";
@@ -30,9 +31,21 @@ pub const DEFAULT_NOW_MS: i64 = 1_767_225_600_000;
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub description: String,
+    /// The rules the scenario is written for: the name of an example module
+    /// (`vip-pricing`), or none for the built-in rules. A harness runs the
+    /// scenario with that module.
+    #[serde(default)]
+    pub rules: Option<String>,
     /// The time of every step (milliseconds since the Unix epoch).
     #[serde(default)]
     pub now_ms: Option<i64>,
+    /// The tenant's module settings (`module_settings` of `PUT
+    /// /admin/settings`).
+    #[serde(default)]
+    pub settings: Map<String, Value>,
+    /// Who the player is to the game.
+    #[serde(default)]
+    pub player: PlayerSpec,
     /// `PUT /admin/currencies/{code}` bodies, with their `code`.
     pub currencies: Vec<Value>,
     /// `PUT /admin/catalog/items/{key}` bodies, with their `key`, in an
@@ -45,6 +58,17 @@ pub struct Scenario {
     /// What the player holds after the last step.
     #[serde(default)]
     pub end: Option<End>,
+}
+
+/// The player's identity (`PUT /server/users/{identity}/...`) and the
+/// attributes the game server set on it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayerSpec {
+    #[serde(default)]
+    pub identity: Option<String>,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -284,6 +308,8 @@ fn answer<T>(report: &Report<T>, fields: impl FnOnce(&T) -> Value) -> Value {
 /// Runs `scenario` against the component of `runner`, in a fresh memory.
 pub fn run(runner: &Runner, scenario: &Scenario) -> anyhow::Result<Outcome> {
     let mut memory = Memory::new(scenario.catalog()?);
+    memory.settings = Arc::new(scenario.settings.clone());
+    memory.set_player(PLAYER, scenario.player.identity.clone(), scenario.player.attributes.clone());
     let now_ms = scenario.now_ms();
     let id_of = |memory: &Memory, key: &str| {
         memory.catalog.item_by_key(key).map_or(UNKNOWN_ID.to_owned(), |item| item.id.clone())

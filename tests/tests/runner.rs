@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
+const VIP_PRICING: &[u8] = include_bytes!(env!("VIP_PRICING_WASM"));
 
 fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -18,19 +19,42 @@ fn builtin() -> Runner {
     Runner::new(economy_host::runtime::ECONOMY_CORE_WASM).expect("the built-in rules compile")
 }
 
+/// The rules a scenario is written for.
+fn rules_of(scenario: &Scenario) -> Runner {
+    match scenario.rules.as_deref() {
+        None => builtin(),
+        Some("vip-pricing") => Runner::new(VIP_PRICING).expect("the VIP module compiles"),
+        Some(other) => panic!("no example module {other}"),
+    }
+}
+
 #[test]
 fn every_shared_scenario_answers_in_memory_as_the_scenario_says() {
-    let runner = builtin();
     let scenarios = Scenario::all_in(&scenarios_dir()).expect("the scenarios read");
-    assert!(scenarios.len() >= 5, "the scenarios are found");
+    assert!(scenarios.len() >= 7, "the scenarios are found");
     for (name, scenario) in &scenarios {
-        let outcome = scenario::run(&runner, scenario).expect("the scenario runs");
+        let outcome = scenario::run(&rules_of(scenario), scenario).expect("the scenario runs");
         for step in &outcome.steps {
             assert!(step.passed(), "{name}: {}: expected {}, answered {}", step.step, step.expected, step.answer);
             assert!(step.fuel_used > 0 && step.memory_bytes > 0, "{name}: every call reports its cost");
         }
         assert!(outcome.end_differences.is_empty(), "{name}: {:?}", outcome.end_differences);
     }
+}
+
+#[test]
+fn the_vip_scenarios_need_the_vip_module_and_the_players_attributes() {
+    let by_identity = Scenario::from_file(&scenarios_dir().join("vip-by-identity.json")).unwrap();
+    let outcome = scenario::run(&builtin(), &by_identity).unwrap();
+    assert_eq!(outcome.steps[1].answer["unit_price"], 10, "the built-in rules give no VIP price");
+    let mut revoked = Scenario::from_file(&scenarios_dir().join("vip-by-attribute.json")).unwrap();
+    revoked.player.attributes.insert("vip".into(), json!(false));
+    revoked.player.identity = Some("vip-9".into());
+    let outcome = scenario::run(&rules_of(&revoked), &revoked).unwrap();
+    assert_eq!(outcome.steps[0].answer["unit_price"], 10, "vip: false outranks the vip- identity");
+    revoked.player.attributes.clear();
+    let outcome = scenario::run(&rules_of(&revoked), &revoked).unwrap();
+    assert_eq!(outcome.steps[0].answer["unit_price"], 8, "without the attribute the identity decides");
 }
 
 #[test]
@@ -150,7 +174,15 @@ fn the_command_line_runs_scenarios_and_reports_each_calls_cost() {
     std::fs::write(&component, economy_host::runtime::ECONOMY_CORE_WASM).unwrap();
     let run = |args: &[&Path]| Command::new(runner_binary()).args(args).output().expect("economy-runner runs");
 
-    let passed = run(&[&component, &scenarios_dir()]);
+    let builtin_scenarios: Vec<PathBuf> = Scenario::all_in(&scenarios_dir())
+        .unwrap()
+        .into_iter()
+        .filter(|(_, scenario)| scenario.rules.is_none())
+        .map(|(name, _)| scenarios_dir().join(format!("{name}.json")))
+        .collect();
+    let args: Vec<&Path> =
+        std::iter::once(component.as_path()).chain(builtin_scenarios.iter().map(PathBuf::as_path)).collect();
+    let passed = run(&args);
     let stdout = String::from_utf8_lossy(&passed.stdout);
     assert!(passed.status.success(), "{stdout}{}", String::from_utf8_lossy(&passed.stderr));
     assert!(stdout.contains("store-overrides-and-caps") && stdout.contains("fuel") && stdout.contains("KiB"));

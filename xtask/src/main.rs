@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The example modules shipped with the built-in rules.
-const EXAMPLES: &[&str] = &["sale-pricing", "tiered-pricing"];
+const EXAMPLES: &[&str] = &["sale-pricing", "tiered-pricing", "vip-pricing"];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

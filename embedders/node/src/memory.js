@@ -1,4 +1,4 @@
-// The in-memory store, and the storage imports of `economy:plugin` over it.
+// The in-memory store, and the imports of `economy:plugin` over it.
 // A call works on a copy of its player (its transaction); the embedder puts
 // the copy back only when the call is committed. Each import keeps the
 // guarantees the WIT package documents.
@@ -18,6 +18,16 @@ export class Memory {
     this.catalog = catalog;
     /** @type {Map<string, Player>} players by user id */
     this.players = new Map();
+    /** the tenant's module settings: name → JSON value */
+    this.settings = {};
+  }
+
+  /** Sets who the player `userId` is to the game: its identity and attributes (name → JSON value). */
+  setPlayer(userId, identity, attributes = {}) {
+    const player = this.player(userId);
+    player.identity = identity ?? userId;
+    player.attributes = { ...attributes };
+    this.players.set(userId, player);
   }
 
   itemById(id) {
@@ -41,9 +51,11 @@ export class Memory {
     return this.catalog.currencies.find((currency) => currency.code === code);
   }
 
-  /** A copy of the player `userId` (empty if it never did anything). */
+  /** A copy of the player `userId` (empty if it never did anything; its identity is its id unless set). */
   player(userId) {
-    return (this.players.get(userId) ?? new Player()).copy();
+    const player = (this.players.get(userId) ?? new Player()).copy();
+    player.identity ??= userId;
+    return player;
   }
 
   /** The player's balance (its initial balance if never held); undefined for an unknown currency. */
@@ -59,9 +71,13 @@ export class Memory {
   }
 }
 
-/** What one player holds and has done. */
+/** What one player holds and has done, and what the game says of it. */
 export class Player {
   constructor() {
+    /** the identity the game names the player by */
+    this.identity = undefined;
+    /** the attributes the game server set: name → JSON value */
+    this.attributes = {};
     this.balances = new Map();
     this.ledger = [];
     /** stacks by item id: {quantity, expiresAtMs} */
@@ -73,6 +89,8 @@ export class Player {
 
   copy() {
     const copy = new Player();
+    copy.identity = this.identity;
+    copy.attributes = { ...this.attributes };
     copy.balances = new Map(this.balances);
     copy.ledger = [...this.ledger];
     copy.stacks = new Map([...this.stacks].map(([id, stack]) => [id, { ...stack }]));
@@ -184,5 +202,17 @@ export function storageImports(memory, player, nowMs, moved, readOnly = false) {
         return total;
       },
     },
+    "economy:plugin/player": {
+      identity: () => player.identity,
+      attribute: (name) => jsonText(player.attributes, name),
+    },
+    "economy:plugin/settings": {
+      setting: (name) => jsonText(memory.settings, name),
+    },
   };
+}
+
+/** The named value as JSON text, or undefined (`none`). */
+function jsonText(values, name) {
+  return Object.hasOwn(values, name) ? JSON.stringify(values[name]) : undefined;
 }

@@ -87,6 +87,8 @@ const numbers = (fields) =>
 /** Runs `scenario` with `rules` in a fresh memory; each step's answer and time. */
 export function run(rules, scenario) {
   const memory = new Memory(catalog(scenario));
+  memory.settings = { ...(scenario.settings ?? {}) };
+  memory.setPlayer(PLAYER, scenario.player?.identity, scenario.player?.attributes);
   const nowMs = scenario.now_ms ?? DEFAULT_NOW_MS;
   const itemId = (key) => memory.itemByKey(key)?.id ?? UNKNOWN_ID;
   const steps = scenario.steps.map((step) => {

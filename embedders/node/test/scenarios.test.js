@@ -12,15 +12,19 @@ import { allScenarios, matches, run } from "../src/scenario.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const scenariosDir = join(here, "../../../scenarios");
 const rules = await Rules.load(join(here, "../generated"));
+// The example modules scenarios are written for (`"rules"`), transpiled by `npm run transpile-examples`.
+const examples = { "vip-pricing": await Rules.load(join(here, "../generated/vip-pricing")) };
+const rulesOf = (scenario) => (scenario.rules === undefined ? rules : examples[scenario.rules]);
 const scenarios = allScenarios(scenariosDir);
 
 test("the scenarios are found", () => {
-  assert.ok(scenarios.length >= 5, `${scenarios.length} scenarios in ${scenariosDir}`);
+  assert.ok(scenarios.length >= 7, `${scenarios.length} scenarios in ${scenariosDir}`);
 });
 
 for (const [name, scenario] of scenarios) {
   test(`${name}: ${scenario.description}`, () => {
-    const outcome = run(rules, scenario);
+    assert.ok(rulesOf(scenario), `the rules ${scenario.rules} are loaded`);
+    const outcome = run(rulesOf(scenario), scenario);
     for (const step of outcome.steps) {
       assert.ok(
         matches(step.expected, step.answer),
@@ -30,6 +34,15 @@ for (const [name, scenario] of scenarios) {
     assert.deepEqual(outcome.differences, []);
   });
 }
+
+test("the VIP module reads the player's attributes over its identity", () => {
+  const [, scenario] = scenarios.find(([name]) => name === "vip-by-attribute");
+  const revoked = structuredClone(scenario);
+  revoked.player = { identity: "vip-9", attributes: { vip: false } };
+  assert.equal(run(examples["vip-pricing"], revoked).steps[0].answer.unit_price, 10);
+  revoked.player.attributes = {};
+  assert.equal(run(examples["vip-pricing"], revoked).steps[0].answer.unit_price, 8);
+});
 
 test("an answer other than the scenario's fails it", () => {
   const [, scenario] = scenarios.find(([name]) => name === "catalog-prices");

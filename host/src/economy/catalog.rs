@@ -9,7 +9,8 @@ use super::error::EconomyError;
 use crate::catalog::{rules_contents, rules_item, rules_item_type};
 use crate::domain::{self, CatalogKey, MAX_AMOUNT, MAX_DURATION_SECONDS, MAX_GRANTED_ITEMS, MAX_QUANTITY, Name};
 use crate::storage::{
-    CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store, TenantSettings,
+    Attributes, CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store,
+    TenantSettings,
 };
 use economy_core::bundle;
 use serde_json::Value;
@@ -26,6 +27,11 @@ const MAX_LISTINGS: usize = 1_000;
 const MAX_ENTRIES: usize = 100;
 /// The longest free-text field (URL, category).
 const MAX_TEXT_CHARS: usize = 2_048;
+/// The longest name of a player attribute or module setting.
+pub const MAX_VALUE_NAME_CHARS: usize = 64;
+/// The most a player's attributes, or a tenant's module settings, may hold,
+/// as JSON: each call that reads one loads them all.
+pub const MAX_NAMED_VALUES_BYTES: usize = 16 * 1024;
 
 /// A committed write to a tenant's configuration. `applied` is false when
 /// this host could not apply it yet: the write stands, and the host catches
@@ -149,6 +155,7 @@ impl Economy {
         tenant_id: Uuid,
         settings: TenantSettings,
     ) -> Result<Applied<TenantSettings>, EconomyError> {
+        check_named_values("module_settings", &settings.module_settings)?;
         self.control.set_settings(tenant_id, &settings).await?;
         Ok(self.applied(tenant_id, settings).await)
     }
@@ -171,17 +178,40 @@ fn check_text(field: &str, value: Option<&str>) -> Result<(), EconomyError> {
     }
 }
 
-/// `display_properties` is a JSON object whose keys and strings hold no NUL
-/// character (which no store can keep).
-fn check_display_properties(properties: &Value) -> Result<(), EconomyError> {
-    fn has_nul(value: &Value) -> bool {
-        match value {
-            Value::String(text) => text.contains('\0'),
-            Value::Array(values) => values.iter().any(has_nul),
-            Value::Object(fields) => fields.iter().any(|(key, value)| key.contains('\0') || has_nul(value)),
-            _ => false,
-        }
+/// Whether a key or string of the JSON value holds a NUL character (which
+/// no store can keep).
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(values) => values.iter().any(has_nul),
+        Value::Object(fields) => fields.iter().any(|(key, value)| key.contains('\0') || has_nul(value)),
+        _ => false,
     }
+}
+
+/// Named values a rules module reads (a player's attributes, a tenant's
+/// module settings): names of 1 to [`MAX_VALUE_NAME_CHARS`] characters, no
+/// NUL anywhere, at most [`MAX_NAMED_VALUES_BYTES`] as JSON.
+pub(super) fn check_named_values(field: &str, values: &Attributes) -> Result<(), EconomyError> {
+    if let Some(name) = values.keys().find(|name| name.is_empty() || name.chars().count() > MAX_VALUE_NAME_CHARS) {
+        return Err(EconomyError::Invalid(format!(
+            "{field}: the name {name:?} is not 1 to {MAX_VALUE_NAME_CHARS} characters"
+        )));
+    }
+    if values.iter().any(|(name, value)| name.contains('\0') || has_nul(value)) {
+        return Err(EconomyError::Invalid(format!("{field} must not contain NUL characters")));
+    }
+    let bytes = serde_json::to_vec(values).map_or(usize::MAX, |json| json.len());
+    if bytes > MAX_NAMED_VALUES_BYTES {
+        return Err(EconomyError::Invalid(format!(
+            "{field} is {bytes} bytes as JSON; the limit is {MAX_NAMED_VALUES_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// `display_properties` is a JSON object with no NUL character.
+fn check_display_properties(properties: &Value) -> Result<(), EconomyError> {
     if !properties.is_object() {
         return Err(EconomyError::invalid("display_properties must be a JSON object"));
     }

@@ -4,7 +4,7 @@ use super::error::EconomyError;
 use super::idempotency::{self, Keyed};
 use super::{Economy, Outcome};
 use crate::domain::{IdempotencyKey, Quantity};
-use crate::runtime::{Invocation, RequestContext};
+use crate::runtime::Invocation;
 use crate::storage::User;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -41,7 +41,7 @@ impl Economy {
         let runtime = self.rules.runtime();
         let work = |tx| async {
             let consume_id = Uuid::now_v7();
-            let call = tenant.call(RequestContext::for_request(user, consume_id));
+            let call = tenant.call(user, consume_id);
             let Invocation { mut tx, journal, result, .. } =
                 runtime.consume(call, tx, item_id.to_string(), quantity.get()).await;
             let sha256 = &tenant.module.sha256;

@@ -7,7 +7,7 @@ use super::error::EconomyError;
 use super::{Economy, rollback};
 use crate::domain::Quantity;
 use crate::rules::Rules;
-use crate::runtime::{self, CallFailure, PriceQuote, RequestContext, RuleError};
+use crate::runtime::{self, CallFailure, PriceQuote, RuleError};
 use crate::storage::{ControlStore, ModuleEvent, ModuleEventKind, User};
 use chrono::Utc;
 use serde::Serialize;
@@ -277,7 +277,7 @@ impl Economy {
             store_id: run.store_id.map(|id| id.to_string()),
             quantity: run.quantity.get(),
         };
-        let call = runtime::Call { module: &module, ..tenant.call(RequestContext::for_request(&user, Uuid::now_v7())) };
+        let call = runtime::Call { module: &module, ..tenant.call(&user, Uuid::now_v7()) };
         let invocation = self.rules.runtime().quote(call, tx, request).await;
         rollback(invocation.tx).await;
         let answer = match invocation.result {

@@ -10,8 +10,8 @@
 //! that rested on the remembered balance.
 
 use crate::storage::{
-    GuardedPurchase, InventoryRefusal, LedgerReason, NewGrant, PurchaseRecord, Recorded, Stack, StackKey, StorageError,
-    StorageResult, StoredResponse, TenantStore, Tx, TxScope, WalletRefusal,
+    Attributes, GuardedPurchase, InventoryRefusal, LedgerReason, NewGrant, PurchaseRecord, Recorded, Stack, StackKey,
+    StorageError, StorageResult, StoredResponse, TenantStore, Tx, TxScope, WalletRefusal,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -83,6 +83,11 @@ impl Tx for OptimisticTx {
         };
         self.debit = Some((delta, reason, reference.map(str::to_owned)));
         Ok(Ok(after))
+    }
+
+    /// Read as the locking path reads them: attributes are never locked.
+    async fn attributes(&mut self) -> StorageResult<Attributes> {
+        self.store.attributes(self.scope.user_id).await
     }
 
     async fn quantity(&mut self, _item_id: Uuid) -> StorageResult<i64> {

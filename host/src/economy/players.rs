@@ -3,10 +3,11 @@
 //! device), which names a player of its own unless the server linked it.
 
 use super::Economy;
+use super::catalog::check_named_values;
 use super::error::EconomyError;
 use crate::domain::{CustomId, Identity};
 use crate::secrets;
-use crate::storage::{ApiKeyRecord, Session, User};
+use crate::storage::{ApiKeyRecord, Attributes, Session, User};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
@@ -37,6 +38,27 @@ impl Economy {
     pub async fn player(&self, tenant_id: Uuid, identity: &Identity) -> Result<User, EconomyError> {
         let found = self.tenant_store(tenant_id).await?.find_user(identity.as_str()).await?;
         found.ok_or_else(|| EconomyError::not_found("user"))
+    }
+
+    /// The attributes the game server set on the player `identity`.
+    pub async fn attributes(&self, tenant_id: Uuid, identity: &Identity) -> Result<Attributes, EconomyError> {
+        let user = self.player(tenant_id, identity).await?;
+        Ok(self.tenant_store(tenant_id).await?.attributes(user.id).await?)
+    }
+
+    /// Replaces the attributes of the player `identity` (created if new),
+    /// which rules modules read.
+    pub async fn set_attributes(
+        &self,
+        tenant_id: Uuid,
+        identity: &Identity,
+        attributes: Attributes,
+    ) -> Result<Attributes, EconomyError> {
+        check_named_values("attributes", &attributes)?;
+        let store = self.tenant_store(tenant_id).await?;
+        let user = store.find_or_create_user(identity.as_str()).await?;
+        store.set_attributes(&user, &attributes).await?;
+        Ok(attributes)
     }
 
     /// The player of the tenant whose id (`app_user_id`) is `user_id`.

@@ -13,7 +13,7 @@ use super::optimistic::OptimisticTx;
 use super::{Economy, Outcome, rollback};
 use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
-use crate::runtime::{self, CallFailure, Invocation, Placement, PurchaseCheck, RequestContext};
+use crate::runtime::{self, CallFailure, Invocation, Placement, PurchaseCheck};
 use crate::storage::{
     ItemType, NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
 };
@@ -219,7 +219,7 @@ impl Economy {
         // A bundle's contents remember the purchase they came from.
         let bundle = tenant.catalog.item_by_id(request.item_id).is_some_and(|item| item.item_type == ItemType::Bundle);
         let placement = Placement { bundle_purchase_id: bundle.then_some(purchase_id), ..request.placement.clone() };
-        let call = tenant.call(RequestContext::for_request(user, purchase_id)).placed(placement);
+        let call = tenant.call(user, purchase_id).placed(placement);
         let Invocation { mut tx, journal, pending_grants, result, .. } =
             self.rules.runtime().purchase(call, tx, guest_request).await;
         let stale = matches!(result, Err(CallFailure::Host(StorageError::Stale)));

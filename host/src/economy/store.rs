@@ -2,7 +2,7 @@
 
 use super::error::EconomyError;
 use super::{Economy, rollback};
-use crate::runtime::{self, RequestContext};
+use crate::runtime;
 use crate::storage::{ItemType, Price, User};
 use serde::Serialize;
 use uuid::Uuid;
@@ -58,7 +58,7 @@ impl Economy {
                     store_id: Some(store.id.to_string()),
                     quantity: 1,
                 };
-                let call = tenant.call(RequestContext::for_request(user, Uuid::now_v7()));
+                let call = tenant.call(user, Uuid::now_v7());
                 let invocation = self.rules.runtime().quote(call, tx, request).await;
                 tx = invocation.tx;
                 match self.module_answer(user.tenant_id, sha256, "quote", invocation.result) {

@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/server/users/{identity}/grants", post(server::grant))
         .route("/server/users/{identity}/custom-ids", post(server::link_custom_id))
         .route("/server/users/{identity}/ledger", get(server::ledger))
+        .route("/server/users/{identity}/attributes", get(server::get_attributes).put(server::put_attributes))
         .route("/api/private/shop-items", get(sverse::shop_items))
         .route("/api/private/users/{identity}/purchases", post(sverse::purchase))
         .route("/Client/LoginWithCustomID", post(playfab::login_with_custom_id))

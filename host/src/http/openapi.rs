@@ -28,7 +28,8 @@ use uuid::Uuid;
         modules::upload, modules::list, modules::activate, modules::deactivate, modules::quote, modules::events,
         admin::put_currency, admin::list_currencies, admin::put_item, admin::list_items, admin::get_item,
         admin::put_store, admin::get_store, admin::get_settings, admin::put_settings,
-        server::create_session, server::grant, server::link_custom_id, server::ledger,
+        server::create_session, server::grant, server::link_custom_id, server::ledger, server::get_attributes,
+        server::put_attributes,
         client::login_custom, client::wallet, client::inventory, client::store, client::purchase, client::consume,
         sverse::shop_items, sverse::purchase,
         playfab::login_with_custom_id, playfab::get_user_inventory,
@@ -120,6 +121,11 @@ pub struct TenantRef {
     pub id: Uuid,
     pub slug: String,
 }
+
+/// A JSON object of named values: a player's attributes.
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = Object)]
+pub struct AnyObject(crate::storage::Attributes);
 
 #[derive(Serialize, ToSchema)]
 pub struct LinkedPlayer {

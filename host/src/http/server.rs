@@ -6,7 +6,7 @@ use super::extract::{Answer, ApiJson, ApiPath, ApiQuery, Created, Data, Optional
 use super::openapi as doc;
 use crate::domain::{self, CatalogKey, CurrencyCode, CustomId, Identity, Quantity};
 use crate::economy::{Grant, Granted, OpenedSession};
-use crate::storage::{LedgerEntry, LedgerQuery, LedgerReason};
+use crate::storage::{Attributes, LedgerEntry, LedgerQuery, LedgerReason};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,32 @@ pub async fn create_session(
     let identity = Identity::try_from(identity)?;
     let ttl = body.ttl_seconds.map(Duration::from_secs);
     Ok(Created(state.economy.open_session(tenant_id, &identity, ttl).await?))
+}
+
+/// The attributes the game server set on the player, which rules modules
+/// read (`attribute(name)` of `economy:plugin/player`).
+#[utoipa::path(get, path = "/server/users/{identity}/attributes", tag = "server", security(("key" = [])), params(("identity" = String, Path)), responses((status = 200, description = "The attributes", body = doc::Envelope<doc::AnyObject>), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody)))]
+pub async fn get_attributes(
+    ServerKey(tenant_id): ServerKey,
+    State(state): State<AppState>,
+    ApiPath(identity): ApiPath<String>,
+) -> Result<Data<Attributes>, ApiError> {
+    let identity = Identity::try_from(identity)?;
+    Ok(Data(state.economy.attributes(tenant_id, &identity).await?))
+}
+
+/// Replaces the player's attributes (a JSON object of at most 16 KiB, names
+/// of 1 to 64 characters), creating the player if new. The rules read them
+/// from the next request on.
+#[utoipa::path(put, path = "/server/users/{identity}/attributes", tag = "server", security(("key" = [])), params(("identity" = String, Path)), request_body = doc::AnyObject, responses((status = 200, description = "Saved", body = doc::Envelope<doc::AnyObject>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody)))]
+pub async fn put_attributes(
+    ServerKey(tenant_id): ServerKey,
+    State(state): State<AppState>,
+    ApiPath(identity): ApiPath<String>,
+    ApiJson(attributes): ApiJson<Attributes>,
+) -> Result<Data<Attributes>, ApiError> {
+    let identity = Identity::try_from(identity)?;
+    Ok(Data(state.economy.set_attributes(tenant_id, &identity, attributes).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -13,6 +13,7 @@ mod catalog;
 mod history;
 mod inventory;
 mod journal;
+mod player;
 mod state;
 mod wallet;
 mod world;
@@ -20,6 +21,7 @@ mod world;
 pub use bindings::types::{RequestContext, RuleError};
 pub use bindings::{PriceQuote, PurchaseOutcome, PurchaseRequest};
 pub use journal::{Journal, PurchaseCheck};
+pub use player::PlayerContext;
 pub use state::RequestState;
 
 use crate::catalog::Catalog;
@@ -165,6 +167,8 @@ pub struct Call<'a> {
     pub limits: &'a CallLimits,
     pub catalog: &'a Arc<Catalog>,
     pub ctx: RequestContext,
+    /// Who the player is to the game, and the tenant's module settings.
+    pub player: PlayerContext,
     /// Where the request's grants land.
     pub placement: Placement,
     /// Whether the call may only read (set for quotes).
@@ -371,12 +375,13 @@ impl Runtime {
         tx: Box<dyn Tx>,
         export: impl for<'a> FnOnce(&'a Economy, &'a mut Store<RequestState>) -> CallFuture<'a, R>,
     ) -> Invocation<R> {
-        let Call { module, limits, catalog, ctx, placement, read_only } = call;
+        let Call { module, limits, catalog, ctx, player, placement, read_only } = call;
         let _permit = self.inner.instances.acquire().await.expect("the instance semaphore is never closed");
         let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
         let imports = ImportBudget::new(limits.max_import_calls, read_only);
         let mut state = RequestState::new(tx, catalog.clone(), limits.memory_bytes, imports, ctx.now_ms, seed);
         state.placement = placement;
+        state.player = player;
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         let metered = if self.inner.limits.metering {

@@ -7,6 +7,7 @@
 
 use super::Placement;
 use super::journal::Journal;
+use super::player::PlayerContext;
 use crate::catalog::Catalog;
 use crate::storage::{NewGrant, StorageError, StorageResult, Tx};
 use economy_runner::sandbox::{ImportBudget, wasi_context};
@@ -45,6 +46,8 @@ pub struct RequestState {
     pub(crate) written_grants: Vec<NewGrant>,
     /// Where the request's grants land.
     pub(crate) placement: Placement,
+    /// Who the player is to the game, and the tenant's module settings.
+    pub(crate) player: PlayerContext,
     /// A storage failure while the guest ran: the host's fault, not the
     /// module's. The guest was trapped with it.
     pub(crate) host_failure: Option<StorageError>,
@@ -77,6 +80,7 @@ impl RequestState {
             pending_grants: Vec::new(),
             written_grants: Vec::new(),
             placement: Placement::default(),
+            player: PlayerContext::default(),
             host_failure: None,
             in_storage: false,
             imports,

@@ -243,6 +243,11 @@ pub trait PlayerStore: Send + Sync {
     async fn link_custom_id(&self, user: &User, custom_id_hash: &[u8; 32]) -> StorageResult<bool>;
     async fn create_session(&self, user: &User, token_hash: &[u8; 32], expires_at: DateTime<Utc>) -> StorageResult<()>;
     async fn find_session(&self, token_hash: &[u8; 32]) -> StorageResult<Option<Session>>;
+    /// The attributes the game server set on the player `user_id` of this
+    /// tenant (empty if none, or no such player).
+    async fn attributes(&self, user_id: Uuid) -> StorageResult<Attributes>;
+    /// Replaces the player's attributes.
+    async fn set_attributes(&self, user: &User, attributes: &Attributes) -> StorageResult<()>;
 }
 
 /// What a tenant's players hold and did, read outside any transaction.
@@ -287,6 +292,8 @@ pub trait Tx: Send {
         reference: Option<&str>,
     ) -> StorageResult<Result<i64, WalletRefusal>>;
 
+    /// The attributes the game server set on the player (empty if none).
+    async fn attributes(&mut self) -> StorageResult<Attributes>;
     /// Quantity held in unexpired default stacks.
     async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64>;
     /// Applies all grants (item ids distinct, quantities ≥ 1) or none.

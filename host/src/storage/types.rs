@@ -515,12 +515,22 @@ pub struct LimitOverrides {
 
 /// A tenant's own settings, written by its admin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, expecting = "an object with optionally custom_id_login")]
+#[serde(deny_unknown_fields, expecting = "an object with optionally custom_id_login and module_settings")]
 pub struct TenantSettings {
     /// Whether players may sign in with a custom id and the client key.
     #[serde(default = "enabled")]
     pub custom_id_login: bool,
+    /// What the tenant's rules module reads as its settings (`setting(name)`
+    /// of `economy:plugin/settings`): a JSON object, e.g.
+    /// `{"vip_percent_off": 30}`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub module_settings: Attributes,
 }
+
+/// A JSON object of named values: a player's attributes, a tenant's module
+/// settings.
+pub type Attributes = serde_json::Map<String, Value>;
 
 fn enabled() -> bool {
     true
@@ -528,7 +538,7 @@ fn enabled() -> bool {
 
 impl Default for TenantSettings {
     fn default() -> Self {
-        Self { custom_id_login: true }
+        Self { custom_id_login: true, module_settings: Attributes::new() }
     }
 }
 

@@ -1,4 +1,5 @@
 mod admin;
+mod attributes;
 mod auth;
 mod bundles;
 mod concurrency;

@@ -1,10 +1,13 @@
 //! The shared scenarios (`scenarios/*.json`), through the server's native
-//! HTTP API: the same catalog written with the admin API, the same steps as
-//! a game client makes them, the same answers expected as from every other
-//! embedder of the rules. Quotes go through the admin's dry run of the
-//! built-in rules, for the same player.
+//! HTTP API: the same catalog written with the admin API, the module
+//! settings and the player's attributes as the admin and the game server
+//! set them, the same steps as a game client makes them, the same answers
+//! expected as from every other embedder of the rules. Quotes go through
+//! the admin's dry run of the tenant's rules, for the same player.
 
 use crate::helpers::{As, Player, Reply, Tenant, TestApp, spawn_app};
+
+const VIP_PRICING: &[u8] = include_bytes!(env!("VIP_PRICING_WASM"));
 use economy_runner::scenario::{self, Action, Scenario};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -18,7 +21,8 @@ struct Played<'a> {
     player: Player,
     items: HashMap<String, String>,
     stores: HashMap<String, String>,
-    builtin: String,
+    /// The SHA-256 of the rules the tenant runs.
+    rules: String,
 }
 
 impl Played<'_> {
@@ -59,7 +63,7 @@ impl Played<'_> {
                 if let Some(store) = &p.store {
                     body["store_id"] = json!(self.store(store));
                 }
-                let path = format!("/admin/modules/{}/quote", self.builtin);
+                let path = format!("/admin/modules/{}/quote", self.rules);
                 let reply = self.app.call(Method::POST, &path, As::Key(&self.tenant.admin_key), Some(body)).await;
                 let run = reply.assert_ok();
                 match &run["error"] {
@@ -97,13 +101,36 @@ async fn set_up<'a>(app: &'a TestApp, name: &str, scenario: &Scenario) -> Played
         let (key, body) = without(store, "key");
         stores.insert(key.clone(), app.put_store(&tenant, &key, body).await);
     }
-    let player = app.login(&tenant, "player-1").await;
-    let modules = app.call(Method::GET, "/admin/modules", As::Key(&tenant.admin_key), None).await;
-    let builtin = modules.assert_ok().as_array().unwrap().iter().find(|m| m["builtin"] == true).unwrap()["sha256"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    Played { app, tenant, player, items, stores, builtin }
+    let admin = As::Key(&tenant.admin_key);
+    if !scenario.settings.is_empty() {
+        let body = json!({ "module_settings": scenario.settings });
+        app.call(Method::PUT, "/admin/settings", admin, Some(body)).await.assert_ok();
+    }
+    let identity = scenario.player.identity.as_deref().unwrap_or("player-1");
+    let server = As::Key(&tenant.server_key);
+    if !scenario.player.attributes.is_empty() {
+        let (path, body) =
+            (format!("/server/users/{identity}/attributes"), Value::from(scenario.player.attributes.clone()));
+        app.call(Method::PUT, &path, server, Some(body)).await.assert_ok();
+    }
+    let session = app.call(Method::POST, &format!("/server/users/{identity}/sessions"), server, None).await;
+    let session = session.assert_ok();
+    let player = Player {
+        token: session["session_token"].as_str().expect("a token").to_owned(),
+        user_id: session["app_user_id"].as_str().expect("a user id").to_owned(),
+        identity: identity.to_owned(),
+    };
+    let rules = match scenario.rules.as_deref() {
+        Some("vip-pricing") => app.activate(&tenant, VIP_PRICING).await,
+        Some(other) => panic!("no example module {other}"),
+        None => {
+            let modules = app.call(Method::GET, "/admin/modules", admin, None).await;
+            let modules = modules.assert_ok().as_array().expect("a list").clone();
+            let builtin = modules.iter().find(|m| m["builtin"] == true).expect("the built-in rules are listed");
+            builtin["sha256"].as_str().expect("a hash").to_owned()
+        }
+    };
+    Played { app, tenant, player, items, stores, rules }
 }
 
 #[tokio::test]
@@ -111,7 +138,7 @@ async fn every_shared_scenario_answers_through_http_as_the_scenario_says() {
     let app = spawn_app().await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let scenarios = Scenario::all_in(&dir).expect("the scenarios read");
-    assert!(scenarios.len() >= 5, "the scenarios are found");
+    assert!(scenarios.len() >= 7, "the scenarios are found");
     let mut failures = Vec::new();
     for (name, scenario) in &scenarios {
         assert!(scenario.now_ms.is_none(), "{name}: a server runs at its own time");

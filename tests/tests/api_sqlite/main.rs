@@ -3,6 +3,8 @@
 
 #[path = "../api/admin.rs"]
 mod admin;
+#[path = "../api/attributes.rs"]
+mod attributes;
 #[path = "../api/auth.rs"]
 mod auth;
 #[path = "../api/bundles.rs"]

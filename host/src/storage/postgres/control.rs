@@ -5,6 +5,7 @@ use super::super::*;
 use super::conflict;
 use super::rows::{module_event_from_row, module_from_row};
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
 pub struct PgControl {
@@ -69,7 +70,7 @@ impl ControlStore for PgControl {
     async fn tenant_configs(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantConfig)>> {
         let rows = sqlx::query(
             "SELECT id, active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes, module_max_import_calls,
-                    config_version, custom_id_login, database_url
+                    config_version, custom_id_login, module_settings, database_url
              FROM tenants WHERE id = ANY($1)",
         )
         .bind(tenant_ids)
@@ -85,7 +86,10 @@ impl ControlStore for PgControl {
                         memory_bytes: row.try_get("module_memory_bytes")?,
                         max_import_calls: row.try_get("module_max_import_calls")?,
                     },
-                    settings: TenantSettings { custom_id_login: row.try_get("custom_id_login")? },
+                    settings: TenantSettings {
+                        custom_id_login: row.try_get("custom_id_login")?,
+                        module_settings: row.try_get::<Json<Attributes>, _>("module_settings")?.0,
+                    },
                     config_version: row.try_get("config_version")?,
                     database: row.try_get::<Option<String>, _>("database_url")?.map(DatabaseUrl::new),
                 };
@@ -103,9 +107,12 @@ impl ControlStore for PgControl {
     }
 
     async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()> {
-        sqlx::query("UPDATE tenants SET custom_id_login = $2, config_version = config_version + 1 WHERE id = $1")
+        sqlx::query(
+            "UPDATE tenants SET custom_id_login = $2, module_settings = $3, config_version = config_version + 1 WHERE id = $1",
+        )
             .bind(tenant_id)
             .bind(settings.custom_id_login)
+            .bind(Json(&settings.module_settings))
             .execute(&self.pool)
             .await?;
         Ok(())

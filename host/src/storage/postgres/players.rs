@@ -4,6 +4,7 @@
 use super::super::*;
 use super::PgTenant;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 
 impl PgTenant {
@@ -171,6 +172,27 @@ impl PlayerStore for PgTenant {
         let user =
             User { id: row.try_get("id")?, tenant_id: row.try_get("tenant_id")?, identity: row.try_get("identity")? };
         Ok(Some(Session { user, expires_at: row.try_get("expires_at")? }))
+    }
+
+    async fn attributes(&self, user_id: Uuid) -> StorageResult<Attributes> {
+        let found: Option<Json<Attributes>> =
+            sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(self.tenant_id)
+                .bind(user_id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
+    }
+
+    async fn set_attributes(&self, user: &User, attributes: &Attributes) -> StorageResult<()> {
+        own(self.tenant_id, user)?;
+        sqlx::query("UPDATE users SET attributes = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(self.tenant_id)
+            .bind(user.id)
+            .bind(Json(attributes))
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
     }
 }
 

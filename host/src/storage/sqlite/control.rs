@@ -6,6 +6,7 @@ use super::error::is_unique_violation;
 use super::rows::{module_event_from_row, module_from_row, tenant_from_row};
 use super::{SqliteDatabase, now};
 use sqlx::Row;
+use sqlx::types::Json;
 
 pub(crate) struct SqliteControl {
     pub(super) db: Arc<SqliteDatabase>,
@@ -77,7 +78,7 @@ impl ControlStore for SqliteControl {
         for tenant_id in tenant_ids {
             let row = sqlx::query(
                 "SELECT active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes,
-                        module_max_import_calls, config_version, custom_id_login, database_url
+                        module_max_import_calls, config_version, custom_id_login, module_settings, database_url
                  FROM tenants WHERE id = $1",
             )
             .bind(tenant_id)
@@ -92,7 +93,10 @@ impl ControlStore for SqliteControl {
                     memory_bytes: row.try_get("module_memory_bytes")?,
                     max_import_calls: row.try_get("module_max_import_calls")?,
                 },
-                settings: TenantSettings { custom_id_login: row.try_get("custom_id_login")? },
+                settings: TenantSettings {
+                    custom_id_login: row.try_get("custom_id_login")?,
+                    module_settings: row.try_get::<Json<Attributes>, _>("module_settings")?.0,
+                },
                 config_version: row.try_get("config_version")?,
                 database: row.try_get::<Option<String>, _>("database_url")?.map(DatabaseUrl::new),
             };
@@ -111,9 +115,12 @@ impl ControlStore for SqliteControl {
 
     async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()> {
         let mut write = self.db.write().await?;
-        sqlx::query("UPDATE tenants SET custom_id_login = $2, config_version = config_version + 1 WHERE id = $1")
+        sqlx::query(
+            "UPDATE tenants SET custom_id_login = $2, module_settings = $3, config_version = config_version + 1 WHERE id = $1",
+        )
             .bind(tenant_id)
             .bind(settings.custom_id_login)
+            .bind(Json(&settings.module_settings))
             .execute(write.connection())
             .await?;
         write.commit().await

@@ -8,6 +8,7 @@ use super::tx::open_balance;
 use super::{SqliteTenant, now};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::types::Json;
 
 impl SqliteTenant {
     /// Creates a user with its initial and regenerating balances and, for a
@@ -189,5 +190,27 @@ impl PlayerStore for SqliteTenant {
         let user =
             User { id: row.try_get("id")?, tenant_id: row.try_get("tenant_id")?, identity: row.try_get("identity")? };
         Ok(Some(Session { user, expires_at: time(&row, "expires_at")? }))
+    }
+
+    async fn attributes(&self, user_id: Uuid) -> StorageResult<Attributes> {
+        let found: Option<Json<Attributes>> =
+            sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(self.tenant_id)
+                .bind(user_id)
+                .fetch_optional(&self.db.readers)
+                .await?;
+        Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
+    }
+
+    async fn set_attributes(&self, user: &User, attributes: &Attributes) -> StorageResult<()> {
+        own(self.tenant_id, user)?;
+        let mut write = self.db.write().await?;
+        sqlx::query("UPDATE users SET attributes = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(self.tenant_id)
+            .bind(user.id)
+            .bind(Json(attributes))
+            .execute(write.connection())
+            .await?;
+        write.commit().await
     }
 }

@@ -7,6 +7,7 @@ use super::super::seen::SeenBalances;
 use super::super::*;
 use super::rows::stack_from_row;
 use super::{SqliteTenant, Writing, now};
+use sqlx::types::Json;
 use sqlx::{Row, SqliteConnection};
 use std::sync::Arc;
 
@@ -388,6 +389,17 @@ impl Tx for SqliteTx {
             return Ok(Ok(after));
         }
         Err(StorageError::Backend("a balance could not be opened".into()))
+    }
+
+    async fn attributes(&mut self) -> StorageResult<Attributes> {
+        let (tenant_id, user_id) = (self.tenant_id, self.scope.user_id);
+        let found: Option<Json<Attributes>> =
+            sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_optional(self.connection())
+                .await?;
+        Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
     }
 
     async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64> {
