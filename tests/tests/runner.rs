@@ -10,6 +10,7 @@ use std::process::Command;
 
 const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
 const VIP_PRICING: &[u8] = include_bytes!(env!("VIP_PRICING_WASM"));
+const LEGACY: &[u8] = include_bytes!(env!("LEGACY_RULES_WASM"));
 
 fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -202,4 +203,18 @@ fn the_command_line_runs_scenarios_and_reports_each_calls_cost() {
     assert_eq!(not_a_component.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&not_a_component.stderr).starts_with("economy-runner: "));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_component_of_the_first_version_of_the_contract_runs_in_memory() {
+    let runner = Runner::new(LEGACY).expect("a 0.1.0 component links against the 0.1.1 imports");
+    let scenario: Scenario = serde_json::from_value(json!({
+        "description": "everything is free",
+        "currencies": [{"code": "gems", "name": "Gems", "initial_balance": 50}],
+        "items": [{"key": "sword", "name": "Sword", "item_type": "durable", "prices": [{"currency_code": "gems", "amount": 100}]}],
+        "steps": [{"purchase": {"item": "sword", "currency_code": "gems"}, "expect": {"unit_price": 0, "total": 0, "balance_after": 50}}],
+        "end": {"balances": {"gems": 50}, "holdings": {"sword": 1}},
+    }))
+    .unwrap();
+    assert!(scenario::run(&runner, &scenario).unwrap().passed());
 }

@@ -23,7 +23,7 @@ pub fn check_exports(engine: &Engine, world: &Component, component: &Component) 
     let found = component.component_type();
     for (interface_name, interface) in expected.exports(engine) {
         let ComponentItem::ComponentInstance(interface) = interface.ty else { continue };
-        let theirs = match found.get_export(engine, interface_name).map(|export| export.ty) {
+        let theirs = match compatible_export(engine, &found, interface_name) {
             Some(ComponentItem::ComponentInstance(theirs)) => theirs,
             _ => return Err(format!("the component does not export the interface {interface_name}")),
         };
@@ -39,6 +39,34 @@ pub fn check_exports(engine: &Engine, world: &Component, component: &Component) 
         }
     }
     Ok(())
+}
+
+/// The component's export of `name` (`economy:plugin/rules@0.1.1`), or of
+/// the same interface at a semver-compatible version (`@0.1.0`: a component
+/// built against an earlier 0.1 contract), as wasmtime links them.
+fn compatible_export(
+    engine: &Engine,
+    found: &wasmtime::component::types::Component,
+    name: &str,
+) -> Option<ComponentItem> {
+    if let Some(export) = found.get_export(engine, name) {
+        return Some(export.ty);
+    }
+    let (interface, version) = name.split_once('@')?;
+    let track = semver_track(version)?;
+    found.exports(engine).find_map(|(theirs, export)| {
+        let (their_interface, their_version) = theirs.split_once('@')?;
+        (their_interface == interface && semver_track(their_version) == Some(track)).then_some(export.ty)
+    })
+}
+
+/// The versions compatible with `version`: the same major, or below 1.0
+/// the same minor.
+fn semver_track(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.split(['.', '-', '+']);
+    let major: u64 = parts.next()?.parse().ok()?;
+    let minor: u64 = parts.next()?.parse().ok()?;
+    Some(if major == 0 { (0, minor) } else { (major, 0) })
 }
 
 /// What differs between the world's function and the component's, in WIT

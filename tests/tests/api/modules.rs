@@ -14,6 +14,7 @@ const TIERED_PRICING: &[u8] = include_bytes!(env!("TIERED_PRICING_WASM"));
 pub(crate) const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
 const WRONG_WORLD: &[u8] = include_bytes!(env!("WRONG_WORLD_WASM"));
 const MISTYPED: &[u8] = include_bytes!(env!("MISTYPED_RULES_WASM"));
+const LEGACY: &[u8] = include_bytes!(env!("LEGACY_RULES_WASM"));
 
 impl TestApp {
     pub(crate) async fn upload(&self, tenant: &Tenant, bytes: &[u8]) -> Reply {
@@ -429,4 +430,18 @@ async fn imports_given_ids_that_name_nothing_answer_as_for_nothing_and_never_tra
     assert_eq!(app.price_of(&tenant, &player, &probe).await, 1);
     let claimed: i64 = app.pool.scalar("SELECT count(*) FROM listing_purchases").await;
     assert_eq!(claimed, 0, "no claim was recorded for a listing that does not exist");
+}
+
+/// A module uploaded before the contract's 0.1.1 (which added the `player`
+/// and `settings` imports) keeps being accepted and run: hosts link the
+/// versions of one 0.1 contract as one.
+#[tokio::test]
+async fn a_module_built_against_the_first_version_of_the_contract_still_runs() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    app.activate(&tenant, LEGACY).await;
+    assert_eq!(app.price_of(&tenant, &player, &sword).await, 0, "the 0.1.0 module prices everything at 0");
+    assert_eq!(app.quantity(&tenant, &player, &sword).await, 1);
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 1_000);
 }

@@ -34,6 +34,8 @@ const ROUTES: &[&str] = &[
     "POST /server/users/{identity}/grants",
     "POST /server/users/{identity}/custom-ids",
     "GET /server/users/{identity}/ledger",
+    "GET /server/users/{identity}/attributes",
+    "PUT /server/users/{identity}/attributes",
     "POST /client/auth/custom",
     "GET /client/wallet",
     "GET /client/inventory",
@@ -231,6 +233,15 @@ async fn real_answers_validate_against_the_document() {
     check(
         "GET /server/users/{identity}/ledger",
         &as_key(&app, Method::GET, "/server/users/nobody/ledger", server, None).await,
+    );
+    let attributes = json!({"vip": true, "tier": "gold"});
+    check(
+        "PUT /server/users/{identity}/attributes",
+        &as_key(&app, Method::PUT, "/server/users/hero/attributes", server, Some(attributes)).await,
+    );
+    check(
+        "GET /server/users/{identity}/attributes",
+        &as_key(&app, Method::GET, "/server/users/hero/attributes", server, None).await,
     );
 
     let login_reply = as_key(
