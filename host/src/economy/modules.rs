@@ -336,6 +336,11 @@ async fn roll_back(
             return;
         }
     }
+    // Applied here before it is told: once the admin sees the rollback, this
+    // host runs the restored rules.
+    if let Err(error) = rules.refresh(&[tenant_id]).await {
+        tracing::warn!(%error, "applying a module rollback on this host failed; the next refresh will");
+    }
     let restored = previous.as_deref().unwrap_or("the built-in rules");
     let Verdict { failures, calls, .. } = verdict;
     tracing::warn!(module = %sha256, restored, failures, calls, "rolled back a newly activated module that kept failing");
@@ -349,8 +354,5 @@ async fn roll_back(
     };
     if let Err(error) = control.record_module_event(tenant_id, &event).await {
         tracing::warn!(%error, module = %sha256, "recording a module rollback failed");
-    }
-    if let Err(error) = rules.refresh(&[tenant_id]).await {
-        tracing::warn!(%error, "applying a module rollback on this host failed; the next refresh will");
     }
 }
