@@ -175,13 +175,7 @@ impl PlayerStore for PgTenant {
     }
 
     async fn attributes(&self, user_id: Uuid) -> StorageResult<Attributes> {
-        let found: Option<Json<Attributes>> =
-            sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(self.tenant_id)
-                .bind(user_id)
-                .fetch_optional(&self.db.pool)
-                .await?;
-        Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
+        Ok(attributes(&self.db.pool, self.tenant_id, user_id).await?)
     }
 
     async fn set_attributes(&self, user: &User, attributes: &Attributes) -> StorageResult<()> {
@@ -194,6 +188,21 @@ impl PlayerStore for PgTenant {
             .await?;
         Ok(())
     }
+}
+
+/// The attributes of the tenant's player `user_id` (empty if none).
+pub(super) async fn attributes<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<Attributes, sqlx::Error> {
+    let found: Option<Json<Attributes>> =
+        sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(executor)
+            .await?;
+    Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
 }
 
 /// Creates the user's balance row for `code` at the currency's initial

@@ -6,9 +6,8 @@ use super::super::*;
 use super::PgTenant;
 
 use super::super::seen::SeenBalances;
-use super::players::open_balance;
+use super::players::{attributes, open_balance};
 use super::rows::{GrantColumns, IdempotencyColumns, stack_from_row};
-use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 use std::sync::Arc;
 
@@ -110,13 +109,7 @@ impl PgTx {
 #[async_trait]
 impl Tx for PgTx {
     async fn attributes(&mut self) -> StorageResult<Attributes> {
-        let found: Option<Json<Attributes>> =
-            sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(self.tenant_id)
-                .bind(self.scope.user_id)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
+        Ok(attributes(&mut *self.tx, self.tenant_id, self.scope.user_id).await?)
     }
 
     async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>> {

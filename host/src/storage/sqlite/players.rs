@@ -4,7 +4,7 @@
 use super::super::*;
 use super::error::is_unique_violation;
 use super::rows::time;
-use super::tx::open_balance;
+use super::tx::{attributes, open_balance};
 use super::{SqliteTenant, now};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -193,13 +193,7 @@ impl PlayerStore for SqliteTenant {
     }
 
     async fn attributes(&self, user_id: Uuid) -> StorageResult<Attributes> {
-        let found: Option<Json<Attributes>> =
-            sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(self.tenant_id)
-                .bind(user_id)
-                .fetch_optional(&self.db.readers)
-                .await?;
-        Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
+        Ok(attributes(&self.db.readers, self.tenant_id, user_id).await?)
     }
 
     async fn set_attributes(&self, user: &User, attributes: &Attributes) -> StorageResult<()> {

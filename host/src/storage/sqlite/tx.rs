@@ -132,6 +132,21 @@ pub(super) async fn settle_opening(
     Ok(())
 }
 
+/// The attributes of the tenant's player `user_id` (empty if none).
+pub(super) async fn attributes<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<Attributes, sqlx::Error> {
+    let found: Option<Json<Attributes>> =
+        sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(executor)
+            .await?;
+    Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
+}
+
 /// Creates the user's balance row for `code` at the currency's initial
 /// balance, with its ledger entry. Does nothing if the row exists or the
 /// currency does not. A regenerating balance opened below its max accrues
@@ -393,13 +408,7 @@ impl Tx for SqliteTx {
 
     async fn attributes(&mut self) -> StorageResult<Attributes> {
         let (tenant_id, user_id) = (self.tenant_id, self.scope.user_id);
-        let found: Option<Json<Attributes>> =
-            sqlx::query_scalar("SELECT attributes FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id)
-                .bind(user_id)
-                .fetch_optional(self.connection())
-                .await?;
-        Ok(found.map(|Json(attributes)| attributes).unwrap_or_default())
+        Ok(attributes(self.connection(), tenant_id, user_id).await?)
     }
 
     async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64> {
