@@ -306,26 +306,53 @@ impl Measurement {
             .into()
     }
 
-    /// Our purchase throughput over each pgbench form, per shape and client count.
+    /// Per round of the sweep (one client count), our purchase throughput
+    /// over each pgbench form and each compatibility route's over ours;
+    /// then, over all rounds, each route's total over ours.
     pub fn ratios(rows: &[Self]) -> String {
+        // Ours: the server's rows, on whichever store it ran.
+        let series = |system: &str, op: &str, shape: &str| -> Vec<&Self> {
+            rows.iter().filter(|row| row.system.starts_with(system) && row.op == op && row.shape == shape).collect()
+        };
+        let over = |a: Option<&&Self>, b: Option<&&Self>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2}×", a.throughput / b.throughput),
+            _ => "-".into(),
+        };
         let mut lines = vec![
-            "| shape | clients | economy-host / pgbench round trips | economy-host / pgbench one statement |"
+            "| shape | clients | economy-host / pgbench round trips | economy-host / pgbench one statement \
+             | Sverse / economy-host | PlayFab / economy-host |"
                 .to_owned(),
+            "|---|---|---|---|---|---|".to_owned(),
         ];
-        lines.push("|---|---|---|---|".into());
-        for ours in rows.iter().filter(|row| row.system == "economy-host" && row.op == "purchase") {
-            let against = |system: &str| {
-                rows.iter()
-                    .find(|row| row.system == system && row.shape == ours.shape && row.clients == ours.clients)
-                    .map_or("-".into(), |row| format!("{:.2}×", ours.throughput / row.throughput))
-            };
-            lines.push(format!(
-                "| {} | {} | {} | {} |",
-                ours.shape,
-                ours.clients,
-                against("pgbench round trips"),
-                against("pgbench one statement")
-            ));
+        let native = series("economy-host", "purchase", "spread");
+        let routes = [
+            ("Sverse", series("economy-host", Op::SversePurchase.name(), "spread")),
+            ("PlayFab", series("economy-host", Op::PlayFabPurchase.name(), "spread")),
+        ];
+        for shape in ["spread", "hot"] {
+            let round_trips = series("pgbench round trips", "purchase", shape);
+            let one_statement = series("pgbench one statement", "purchase", shape);
+            for (round, ours) in series("economy-host", "purchase", shape).iter().enumerate() {
+                let route = |i: usize| match shape {
+                    "spread" => over(routes[i].1.get(round), Some(ours)),
+                    _ => "-".into(),
+                };
+                lines.push(format!(
+                    "| {shape} | {} | {} | {} | {} | {} |",
+                    ours.clients,
+                    over(Some(ours), round_trips.get(round)),
+                    over(Some(ours), one_statement.get(round)),
+                    route(0),
+                    route(1),
+                ));
+            }
+        }
+        let total = |rows: &[&Self]| rows.iter().map(|row| row.throughput).sum::<f64>();
+        for (name, route) in &routes {
+            if !route.is_empty() && route.len() == native.len() {
+                let percent = 100.0 * total(route) / total(&native);
+                lines.push(format!("\n{name} / economy-host, all {} rounds together: {percent:.0} %", route.len()));
+            }
         }
         lines.join("\n")
     }

@@ -14,7 +14,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use economy_host::catalog::Catalog;
 use economy_host::runtime::{Call, PurchaseRequest, RequestContext, Runtime, RuntimeLimits};
 use economy_host::storage::{
-    Attributes, CatalogItem, Currency, InventoryRefusal, ItemType, LedgerReason, NewGrant, Price, PurchaseRecord,
+    Attributes, CatalogItem, Currency, Held, InventoryRefusal, ItemType, LedgerReason, NewGrant, Price, PurchaseRecord,
     Recorded, Stack, StackKey, StorageResult, StoredResponse, Tx, WalletRefusal,
 };
 use std::sync::Arc;
@@ -84,8 +84,8 @@ impl Tx for MemoryTx {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> StorageResult<()> {
-        Ok(())
+    async fn commit(self: Box<Self>) -> StorageResult<Option<Vec<Held>>> {
+        Ok(None)
     }
 
     async fn rollback(self: Box<Self>) -> StorageResult<()> {

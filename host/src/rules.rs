@@ -66,6 +66,7 @@ impl TenantContext {
             user_id: user.id,
             module_sha256: recorded.then(|| self.module.sha256.clone()),
             recharging: self.catalog.recharging().clone(),
+            collection: None,
         }
     }
 

@@ -10,7 +10,7 @@ use super::{Economy, Outcome};
 use crate::domain::{CurrencyCode, IdempotencyKey, MAX_AMOUNT};
 use crate::runtime::Placement;
 use crate::storage::{
-    DEFAULT_STACK, InventoryEntry, InventoryRefusal, LedgerReason, RecordKind, Tx, User, WalletEntry,
+    DEFAULT_STACK, Held, InventoryEntry, InventoryRefusal, LedgerReason, RecordKind, Tx, User, WalletEntry,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -119,13 +119,7 @@ impl Economy {
     /// the same on every host and after restarts.
     pub async fn collection_version(&self, user: &User, collection_id: &str) -> Result<String, EconomyError> {
         let store = self.tenant_store(user.tenant_id).await?;
-        let mut held = self.versions.read(store, user, collection_id).await?;
-        held.sort();
-        let mut digest = Sha256::new();
-        for holding in &held {
-            digest.update(format!("{holding:?}\n"));
-        }
-        Ok(hex::encode(&digest.finalize()[..12]))
+        Ok(version_of(self.versions.read(store, user, collection_id).await?))
     }
 
     /// `CollectionChanged` unless the collection is still at the version
@@ -174,6 +168,17 @@ impl Economy {
         };
         idempotency::once(store.as_ref(), tenant.scope(user, false), keyed.as_ref(), work).await
     }
+}
+
+/// The version (ETag) of a collection that holds `held`, as stored (see
+/// [`Economy::collection_version`]).
+pub(super) fn version_of(mut held: Vec<Held>) -> String {
+    held.sort();
+    let mut digest = Sha256::new();
+    for holding in &held {
+        digest.update(format!("{holding:?}\n"));
+    }
+    hex::encode(&digest.finalize()[..12])
 }
 
 async fn apply(

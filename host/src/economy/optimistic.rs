@@ -10,8 +10,8 @@
 //! that rested on the remembered balance.
 
 use crate::storage::{
-    Attributes, GuardedPurchase, InventoryRefusal, LedgerReason, NewGrant, PurchaseRecord, Recorded, Stack, StackKey,
-    StorageError, StorageResult, StoredResponse, TenantStore, Tx, TxScope, WalletRefusal,
+    Attributes, Guarded, GuardedPurchase, Held, InventoryRefusal, LedgerReason, NewGrant, PurchaseRecord, Recorded,
+    Stack, StackKey, StorageError, StorageResult, StoredResponse, TenantStore, Tx, TxScope, WalletRefusal,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -140,7 +140,7 @@ impl Tx for OptimisticTx {
         Err(self.stale())
     }
 
-    async fn commit(self: Box<Self>) -> StorageResult<()> {
+    async fn commit(self: Box<Self>) -> StorageResult<Option<Vec<Held>>> {
         let Self { store, scope, balance, debit, record, .. } = *self;
         let (Some((currency_code, before)), Some((delta, reason, reference)), Some((record, grants, response))) =
             (balance, debit, record)
@@ -158,10 +158,11 @@ impl Tx for OptimisticTx {
             record,
             grants,
             response,
+            collection: scope.collection,
         };
         match store.commit_guarded(purchase).await? {
-            crate::storage::Guarded::Committed { .. } => Ok(()),
-            crate::storage::Guarded::Stale => Err(StorageError::Stale),
+            Guarded::Committed { collection, .. } => Ok(collection),
+            Guarded::Stale => Err(StorageError::Stale),
         }
     }
 

@@ -7,6 +7,7 @@
 //! more than that statement covers, it runs again under row locks. Either
 //! way the key is claimed by the statement that records the purchase.
 
+use super::collections::version_of;
 use super::error::EconomyError;
 use super::idempotency::{self, Keyed};
 use super::optimistic::OptimisticTx;
@@ -15,7 +16,7 @@ use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
 use crate::runtime::{self, CallFailure, Invocation, Placement, PurchaseCheck};
 use crate::storage::{
-    ItemType, NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
+    Held, ItemType, NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -46,6 +47,10 @@ pub struct PurchaseRequest {
     /// (`CollectionChanged`). A precondition, not part of the request a
     /// retry must repeat.
     pub if_match: Option<String>,
+    /// Whether the commit also answers with the state it left the
+    /// placement's collection in (see [`Economy::purchase_versioned`]).
+    /// Not part of the request a retry must repeat.
+    pub(crate) answer_state: bool,
 }
 
 /// What a purchase did; also what a retry with its key replays.
@@ -82,6 +87,7 @@ impl PurchaseRequest {
             placement: Placement::default(),
             expected_unit_price: None,
             if_match: None,
+            answer_state: false,
         }
     }
 
@@ -123,6 +129,10 @@ impl PurchaseRequest {
     }
 }
 
+/// A purchase that committed, with the state of the collection its scope
+/// asked for.
+type Bought = (PurchaseReceipt, Option<Vec<Held>>);
+
 #[derive(Clone, Copy)]
 enum Locking {
     Optimistic,
@@ -139,6 +149,35 @@ impl Economy {
         request: &PurchaseRequest,
         key: Option<IdempotencyKey>,
     ) -> Result<Outcome<PurchaseReceipt>, EconomyError> {
+        Ok(self.purchase_answering(user, request, key).await?.0)
+    }
+
+    /// A purchase answered also with the version (ETag) of the collection
+    /// its items went to, as the purchase left it: taken from the
+    /// purchase's own commit, read afresh only for a replay.
+    pub async fn purchase_versioned(
+        &self,
+        user: &User,
+        request: &PurchaseRequest,
+        key: Option<IdempotencyKey>,
+    ) -> Result<(Outcome<PurchaseReceipt>, String), EconomyError> {
+        let request = PurchaseRequest { answer_state: true, ..request.clone() };
+        let (outcome, state) = self.purchase_answering(user, &request, key).await?;
+        let version = match state {
+            Some(state) => version_of(state),
+            None => self.collection_version(user, &request.placement.stack.collection_id).await?,
+        };
+        Ok((outcome, version))
+    }
+
+    /// A purchase; also, if the request asks, the state its commit left the
+    /// placement's collection in.
+    async fn purchase_answering(
+        &self,
+        user: &User,
+        request: &PurchaseRequest,
+        key: Option<IdempotencyKey>,
+    ) -> Result<(Outcome<PurchaseReceipt>, Option<Vec<Held>>), EconomyError> {
         let keyed = key.map(|key| Keyed::new(key, OPERATION, request.canonical()));
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         if request.store_id.is_some_and(|store| tenant.catalog.store(store).is_none()) {
@@ -158,9 +197,12 @@ impl Economy {
             Err(error) => Err(error),
         };
         match result {
-            Ok(receipt) => Ok(Outcome { value: receipt, replayed: false }),
+            Ok((receipt, state)) => Ok((Outcome { value: receipt, replayed: false }, state)),
             Err(error) => {
-                idempotency::after_failure(store.as_ref(), user.id, RecordKind::Purchase, keyed.as_ref(), error).await
+                let outcome =
+                    idempotency::after_failure(store.as_ref(), user.id, RecordKind::Purchase, keyed.as_ref(), error)
+                        .await?;
+                Ok((outcome, None))
             }
         }
     }
@@ -174,7 +216,7 @@ impl Economy {
         tenant: &TenantContext,
         request: &PurchaseRequest,
         keyed: Option<&Keyed>,
-    ) -> Result<PurchaseReceipt, EconomyError> {
+    ) -> Result<Bought, EconomyError> {
         let optimistic = match tenant.catalog.recharges(request.currency_code.as_str()) {
             true => None,
             false => self.buy(store, user, tenant, request, keyed, Locking::Optimistic).await,
@@ -199,8 +241,9 @@ impl Economy {
         request: &PurchaseRequest,
         keyed: Option<&Keyed>,
         locking: Locking,
-    ) -> Option<Result<PurchaseReceipt, EconomyError>> {
-        let scope = tenant.scope(user, true);
+    ) -> Option<Result<Bought, EconomyError>> {
+        let mut scope = tenant.scope(user, true);
+        scope.collection = request.answer_state.then(|| request.placement.stack.collection_id.clone());
         let begun: Result<Box<dyn Tx>, StorageError> = match locking {
             Locking::Optimistic => Ok(Box::new(OptimisticTx::new(store.clone(), scope))),
             Locking::RowLocks => store.begin(scope).await,
@@ -259,7 +302,7 @@ impl Economy {
         };
         match result {
             Ok(receipt) => match tx.commit().await {
-                Ok(()) => Some(Ok(receipt)),
+                Ok(state) => Some(Ok((receipt, state))),
                 Err(StorageError::Stale) => None,
                 Err(error) => Some(Err(error.into())),
             },

@@ -175,15 +175,8 @@ impl WriteBody {
 
 /// A write's answer: the collection's new version, the idempotency id, and
 /// what was done.
-async fn written(
-    state: &AppState,
-    user: &User,
-    collection_id: &str,
-    idempotency_id: Option<String>,
-    transaction_id: Uuid,
-) -> Result<Response, PlayFabError> {
-    let etag = state.economy.collection_version(user, collection_id).await?;
-    Ok(ok(json!({ "ETag": etag, "IdempotencyId": idempotency_id, "TransactionIds": [transaction_id] })))
+fn written(etag: String, idempotency_id: Option<String>, transaction_id: Uuid) -> Response {
+    ok(json!({ "ETag": etag, "IdempotencyId": idempotency_id, "TransactionIds": [transaction_id] }))
 }
 
 /// The entity a player's request names must be the player.
@@ -232,7 +225,6 @@ pub async fn purchase_inventory_items(
         }
     };
     let placement = body.placement()?;
-    let collection_id = placement.stack.collection_id.clone();
     let request = PurchaseRequest {
         placement,
         expected_unit_price: Some(unit_price),
@@ -240,8 +232,8 @@ pub async fn purchase_inventory_items(
         ..PurchaseRequest::new(item_id, currency_code, store_id, quantity)
     };
     let key = body.idempotency_key()?;
-    let Outcome { value, .. } = state.economy.purchase(&user, &request, key).await?;
-    written(&state, &user, &collection_id, body.idempotency_id, value.purchase_id).await
+    let (Outcome { value, .. }, etag) = state.economy.purchase_versioned(&user, &request, key).await?;
+    Ok(written(etag, body.idempotency_id, value.purchase_id))
 }
 
 /// `POST /Inventory/AddInventoryItems` (server): adds `Amount` of an item
@@ -285,8 +277,8 @@ async fn change(
         if_match: body.if_match(&headers),
     };
     let Outcome { value, .. } = state.economy.change_stack(&user, &change, body.idempotency_key()?).await?;
-    let collection_id = &change.placement.stack.collection_id;
-    written(&state, &user, collection_id, body.idempotency_id, value.transaction_id).await
+    let etag = state.economy.collection_version(&user, &change.placement.stack.collection_id).await?;
+    Ok(written(etag, body.idempotency_id, value.transaction_id))
 }
 
 /// The player a server's request names: `Entity.Id` is the player's id

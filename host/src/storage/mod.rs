@@ -341,7 +341,10 @@ pub trait Tx: Send {
     /// Records a consume and the quantity it left.
     async fn record_consume(&mut self, id: Uuid, item_id: Uuid, quantity: i64, remaining: i64) -> StorageResult<()>;
 
-    async fn commit(self: Box<Self>) -> StorageResult<()>;
+    /// Commits; with the state of the scope's collection as the commit
+    /// left it (as `ReadStore::collection_states` would read it), if the
+    /// scope names one.
+    async fn commit(self: Box<Self>) -> StorageResult<Option<Vec<Held>>>;
     async fn rollback(self: Box<Self>) -> StorageResult<()>;
 
     /// Whether an answer reached in this transaction may rest on a stale

@@ -275,6 +275,20 @@ pub enum Held {
     Balance { currency_code: String, balance: i64 },
 }
 
+impl Held {
+    /// Whether both are the same stack (item and stack id) or the same
+    /// balance, whatever they hold.
+    pub fn same_holding(&self, other: &Held) -> bool {
+        match (self, other) {
+            (Held::Stack { item_id, stack_id, .. }, Held::Stack { item_id: other_item, stack_id: other_stack, .. }) => {
+                item_id == other_item && stack_id == other_stack
+            }
+            (Held::Balance { currency_code, .. }, Held::Balance { currency_code: other, .. }) => currency_code == other,
+            _ => false,
+        }
+    }
+}
+
 /// What the player paid for one unit of an item at its latest purchase.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaidPrice {
@@ -591,6 +605,9 @@ pub struct TxScope {
     /// accrued up to the moment of the read or change is credited, with a
     /// `recharge` ledger entry) before they are read or changed.
     pub recharging: Arc<[String]>,
+    /// The player's collection whose state the commit answers with (what
+    /// its version, the ETag, is made of), if the caller wants it.
+    pub collection: Option<String>,
 }
 
 /// A purchase decided against a remembered balance, to commit in one
@@ -609,13 +626,16 @@ pub struct GuardedPurchase {
     pub record: PurchaseRecord,
     pub grants: Vec<NewGrant>,
     pub response: StoredResponse,
+    /// The player's collection whose state the commit answers with.
+    pub collection: Option<String>,
 }
 
 /// How a guarded purchase ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Guarded {
-    /// Written, leaving this balance.
-    Committed { balance_after: i64 },
+    /// Written, leaving this balance and (if one was named) this state of
+    /// the collection, as `ReadStore::collection_states` would read it.
+    Committed { balance_after: i64, collection: Option<Vec<Held>> },
     /// The balance was no longer the one the rules saw, the idempotency key
     /// was taken, or a row it needed was locked elsewhere: nothing was
     /// written, and the purchase runs again under row locks.

@@ -63,6 +63,7 @@ macro_rules! every_scenario {
     a_request_record_claims_its_idempotency_key_once,
     the_price_paid_is_the_latest_purchases_of_each_item,
     a_guarded_purchase_commits_only_on_the_balance_it_was_decided_on,
+    a_commit_answers_the_state_it_left_the_named_collection_in,
     catalog_writes_move_the_catalog_version_and_are_checked_against_the_catalog_as_it_is,
     a_custom_id_names_its_own_player_until_the_server_links_it,
     a_regenerating_balance_is_settled_when_it_is_read,

@@ -50,7 +50,7 @@ fn item(key: &str, item_type: ItemType) -> NewItem {
 }
 
 fn scope(user: &User) -> TxScope {
-    TxScope { user_id: user.id, module_sha256: None, recharging: Arc::from(Vec::<String>::new()) }
+    TxScope { user_id: user.id, module_sha256: None, recharging: Arc::from(Vec::<String>::new()), collection: None }
 }
 
 fn grant(item: &CatalogItem, quantity: i64) -> NewGrant {
@@ -266,16 +266,133 @@ pub async fn a_guarded_purchase_commits_only_on_the_balance_it_was_decided_on(ba
         record: record(&potion, Some(key)),
         grants: vec![grant(&potion, 1)],
         response: response(),
+        collection: None,
     };
     let remembered = store.remembered_balance(player.id, "gems").await.unwrap();
     assert_eq!(remembered, Some(100));
-    assert_eq!(store.commit_guarded(guarded(100, "a")).await.unwrap(), Guarded::Committed { balance_after: 90 });
+    let committed = Guarded::Committed { balance_after: 90, collection: None };
+    assert_eq!(store.commit_guarded(guarded(100, "a")).await.unwrap(), committed);
     assert_eq!(store.commit_guarded(guarded(100, "b")).await.unwrap(), Guarded::Stale, "the balance moved");
     assert_eq!(store.commit_guarded(guarded(90, "a")).await.unwrap(), Guarded::Stale, "the key is taken");
     assert_eq!(balance(&store, &player, "gems").await, 90);
     let mut tx = store.begin(scope(&player)).await.unwrap();
     assert_eq!(tx.quantity(potion.id).await.unwrap(), 1, "nothing of a stale purchase was written");
     tx.rollback().await.unwrap();
+}
+
+/// A commit asked for a collection answers its state as it left it: the
+/// same as a read of the collection right after (the stacks it wrote as
+/// written, the others untouched, used up and expired ones left out, the
+/// balances in the default collection).
+pub async fn a_commit_answers_the_state_it_left_the_named_collection_in(backend: &Backend) {
+    let (store, _, potion) = shop(backend, "game").await;
+    let coins = NewCurrency {
+        code: "coins".into(),
+        name: "Coins".into(),
+        initial_balance: 7,
+        max_balance: None,
+        recharge: None,
+    };
+    store.put_currency(&coins).await.unwrap();
+    let sword = store.put_item(&item("sword", ItemType::Durable), &|_| Ok(())).await.unwrap().unwrap();
+    let player = store.find_or_create_user("collector").await.unwrap();
+    let at = |collection_id: &str, stack_id: &str| StackKey {
+        collection_id: collection_id.into(),
+        stack_id: stack_id.into(),
+    };
+    let mut tx = store.begin(scope(&player)).await.unwrap();
+    let earlier = [
+        NewGrant { stack: at("default", "bag"), ..grant(&potion, 3) },
+        NewGrant { stack: at("default", "empty"), ..grant(&sword, 1) },
+        NewGrant { stack: at("default", "gone"), ..NewGrant::new(potion.id, 4, "grant", Some(0)) },
+        NewGrant { stack: at("hero", "default"), ..grant(&sword, 1) },
+    ];
+    for grant in &earlier {
+        tx.grant_items(std::slice::from_ref(grant)).await.unwrap().unwrap();
+    }
+    tx.grant_items(&[grant(&potion, 2)]).await.unwrap().unwrap();
+    assert_eq!(tx.consume(sword.id, &at("default", "empty"), 1).await.unwrap(), Ok(0));
+    assert_eq!(tx.commit().await.unwrap(), None, "no collection asked, none answered");
+    let read = |collection: &str| {
+        let (store, player, collection) = (store.clone(), player.clone(), collection.to_owned());
+        async move {
+            let mut state = store.collection_states(&[(player, collection)]).await.unwrap().remove(0);
+            state.sort();
+            state
+        }
+    };
+    let sorted = |mut held: Vec<Held>| {
+        held.sort();
+        held
+    };
+    let guarded = |before: i64, key: &str, grants: Vec<NewGrant>, collection: Option<&str>| GuardedPurchase {
+        user_id: player.id,
+        module_sha256: None,
+        currency_code: "gems".into(),
+        before,
+        delta: -10,
+        reason: LedgerReason::Purchase,
+        reference: None,
+        record: record(&potion, Some(key)),
+        grants,
+        response: response(),
+        collection: collection.map(str::to_owned),
+    };
+
+    // Into a stack that exists and one that does not, answering the default collection.
+    let grants = vec![grant(&potion, 1), NewGrant { stack: at("default", "new"), ..grant(&sword, 2) }];
+    let Guarded::Committed { balance_after: 90, collection: Some(state) } =
+        store.commit_guarded(guarded(100, "a", grants, Some("default"))).await.unwrap()
+    else {
+        panic!("the purchase commits and answers its collection");
+    };
+    let after = read("default").await;
+    assert_eq!(sorted(state), after);
+    let stack = |item: &CatalogItem, stack_id: &str, quantity| Held::Stack {
+        item_id: item.id,
+        stack_id: stack_id.into(),
+        quantity,
+        expires_at: None,
+    };
+    let expected = vec![
+        stack(&potion, "default", 3),
+        stack(&potion, "bag", 3),
+        stack(&sword, "new", 2),
+        Held::Balance { currency_code: "gems".into(), balance: 90 },
+        Held::Balance { currency_code: "coins".into(), balance: 7 },
+    ];
+    assert_eq!(after, sorted(expected), "used up and expired stacks are left out");
+
+    // Into another collection: its stacks only, a timed one with its expiry.
+    let timed = NewGrant { stack: at("hero", "timed"), ..NewGrant::new(sword.id, 1, "purchase", Some(3600)) };
+    let Guarded::Committed { collection: Some(state), .. } =
+        store.commit_guarded(guarded(90, "b", vec![timed], Some("hero"))).await.unwrap()
+    else {
+        panic!("the purchase commits and answers its collection");
+    };
+    let hero = read("hero").await;
+    assert_eq!(sorted(state), hero);
+    let expiries: Vec<_> = hero.iter().map(|held| matches!(held, Held::Stack { expires_at: Some(_), .. })).collect();
+    assert_eq!(expiries.len(), 2, "{hero:?}");
+    assert_eq!(expiries.iter().filter(|timed| **timed).count(), 1, "{hero:?}");
+
+    // Not asked: not answered. Stale: nothing.
+    let committed = store.commit_guarded(guarded(80, "c", vec![grant(&potion, 1)], None)).await.unwrap();
+    assert_eq!(committed, Guarded::Committed { balance_after: 70, collection: None });
+    let stale = store.commit_guarded(guarded(80, "d", vec![grant(&potion, 1)], Some("default"))).await.unwrap();
+    assert_eq!(stale, Guarded::Stale);
+
+    // A transaction under row locks answers the same way.
+    let mut tx = store.begin(TxScope { collection: Some("default".into()), ..scope(&player) }).await.unwrap();
+    assert_eq!(tx.change_balance("coins", -2, LedgerReason::Purchase, None).await.unwrap(), Ok(5));
+    tx.grant_items(&[NewGrant { stack: at("default", "bag"), ..grant(&potion, 1) }]).await.unwrap().unwrap();
+    let state = tx.commit().await.unwrap().expect("the collection's state");
+    let after = read("default").await;
+    assert_eq!(sorted(state), after);
+    assert!(
+        after.contains(&stack(&potion, "bag", 4))
+            && after.contains(&Held::Balance { currency_code: "coins".into(), balance: 5 })
+    );
 }
 
 pub async fn catalog_writes_move_the_catalog_version_and_are_checked_against_the_catalog_as_it_is(backend: &Backend) {

@@ -3,7 +3,7 @@
 
 use super::super::*;
 use super::PgTenant;
-use super::rows::{currency_from_row, paid_price_from_row, stack_from_row};
+use super::rows::{currency_from_row, held_from_row, paid_price_from_row, stack_from_row};
 use sqlx::Row;
 
 #[async_trait]
@@ -11,7 +11,8 @@ impl ReadStore for PgTenant {
     async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
         own(self.tenant_id, user)?;
         if !recharging.is_empty() {
-            let scope = TxScope { user_id: user.id, module_sha256: None, recharging: recharging.into() };
+            let scope =
+                TxScope { user_id: user.id, module_sha256: None, recharging: recharging.into(), collection: None };
             let mut tx = self.begin_pg(scope).await?;
             for code in recharging {
                 tx.settle(code).await?;
@@ -80,38 +81,8 @@ impl ReadStore for PgTenant {
         for (user, _) in wanted {
             own(self.tenant_id, user)?;
         }
-        let rows = sqlx::query(
-            "SELECT w.n, s.item_id, s.stack_id, s.quantity, s.expires_at, NULL AS currency_code
-             FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS w(user_id, collection_id, n)
-             JOIN inventory s ON s.user_id = w.user_id AND s.collection_id = w.collection_id
-             WHERE s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > now())
-             UNION ALL
-             SELECT w.n, NULL, NULL, b.balance, NULL, b.currency_code
-             FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS w(user_id, collection_id, n)
-             JOIN balances b ON b.user_id = w.user_id
-             WHERE w.collection_id = 'default'",
-        )
-        .bind(wanted.iter().map(|(user, _)| user.id).collect::<Vec<_>>())
-        .bind(wanted.iter().map(|(_, collection)| collection.as_str()).collect::<Vec<_>>())
-        .fetch_all(&self.db.pool)
-        .await?;
-        let mut states = vec![Vec::new(); wanted.len()];
-        for row in &rows {
-            let n: i64 = row.try_get("n")?;
-            let held = match row.try_get::<Option<String>, _>("currency_code")? {
-                Some(currency_code) => Held::Balance { currency_code, balance: row.try_get("quantity")? },
-                None => Held::Stack {
-                    item_id: row.try_get("item_id")?,
-                    stack_id: row.try_get("stack_id")?,
-                    quantity: row.try_get("quantity")?,
-                    expires_at: row.try_get("expires_at")?,
-                },
-            };
-            if let Some(state) = usize::try_from(n - 1).ok().and_then(|i| states.get_mut(i)) {
-                state.push(held);
-            }
-        }
-        Ok(states)
+        let wanted: Vec<_> = wanted.iter().map(|(user, collection)| (user.id, collection.as_str())).collect();
+        Ok(collection_states(&self.db.pool, &wanted).await?)
     }
 
     async fn bundle_purchases(&self, user: &User) -> StorageResult<Vec<BundlePurchase>> {
@@ -209,4 +180,36 @@ impl ReadStore for PgTenant {
             })
             .collect()
     }
+}
+
+/// What each `(player, collection)` holds (see
+/// `ReadStore::collection_states`), read through `executor`: in a
+/// transaction, with its own writes.
+pub(super) async fn collection_states<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    wanted: &[(Uuid, &str)],
+) -> Result<Vec<Vec<Held>>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT w.n, s.item_id, s.stack_id, s.quantity, s.expires_at, NULL AS currency_code
+         FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS w(user_id, collection_id, n)
+         JOIN inventory s ON s.user_id = w.user_id AND s.collection_id = w.collection_id
+         WHERE s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > now())
+         UNION ALL
+         SELECT w.n, NULL, NULL, b.balance, NULL, b.currency_code
+         FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS w(user_id, collection_id, n)
+         JOIN balances b ON b.user_id = w.user_id
+         WHERE w.collection_id = 'default'",
+    )
+    .bind(wanted.iter().map(|(user_id, _)| *user_id).collect::<Vec<_>>())
+    .bind(wanted.iter().map(|(_, collection)| *collection).collect::<Vec<_>>())
+    .fetch_all(executor)
+    .await?;
+    let mut states = vec![Vec::new(); wanted.len()];
+    for row in &rows {
+        let n: i64 = row.try_get("n")?;
+        if let Some(state) = usize::try_from(n - 1).ok().and_then(|i| states.get_mut(i)) {
+            state.push(held_from_row(row)?);
+        }
+    }
+    Ok(states)
 }

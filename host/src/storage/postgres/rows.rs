@@ -76,6 +76,21 @@ pub(super) fn stack_from_row(row: &PgRow) -> Result<Stack, sqlx::Error> {
     })
 }
 
+/// One thing a collection holds, from a row of `item_id, stack_id,
+/// quantity, expires_at, currency_code` (a balance where `currency_code`
+/// is set, its amount in `quantity`).
+pub(super) fn held_from_row(row: &PgRow) -> Result<Held, sqlx::Error> {
+    Ok(match row.try_get::<Option<String>, _>("currency_code")? {
+        Some(currency_code) => Held::Balance { currency_code, balance: row.try_get("quantity")? },
+        None => Held::Stack {
+            item_id: row.try_get("item_id")?,
+            stack_id: row.try_get("stack_id")?,
+            quantity: row.try_get("quantity")?,
+            expires_at: row.try_get("expires_at")?,
+        },
+    })
+}
+
 /// Grants as the column arrays `grant_statement!` binds.
 pub(super) struct GrantColumns<'a> {
     pub(super) ids: Vec<Uuid>,

@@ -7,6 +7,7 @@ use super::PgTenant;
 
 use super::super::seen::SeenBalances;
 use super::players::{attributes, open_balance};
+use super::reads::collection_states;
 use super::rows::{GrantColumns, IdempotencyColumns, stack_from_row};
 use sqlx::{Postgres, Row, Transaction};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ impl PgTenant {
             user_id: purchase.user_id,
             module_sha256: purchase.module_sha256.clone(),
             recharging: Arc::from(Vec::<String>::new()),
+            collection: purchase.collection.clone(),
         };
         let mut tx = self.begin_pg(scope).await?;
         let after: Option<i64> = sqlx::query_scalar(
@@ -68,8 +70,8 @@ impl PgTenant {
         match (after, recorded) {
             (Some(balance_after), Recorded::Done) => {
                 tx.balances_after.push((purchase.currency_code, balance_after));
-                Box::new(tx).commit().await?;
-                Ok(Guarded::Committed { balance_after })
+                let collection = Box::new(tx).commit().await?;
+                Ok(Guarded::Committed { balance_after, collection })
             }
             _ => {
                 tx.tx.rollback().await?;
@@ -406,12 +408,19 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> StorageResult<()> {
+    async fn commit(mut self: Box<Self>) -> StorageResult<Option<Vec<Held>>> {
+        let collection = match self.scope.collection.as_deref() {
+            Some(collection) => {
+                let wanted = [(self.scope.user_id, collection)];
+                collection_states(&mut *self.tx, &wanted).await?.pop()
+            }
+            None => None,
+        };
         self.tx.commit().await?;
         for (code, balance) in &self.balances_after {
             self.seen.set(self.scope.user_id, code, *balance);
         }
-        Ok(())
+        Ok(collection)
     }
 
     async fn rollback(self: Box<Self>) -> StorageResult<()> {

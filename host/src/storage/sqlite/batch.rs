@@ -8,6 +8,7 @@
 //! a guard writes nothing and runs again under the writer's lock.
 use super::super::seen::SeenBalances;
 use super::super::*;
+use super::reads::collection_states;
 use super::{Writing, now};
 use serde::Serialize;
 use serde_json::Value;
@@ -100,12 +101,13 @@ async fn commit_batch(writer: &Arc<Mutex<SqliteConnection>>, seen: &SeenBalances
     let written = async {
         let mut write = Writing::begin(writer, wait).await?;
         let passed = write_batch(write.connection(), &batch).await?;
+        let states = asked_states(write.connection(), &batch, &passed).await?;
         write.commit().await?;
-        StorageResult::Ok(passed)
+        StorageResult::Ok((passed, states))
     }
     .await;
-    let passed = match written {
-        Ok(passed) => passed,
+    let (passed, mut states) = match written {
+        Ok(written) => written,
         Err(error) => {
             for pending in batch {
                 let _ = pending.reply.send(Err(error.clone()));
@@ -118,12 +120,32 @@ async fn commit_batch(writer: &Arc<Mutex<SqliteConnection>>, seen: &SeenBalances
         let outcome = if passed {
             let balance_after = p.before + p.delta;
             seen.set(p.user_id, &p.currency_code, balance_after);
-            Guarded::Committed { balance_after }
+            let collection = p.collection.is_some().then(|| states.next()).flatten();
+            Guarded::Committed { balance_after, collection }
         } else {
             seen.forget(p.user_id, &p.currency_code);
             Guarded::Stale
         };
         let _ = pending.reply.send(Ok(outcome));
+    }
+}
+
+/// The states of the collections that the purchases which passed asked
+/// for, in their order, as the open transaction leaves them.
+async fn asked_states(
+    connection: &mut SqliteConnection,
+    batch: &[Pending],
+    passed: &[bool],
+) -> StorageResult<std::vec::IntoIter<Vec<Held>>> {
+    let asked: Vec<(Uuid, &str)> = batch
+        .iter()
+        .zip(passed)
+        .filter(|(_, passed)| **passed)
+        .filter_map(|(pending, _)| Some((pending.purchase.user_id, pending.purchase.collection.as_deref()?)))
+        .collect();
+    match asked.is_empty() {
+        true => Ok(Vec::new().into_iter()),
+        false => Ok(collection_states(connection, &asked).await?.into_iter()),
     }
 }
 

@@ -90,46 +90,8 @@ impl ReadStore for SqliteTenant {
         for (user, _) in wanted {
             own(self.tenant_id, user)?;
         }
-        let rows = sqlx::query(
-            "WITH w AS (SELECT key + 1 AS n, unhex(value ->> 0) AS user_id, value ->> 1 AS collection_id
-                        FROM json_each($1))
-             SELECT w.n, s.item_id, s.stack_id, s.quantity, s.expires_at, NULL AS currency_code
-             FROM w JOIN inventory s ON s.user_id = w.user_id AND s.collection_id = w.collection_id
-             WHERE s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > $2)
-             UNION ALL
-             SELECT w.n, NULL, NULL, b.balance, NULL, b.currency_code
-             FROM w JOIN balances b ON b.user_id = w.user_id
-             WHERE w.collection_id = 'default'",
-        )
-        .bind(
-            serde_json::to_string(
-                &wanted
-                    .iter()
-                    .map(|(user, collection)| (hex::encode(user.id.as_bytes()), collection))
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(|error| StorageError::Backend(error.to_string()))?,
-        )
-        .bind(now())
-        .fetch_all(&self.db.readers)
-        .await?;
-        let mut states = vec![Vec::new(); wanted.len()];
-        for row in &rows {
-            let n: i64 = row.try_get("n")?;
-            let held = match row.try_get::<Option<String>, _>("currency_code")? {
-                Some(currency_code) => Held::Balance { currency_code, balance: row.try_get("quantity")? },
-                None => Held::Stack {
-                    item_id: row.try_get("item_id")?,
-                    stack_id: row.try_get("stack_id")?,
-                    quantity: row.try_get("quantity")?,
-                    expires_at: optional_time(row, "expires_at")?,
-                },
-            };
-            if let Some(state) = usize::try_from(n - 1).ok().and_then(|i| states.get_mut(i)) {
-                state.push(held);
-            }
-        }
-        Ok(states)
+        let wanted: Vec<_> = wanted.iter().map(|(user, collection)| (user.id, collection.as_str())).collect();
+        collection_states(&self.db.readers, &wanted).await
     }
 
     async fn bundle_purchases(&self, user: &User) -> StorageResult<Vec<BundlePurchase>> {
@@ -227,4 +189,49 @@ impl ReadStore for SqliteTenant {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
+}
+
+/// What each `(player, collection)` holds (see
+/// `ReadStore::collection_states`), read through `executor`: in a write
+/// transaction, with its own writes.
+pub(super) async fn collection_states<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    wanted: &[(Uuid, &str)],
+) -> StorageResult<Vec<Vec<Held>>> {
+    let wanted_json = wanted.iter().map(|(user_id, collection)| (hex::encode(user_id.as_bytes()), collection));
+    let rows = sqlx::query(
+        "WITH w AS (SELECT key + 1 AS n, unhex(value ->> 0) AS user_id, value ->> 1 AS collection_id
+                    FROM json_each($1))
+         SELECT w.n, s.item_id, s.stack_id, s.quantity, s.expires_at, NULL AS currency_code
+         FROM w JOIN inventory s ON s.user_id = w.user_id AND s.collection_id = w.collection_id
+         WHERE s.quantity > 0 AND (s.expires_at IS NULL OR s.expires_at > $2)
+         UNION ALL
+         SELECT w.n, NULL, NULL, b.balance, NULL, b.currency_code
+         FROM w JOIN balances b ON b.user_id = w.user_id
+         WHERE w.collection_id = 'default'",
+    )
+    .bind(
+        serde_json::to_string(&wanted_json.collect::<Vec<_>>())
+            .map_err(|error| StorageError::Backend(error.to_string()))?,
+    )
+    .bind(now())
+    .fetch_all(executor)
+    .await?;
+    let mut states = vec![Vec::new(); wanted.len()];
+    for row in &rows {
+        let n: i64 = row.try_get("n")?;
+        let held = match row.try_get::<Option<String>, _>("currency_code")? {
+            Some(currency_code) => Held::Balance { currency_code, balance: row.try_get("quantity")? },
+            None => Held::Stack {
+                item_id: row.try_get("item_id")?,
+                stack_id: row.try_get("stack_id")?,
+                quantity: row.try_get("quantity")?,
+                expires_at: optional_time(row, "expires_at")?,
+            },
+        };
+        if let Some(state) = usize::try_from(n - 1).ok().and_then(|i| states.get_mut(i)) {
+            state.push(held);
+        }
+    }
+    Ok(states)
 }

@@ -5,6 +5,7 @@
 
 use super::super::seen::SeenBalances;
 use super::super::*;
+use super::reads::collection_states;
 use super::rows::stack_from_row;
 use super::{SqliteTenant, Writing, now};
 use sqlx::types::Json;
@@ -557,13 +558,17 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> StorageResult<()> {
-        let Self { write, scope, seen, balances_after, .. } = *self;
+    async fn commit(self: Box<Self>) -> StorageResult<Option<Vec<Held>>> {
+        let Self { mut write, scope, seen, balances_after, .. } = *self;
+        let collection = match scope.collection.as_deref() {
+            Some(collection) => collection_states(write.connection(), &[(scope.user_id, collection)]).await?.pop(),
+            None => None,
+        };
         write.commit().await?;
         for (code, balance) in &balances_after {
             seen.set(scope.user_id, code, *balance);
         }
-        Ok(())
+        Ok(collection)
     }
 
     async fn rollback(self: Box<Self>) -> StorageResult<()> {
