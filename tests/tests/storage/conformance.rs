@@ -71,6 +71,23 @@ fn record(item: &CatalogItem, key: Option<&str>) -> PurchaseRecord {
     }
 }
 
+/// A 10-gem purchase of `item` decided on the balance `before`, with `grants`.
+fn guarded(player: &User, item: &CatalogItem, before: i64, key: &str, grants: Vec<NewGrant>) -> GuardedPurchase {
+    GuardedPurchase {
+        user_id: player.id,
+        module_sha256: None,
+        currency_code: "gems".into(),
+        before,
+        delta: -10,
+        reason: LedgerReason::Purchase,
+        reference: None,
+        record: record(item, Some(key)),
+        grants,
+        response: response(),
+        collection: None,
+    }
+}
+
 fn response() -> StoredResponse {
     StoredResponse { status: 200, body: json!({"answer": 42}) }
 }
@@ -255,19 +272,7 @@ pub async fn a_request_record_claims_its_idempotency_key_once(backend: &Backend)
 
 pub async fn a_guarded_purchase_commits_only_on_the_balance_it_was_decided_on(backend: &Backend) {
     let (store, player, potion) = shop(backend, "game").await;
-    let guarded = |before: i64, key: &str| GuardedPurchase {
-        user_id: player.id,
-        module_sha256: None,
-        currency_code: "gems".into(),
-        before,
-        delta: -10,
-        reason: LedgerReason::Purchase,
-        reference: None,
-        record: record(&potion, Some(key)),
-        grants: vec![grant(&potion, 1)],
-        response: response(),
-        collection: None,
-    };
+    let guarded = |before: i64, key: &str| guarded(&player, &potion, before, key, vec![grant(&potion, 1)]);
     let remembered = store.remembered_balance(player.id, "gems").await.unwrap();
     assert_eq!(remembered, Some(100));
     let committed = Guarded::Committed { balance_after: 90, collection: None };
@@ -326,17 +331,8 @@ pub async fn a_commit_answers_the_state_it_left_the_named_collection_in(backend:
         held
     };
     let guarded = |before: i64, key: &str, grants: Vec<NewGrant>, collection: Option<&str>| GuardedPurchase {
-        user_id: player.id,
-        module_sha256: None,
-        currency_code: "gems".into(),
-        before,
-        delta: -10,
-        reason: LedgerReason::Purchase,
-        reference: None,
-        record: record(&potion, Some(key)),
-        grants,
-        response: response(),
         collection: collection.map(str::to_owned),
+        ..guarded(&player, &potion, before, key, grants)
     };
 
     // Into a stack that exists and one that does not, answering the default collection.
