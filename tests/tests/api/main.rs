@@ -4,6 +4,7 @@ mod auth;
 mod bundles;
 mod concurrency;
 mod consume;
+mod fairness;
 mod helpers;
 mod idempotency;
 mod ledger;

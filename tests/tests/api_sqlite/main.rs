@@ -13,6 +13,8 @@ mod bundles;
 mod concurrency;
 #[path = "../api/consume.rs"]
 mod consume;
+#[path = "../api/fairness.rs"]
+mod fairness;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/idempotency.rs"]

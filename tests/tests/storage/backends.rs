@@ -11,7 +11,7 @@ pub struct Backend {
     pub control: Arc<dyn ControlStore>,
     pub stores: Arc<dyn TenantStores>,
     /// Dropped (and with it the test's database) when the test ends.
-    _database: TestDatabase,
+    pub database: TestDatabase,
 }
 
 /// A fresh PostgreSQL database (or Citus schema), migrated.
@@ -32,7 +32,7 @@ async fn open(database: TestDatabase) -> Backend {
     };
     let settings = StoreSettings { url: DatabaseUrl::new(database.url.clone()), default_pool: pool, tenant_pool: pool };
     let stores = Arc::new(Stores::open(&settings).await.expect("the stores open"));
-    Backend { control: stores.control(), stores, _database: database }
+    Backend { control: stores.control(), stores, database }
 }
 
 /// Runs every scenario of `conformance` against `$backend`, one test each.
@@ -71,6 +71,7 @@ macro_rules! every_scenario {
     one_tenants_store_never_sees_another_tenants_data,
     modules_belong_to_the_tenant_that_uploaded_them,
     module_events_are_the_tenants_own_and_only_the_latest_are_kept,
+    writes_dropped_at_any_await_leave_nothing_open,
             );
         )+
     };

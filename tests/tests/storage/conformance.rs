@@ -547,3 +547,39 @@ pub async fn module_events_are_the_tenants_own_and_only_the_latest_are_kept(back
     let theirs = backend.control.module_events(b.id, 1_000).await.unwrap();
     assert_eq!(theirs.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), vec!["reason 1000"]);
 }
+
+/// Polls `future` at most `polls` times, letting the runtime run between
+/// polls, then drops it wherever it stopped: a request whose client hung
+/// up at that await.
+async fn drop_after<F: Future>(polls: usize, future: F) {
+    let mut future = std::pin::pin!(future);
+    for _ in 0..polls {
+        let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx).is_ready())).await;
+        if ready {
+            return;
+        }
+        tokio::time::sleep(Duration::from_micros(50)).await;
+    }
+}
+
+pub async fn writes_dropped_at_any_await_leave_nothing_open(backend: &Backend) {
+    let (store, player, _) = shop(backend, "game").await;
+    // Another connection to the database: it sees only what committed.
+    let outside = economy_tests::database::TestPool::connect(&backend.database.url).await;
+    for polls in 0..48i64 {
+        let identity = format!("dropped-{polls}");
+        drop_after(polls as usize, store.create_user(&identity)).await;
+        // A write that follows on the same pool commits: no connection was
+        // handed back inside the dropped write's transaction.
+        let token = secrets::hash(&format!("token-{polls}"));
+        store.create_session(&player, &token, Utc::now() + chrono::Duration::hours(1)).await.unwrap();
+        let sessions: i64 = outside.scalar("SELECT count(*) FROM sessions").await;
+        assert_eq!(sessions, polls + 1, "sessions committed, after {polls} polls");
+        // The dropped write happened whole or not at all.
+        if let Some(dropped) = store.find_user(&identity).await.unwrap() {
+            assert_eq!(balance(&store, &dropped, "gems").await, 100, "after {polls} polls");
+            let ledger = store.ledger(&dropped, &LedgerQuery { currency_code: None, limit: 10, cursor: None }).await;
+            assert_eq!(ledger.unwrap().len(), 1, "the opening entry, after {polls} polls");
+        }
+    }
+}

@@ -2,8 +2,8 @@
 //! catalog version every write moves.
 
 use super::super::*;
-use super::PgTenant;
 use super::rows::{currency_from_row, item_from_row, store_from_row};
+use super::{PgTenant, begin};
 use sqlx::types::Json;
 
 #[async_trait]
@@ -19,7 +19,7 @@ impl CatalogStore for PgTenant {
     async fn put_currency(&self, c: &NewCurrency) -> StorageResult<Currency> {
         let tenant_id = self.tenant_id;
         let now = Utc::now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = begin(&self.db.pool).await?;
         let old: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT recharge_amount, recharge_period_seconds, recharge_max FROM currencies
              WHERE tenant_id = $1 AND code = $2 FOR UPDATE",
@@ -112,7 +112,7 @@ impl CatalogStore for PgTenant {
 
     async fn put_item(&self, item: &NewItem, check: &CatalogCheck<'_>) -> StorageResult<Result<CatalogItem, String>> {
         let tenant_id = self.tenant_id;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = begin(&self.db.pool).await?;
         // The tenant's catalog writes take turns (this holds the lock on its
         // catalog version to the end), so each is checked against the
         // catalog as it is when written.

@@ -2,8 +2,8 @@
 //! and their compiled artifacts. It lives in the host's default database.
 
 use super::super::*;
-use super::conflict;
 use super::rows::{module_event_from_row, module_from_row};
+use super::{begin, conflict};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
@@ -30,7 +30,7 @@ impl ControlStore for PgControl {
         keys: &[(KeyKind, [u8; 32])],
         database: Option<&DatabaseUrl>,
     ) -> StorageResult<Tenant> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         let row = sqlx::query(
             "INSERT INTO tenants (id, slug, name, database_url) VALUES ($1, $2, $3, $4) RETURNING id, slug, name, created_at",
         )

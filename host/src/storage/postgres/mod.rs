@@ -25,7 +25,7 @@ use control::PgControl;
 pub(super) use error::classify;
 use error::is_unique_violation;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -109,6 +109,18 @@ const TEST_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// second on a two-core machine.
 fn committers(pool_size: u32) -> usize {
     (pool_size as usize / 8).max(2)
+}
+
+/// Begins a transaction on a connection of `pool`. `begin` runs in a task
+/// of its own: a future dropped part-way through sqlx's `begin` (hyper
+/// drops a request's future when its client hangs up) hands its connection
+/// back to the pool inside a transaction that nothing ends, and the next
+/// statements on it, of any request, would run in that transaction. Once
+/// begun, a dropped transaction is rolled back by sqlx.
+async fn begin(pool: &PgPool) -> StorageResult<Transaction<'static, Postgres>> {
+    let pool = pool.clone();
+    let begun = tokio::spawn(async move { pool.begin().await }).await;
+    Ok(begun.map_err(|error| StorageError::Backend(format!("beginning a transaction failed: {error}")))??)
 }
 
 /// Turns a unique violation into [`StorageError::Conflict`].

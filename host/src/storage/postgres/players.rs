@@ -2,7 +2,7 @@
 //! sessions, and the balances a new player opens with.
 
 use super::super::*;
-use super::PgTenant;
+use super::{PgTenant, begin};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
@@ -18,7 +18,7 @@ impl PgTenant {
         custom_id_hash: Option<&[u8; 32]>,
     ) -> StorageResult<Option<User>> {
         let tenant_id = self.tenant_id;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = begin(&self.db.pool).await?;
         let inserted = sqlx::query(
             "INSERT INTO users (id, tenant_id, identity) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, identity) DO NOTHING RETURNING id",
         )

@@ -3,7 +3,7 @@
 //! records of what the request did.
 
 use super::super::*;
-use super::PgTenant;
+use super::{PgTenant, begin};
 
 use super::super::seen::SeenBalances;
 use super::players::{attributes, open_balance};
@@ -27,7 +27,7 @@ pub(super) struct PgTx {
 
 impl PgTenant {
     pub(super) async fn begin_pg(&self, scope: TxScope) -> StorageResult<PgTx> {
-        let tx = self.db.pool.begin().await?;
+        let tx = begin(&self.db.pool).await?;
         Ok(PgTx { tx, tenant_id: self.tenant_id, scope, seen: self.db.seen.clone(), balances_after: Vec::new() })
     }
 

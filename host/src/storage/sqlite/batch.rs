@@ -9,7 +9,7 @@
 use super::super::seen::SeenBalances;
 use super::super::*;
 use super::reads::collection_states;
-use super::{Writing, now};
+use super::{Writer, Writing, now};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection};
@@ -36,7 +36,7 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start(writer: Arc<Mutex<SqliteConnection>>, seen: Arc<SeenBalances>, wait: Duration) -> Self {
+    pub(super) fn start(writer: Arc<Mutex<Writer>>, seen: Arc<SeenBalances>, wait: Duration) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let task = tokio::spawn(commit_batches(writer, seen, wait, receiver));
         Self { queue: std::sync::Mutex::new(Some(queue)), task: std::sync::Mutex::new(Some(task)) }
@@ -62,7 +62,7 @@ impl Committer {
 }
 
 async fn commit_batches(
-    writer: Arc<Mutex<SqliteConnection>>,
+    writer: Arc<Mutex<Writer>>,
     seen: Arc<SeenBalances>,
     wait: Duration,
     mut receiver: mpsc::Receiver<Pending>,
@@ -97,7 +97,7 @@ fn take_one_per_user(waiting: &mut Vec<Pending>) -> Vec<Pending> {
     batch
 }
 
-async fn commit_batch(writer: &Arc<Mutex<SqliteConnection>>, seen: &SeenBalances, wait: Duration, batch: Vec<Pending>) {
+async fn commit_batch(writer: &Arc<Mutex<Writer>>, seen: &SeenBalances, wait: Duration, batch: Vec<Pending>) {
     let written = async {
         let mut write = Writing::begin(writer, wait).await?;
         let passed = write_batch(write.connection(), &batch).await?;

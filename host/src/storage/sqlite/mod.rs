@@ -47,7 +47,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqli
 /// One SQLite file: its writer, its readers, the committer of its guarded
 /// purchases, and the balances this host last saw in it.
 pub(crate) struct SqliteDatabase {
-    writer: Arc<Mutex<SqliteConnection>>,
+    writer: Arc<Mutex<Writer>>,
     readers: SqlitePool,
     committer: Committer,
     seen: Arc<SeenBalances>,
@@ -85,7 +85,7 @@ impl SqliteDatabase {
             .connect_with(options.read_only(true))
             .await
             .map_err(error::opening)?;
-        let writer = Arc::new(Mutex::new(writer));
+        let writer = Arc::new(Mutex::new(Writer { connection: writer, open: false }));
         let seen = Arc::<SeenBalances>::default();
         let write_wait = settings.acquire_timeout.max(settings.statement_timeout);
         let committer = Committer::start(writer.clone(), seen.clone(), write_wait);
@@ -125,9 +125,10 @@ impl Database for SqliteDatabase {
         self.committer.close().await;
         self.readers.close().await;
         let mut writer = self.writer.lock().await;
+        writer.settle().await;
         // Folds the write-ahead log into the file, so a copy of the file
         // alone is whole.
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *writer).await;
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut writer.connection).await;
     }
 }
 
@@ -147,48 +148,131 @@ fn at(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
 
+/// The file's one write connection, and whether a transaction may be open
+/// on it. A write whose future is dropped part-way (hyper drops a handler's
+/// future when its client hangs up) may have sent `BEGIN` and never its
+/// `COMMIT` or `ROLLBACK`: SQLite's worker thread runs what was sent
+/// whatever happens to the future, and every later `BEGIN` of every tenant
+/// in the file would fail. So `open` is set before `BEGIN` is sent and
+/// cleared only once `COMMIT` or `ROLLBACK` has answered; whoever takes the
+/// writer next and finds it set rolls back first (the worker runs commands
+/// in order, so that `ROLLBACK` comes after anything still in flight).
+pub(super) struct Writer {
+    connection: SqliteConnection,
+    open: bool,
+}
+
+impl Writer {
+    /// Ends whatever transaction a dropped write may have left open.
+    async fn settle(&mut self) {
+        if self.open {
+            // "no transaction is active" is the answer when none was.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
+            self.open = false;
+        }
+    }
+}
+
 /// A write transaction: the writer, taken and in `BEGIN IMMEDIATE`.
 /// Dropped without `commit`, it rolls back before the writer is free
-/// again.
+/// again; dropped part-way through `begin`, `commit` or `rollback`, the
+/// next write rolls back first (see [`Writer`]).
 pub(super) struct Writing {
-    connection: Option<OwnedMutexGuard<SqliteConnection>>,
+    writer: Option<OwnedMutexGuard<Writer>>,
 }
 
 impl Writing {
-    async fn begin(writer: &Arc<Mutex<SqliteConnection>>, wait: Duration) -> StorageResult<Self> {
-        let mut connection = tokio::time::timeout(wait, writer.clone().lock_owned())
+    async fn begin(writer: &Arc<Mutex<Writer>>, wait: Duration) -> StorageResult<Self> {
+        let mut writer = tokio::time::timeout(wait, writer.clone().lock_owned())
             .await
             .map_err(|_| StorageError::Busy("the store's writer stayed busy".into()))?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *connection).await?;
-        Ok(Self { connection: Some(connection) })
+        writer.settle().await;
+        writer.open = true;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut writer.connection).await?;
+        Ok(Self { writer: Some(writer) })
     }
 
     fn connection(&mut self) -> &mut SqliteConnection {
-        self.connection.as_mut().expect("an open write transaction")
+        &mut self.writer.as_mut().expect("an open write transaction").connection
     }
 
     async fn commit(mut self) -> StorageResult<()> {
-        let mut connection = self.connection.take().expect("an open write transaction");
-        if let Err(error) = sqlx::query("COMMIT").execute(&mut *connection).await {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
+        let mut writer = self.writer.take().expect("an open write transaction");
+        if let Err(error) = sqlx::query("COMMIT").execute(&mut writer.connection).await {
+            writer.settle().await;
             return Err(error.into());
         }
+        writer.open = false;
         Ok(())
     }
 
     async fn rollback(mut self) -> StorageResult<()> {
-        let mut connection = self.connection.take().expect("an open write transaction");
-        sqlx::query("ROLLBACK").execute(&mut *connection).await?;
+        let mut writer = self.writer.take().expect("an open write transaction");
+        sqlx::query("ROLLBACK").execute(&mut writer.connection).await?;
+        writer.open = false;
         Ok(())
     }
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        if let Some(mut connection) = self.connection.take() {
-            tokio::spawn(async move {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
-            });
+        if let Some(mut writer) = self.writer.take() {
+            tokio::spawn(async move { writer.settle().await });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll};
+
+    /// Polls `future` at most `polls` times, letting the runtime (and
+    /// SQLite's worker thread) run between polls, then drops it wherever it
+    /// stopped: a client hanging up at that await.
+    async fn drop_after<F: Future>(polls: usize, future: F) {
+        let mut future = pin!(future);
+        for _ in 0..polls {
+            let ready =
+                std::future::poll_fn(|cx: &mut Context<'_>| Poll::Ready(future.as_mut().poll(cx).is_ready())).await;
+            if ready {
+                return;
+            }
+            tokio::time::sleep(Duration::from_micros(50)).await;
+        }
+    }
+
+    /// One write: moves the catalog version of `tenant`.
+    async fn bump(db: &SqliteDatabase, tenant: Uuid) -> StorageResult<()> {
+        let mut write = db.write().await?;
+        sqlx::query(bump_catalog!()).bind(tenant).execute(write.connection()).await?;
+        write.commit().await
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_at_any_await_leaves_the_writer_usable() {
+        let path = std::env::temp_dir().join(format!("economy-dropped-{}.db", Uuid::new_v4()));
+        let url = DatabaseUrl::new(format!("sqlite://{}", path.display()));
+        let settings = PoolSettings {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let db = SqliteDatabase::open(&url, settings).await.expect("the store opens");
+        let (dropped, kept) = (Uuid::new_v4(), Uuid::new_v4());
+        for polls in 0..64 {
+            drop_after(polls, bump(&db, dropped)).await;
+            // Every write after a dropped one goes through, whatever the
+            // dropped one had sent.
+            bump(&db, kept).await.unwrap_or_else(|error| panic!("after {polls} polls: {error}"));
+        }
+        let versions = db.catalog_versions(&[kept]).await.expect("a read");
+        assert_eq!(versions[&kept], 64, "every write after a dropped one committed");
+        db.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
 }

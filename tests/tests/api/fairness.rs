@@ -1,0 +1,71 @@
+//! One tenant never slows or breaks another. Each test runs one attack of a
+//! noisy tenant (or of its clients) beside a quiet tenant, and checks that
+//! the quiet tenant's answers stay 200 and that nothing is left behind.
+
+use crate::helpers::{TestApp, backend, priced_item, shop, spawn_app};
+use crate::playfab::{self, title_id};
+use economy_tests::database::Backend;
+use serde_json::json;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Sends `request` on a fresh connection and hangs up `after` later,
+/// without reading the answer: a client that goes away mid-request.
+async fn send_and_hang_up(app: &TestApp, request: &str, after: Duration) {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.expect("the server accepts");
+    stream.write_all(request.as_bytes()).await.expect("the request is sent");
+    // Microseconds: a blocking wait, so the hang-up lands mid-request.
+    std::thread::sleep(after);
+    drop(stream);
+}
+
+/// Connections of the test's database left inside a transaction.
+async fn idle_in_transaction(app: &TestApp) -> i64 {
+    app.pool
+        .scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+        )
+        .await
+}
+
+// Two threads: the server runs while the client waits to hang up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_hang_up_mid_request_leave_no_transaction_open() {
+    let app = spawn_app().await;
+    let (quiet, quiet_player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &quiet, "sword", "durable", 10).await;
+    let _noisy = app.create_tenant("other").await;
+    let title = title_id(&app, "other").await;
+    // Logins need no key, only the title id: anyone can send them. Hung up
+    // 0 to 3 ms after sending, some land mid-write.
+    for i in 0..300u64 {
+        let body = json!({"TitleId": title, "CustomId": format!("{i:032x}"), "CreateAccount": true}).to_string();
+        let request = format!(
+            "POST /Client/LoginWithCustomID HTTP/1.1\r\nhost: shop\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        send_and_hang_up(&app, &request, Duration::from_micros(i * 10)).await;
+    }
+    // Every tenant's writes go through after it: a new login's ticket works
+    // at once, and the quiet tenant buys and is granted.
+    for i in 0..20u64 {
+        let login = playfab::login(&app, &title, &format!("{:032x}", 1_000 + i), true).await;
+        let ticket = playfab::data(&login)["SessionTicket"].as_str().expect("a ticket").to_owned();
+        let inventory =
+            playfab::post(&app, "/Client/GetUserInventory", &[("X-Authorization", &ticket)], json!({})).await;
+        playfab::data(&inventory);
+    }
+    app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"})).await.assert_ok();
+    app.grant(&quiet, &quiet_player, json!({"currency_code": "gems", "amount": 5})).await.assert_ok();
+    assert_eq!(app.balance(&quiet, &quiet_player, "gems").await, 995);
+    // SQLite's one writer is shared by every tenant in the file: the writes
+    // above are the check. PostgreSQL's pooled connections are checked too.
+    if backend() == Backend::Postgres {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(idle_in_transaction(&app).await, 0, "connections left inside a transaction");
+    }
+    app.audit().await;
+}
