@@ -73,7 +73,9 @@ pub async fn create(economy: &Economy) -> Result<Demo, EconomyError> {
         Content::Item { item_key: "sword".into(), quantity: 1 },
         Content::Item { item_key: "potion".into(), quantity: 3 },
     ];
-    economy.put_item(id, item("Starter Pack", ItemType::Bundle, vec![price("gold", 400)], contents)).await?;
+    // Sold only through the shop, whose listing sells it once per player.
+    let starter_pack = item("Starter Pack", ItemType::Bundle, vec![price("gold", 400)], contents);
+    economy.put_item(id, NewItem { store_only: true, ..starter_pack }).await?;
     let listings = vec![
         Listing {
             item_key: "sword".into(),

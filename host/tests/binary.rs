@@ -72,10 +72,11 @@ async fn started_with_nothing_configured_it_makes_a_store_and_prints_a_curl_that
     assert_eq!(bought["data"]["balance_after"], 950);
     let key = std::fs::read_to_string(dir.join("operator.key")).expect("the operator key is saved");
     assert!(printed.contains(key.trim()), "the saved operator key is the one printed");
+    demo_sells_the_starter_pack_once_through_its_shop(&address, curl).await;
     server.kill().expect("the server stops");
     server.wait().expect("the server is reaped");
 
-    // A second start keeps the store, the key and the player's purchase.
+    // A second start keeps the store, the key and the player's purchases.
     let first = address;
     let address = free_address();
     let mut again = serve(&dir, &address, &[]);
@@ -97,7 +98,8 @@ async fn started_with_nothing_configured_it_makes_a_store_and_prints_a_curl_that
         .replace(&format!("{first}/client/inventory/purchase"), &format!("{address}/client/wallet"));
     let wallet = Command::new("sh").arg("-c").arg(wallet).output().expect("curl runs");
     let wallet: Value = serde_json::from_slice(&wallet.stdout).expect("curl prints JSON");
-    assert!(wallet["data"].as_array().unwrap().iter().any(|c| c["currency_code"] == "gold" && c["balance"] == 950));
+    // 1,000 less the potion (50) and the starter pack (400).
+    assert!(wallet["data"].as_array().unwrap().iter().any(|c| c["currency_code"] == "gold" && c["balance"] == 550));
     again.kill().expect("the server stops");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut again.stdout.take().expect("stdout"), &mut rest).expect("stdout reads");
@@ -106,6 +108,44 @@ async fn started_with_nothing_configured_it_makes_a_store_and_prints_a_curl_that
 }
 
 /// Purchases keep coming until the host is killed with SIGKILL; started
+/// The demo's starter pack, as the README says: sold through the shop,
+/// once per player, and not without it. With the printed curl's keys.
+async fn demo_sells_the_starter_pack_once_through_its_shop(address: &str, curl: &str) {
+    let header = |name: &str| {
+        let start = curl.find(name).expect("the curl has the header") + name.len();
+        curl[start..].split('\'').next().expect("a quoted header").trim().to_owned()
+    };
+    let (client_key, session) = (header("x-api-key:"), header("Bearer"));
+    let http = reqwest::Client::new();
+    let shop: Value = http
+        .get(format!("http://{address}/client/stores/shop"))
+        .header("x-api-key", &client_key)
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("the store answers")
+        .json()
+        .await
+        .expect("a JSON store");
+    let listings = shop["data"]["listings"].as_array().expect("listings");
+    let pack = listings.iter().find(|listing| listing["item_key"] == "starter-pack").expect("the pack is listed");
+    let buy = |store: Option<&Value>| {
+        let mut body = json!({"catalog_item_id": pack["item_id"], "currency_code": "gold"});
+        if let Some(store) = store {
+            body["store_id"] = store.clone();
+        }
+        let request = http.post(format!("http://{address}/client/inventory/purchase")).json(&body);
+        let request = request.header("x-api-key", &client_key).bearer_auth(&session);
+        async move {
+            let reply = request.send().await.unwrap();
+            (reply.status().as_u16(), reply.json::<Value>().await.unwrap()["error"]["code"].clone())
+        }
+    };
+    assert_eq!(buy(None).await, (400, json!("NOT_PURCHASABLE")), "not without the shop");
+    assert_eq!(buy(Some(&shop["data"]["id"])).await.0, 200);
+    assert_eq!(buy(Some(&shop["data"]["id"])).await, (400, json!("MAX_PURCHASES_REACHED")), "once per player");
+}
+
 /// again, every purchase it acknowledged is there (its key replays the same
 /// purchase) and the balance is the initial one less each recorded charge.
 async fn acknowledged_purchases_survive_a_kill(backend: Backend) {

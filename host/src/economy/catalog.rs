@@ -189,6 +189,15 @@ fn has_nul(value: &Value) -> bool {
     }
 }
 
+/// A JSON value a request keeps with what it writes (a purchase's `meta`,
+/// a stack's display properties): no NUL character, which no store can keep.
+pub(super) fn check_storable(field: &str, value: &Value) -> Result<(), EconomyError> {
+    match has_nul(value) {
+        true => Err(EconomyError::Invalid(format!("{field} must not contain NUL characters"))),
+        false => Ok(()),
+    }
+}
+
 /// Named values a rules module reads (a player's attributes, a tenant's
 /// module settings): names of 1 to [`MAX_VALUE_NAME_CHARS`] characters, no
 /// NUL anywhere, at most [`MAX_NAMED_VALUES_BYTES`] as JSON.
@@ -215,10 +224,7 @@ fn check_display_properties(properties: &Value) -> Result<(), EconomyError> {
     if !properties.is_object() {
         return Err(EconomyError::invalid("display_properties must be a JSON object"));
     }
-    if has_nul(properties) {
-        return Err(EconomyError::invalid("display_properties must not contain NUL characters"));
-    }
-    Ok(())
+    check_storable("display_properties", properties)
 }
 
 /// A recharge gains 1 to [`MAX_AMOUNT`] every 1 to

@@ -3,6 +3,7 @@
 //! in the default collection, a version of it all (an ETag) for optimistic
 //! concurrency, and the trusted server's direct changes to one stack.
 
+use super::catalog::check_storable;
 use super::error::EconomyError;
 use super::grant;
 use super::idempotency::{self, Keyed};
@@ -151,6 +152,9 @@ impl Economy {
     ) -> Result<Outcome<StackChanged>, EconomyError> {
         if change.amount == 0 || !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&change.amount) {
             return Err(EconomyError::Invalid(format!("the amount must be from 1 to {MAX_AMOUNT}")));
+        }
+        if let Some(properties) = &change.placement.display_properties {
+            check_storable("display_properties", properties)?;
         }
         let keyed = key.map(|key| Keyed::new(key, OPERATION, change.canonical()));
         let tenant = self.rules.for_tenant(user.tenant_id).await?;

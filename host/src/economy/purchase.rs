@@ -7,6 +7,7 @@
 //! more than that statement covers, it runs again under row locks. Either
 //! way the key is claimed by the statement that records the purchase.
 
+use super::catalog::check_storable;
 use super::collections::version_of;
 use super::error::EconomyError;
 use super::idempotency::{self, Keyed};
@@ -179,6 +180,36 @@ impl Economy {
         key: Option<IdempotencyKey>,
     ) -> Result<(Outcome<PurchaseReceipt>, Option<Vec<Held>>), EconomyError> {
         let keyed = key.map(|key| Keyed::new(key, OPERATION, request.canonical()));
+        let store = self.tenant_store(user.tenant_id).await?;
+        match self.checked_purchase(&store, user, request, keyed.as_ref()).await {
+            Ok((receipt, state)) => Ok((Outcome { value: receipt, replayed: false }, state)),
+            // Whatever refused it, an identical retry of a purchase that
+            // committed gets the first answer: the item may have become
+            // store-only since, or its store may be gone.
+            Err(error) => {
+                let outcome =
+                    idempotency::after_failure(store.as_ref(), user.id, RecordKind::Purchase, keyed.as_ref(), error)
+                        .await?;
+                Ok((outcome, None))
+            }
+        }
+    }
+
+    /// The checks a purchase must pass before the rules run, then the
+    /// purchase, in the player's turn.
+    async fn checked_purchase(
+        &self,
+        store: &Arc<dyn TenantStore>,
+        user: &User,
+        request: &PurchaseRequest,
+        keyed: Option<&Keyed>,
+    ) -> Result<Bought, EconomyError> {
+        if let Some(meta) = &request.meta {
+            check_storable("meta", meta)?;
+        }
+        if let Some(properties) = &request.placement.display_properties {
+            check_storable("display_properties", properties)?;
+        }
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         if request.store_id.is_some_and(|store| tenant.catalog.store(store).is_none()) {
             return Err(EconomyError::not_found("store"));
@@ -189,21 +220,25 @@ impl Economy {
         if store_only && !listed {
             return Err(EconomyError::NotPurchasable("this item is sold only through a store that lists it"));
         }
-        let store = self.tenant_store(user.tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;
-        let collection_id = &request.placement.stack.collection_id;
-        let result = match self.still_at(user, collection_id, request.if_match.as_deref()).await {
-            Ok(()) => self.buy_with_retry(&store, user, &tenant, request, keyed.as_ref()).await,
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok((receipt, state)) => Ok((Outcome { value: receipt, replayed: false }, state)),
-            Err(error) => {
-                let outcome =
-                    idempotency::after_failure(store.as_ref(), user.id, RecordKind::Purchase, keyed.as_ref(), error)
-                        .await?;
-                Ok((outcome, None))
-            }
+        self.still_at(user, &request.placement.stack.collection_id, request.if_match.as_deref()).await?;
+        self.buy_with_retry(store, user, &tenant, request, keyed).await
+    }
+
+    /// The answer of the purchase that committed with `key`, if it was this
+    /// same request (none if no purchase used the key): what a retry gets
+    /// when what it names is gone.
+    pub async fn replay_purchase(
+        &self,
+        user: &User,
+        request: &PurchaseRequest,
+        key: IdempotencyKey,
+    ) -> Result<Option<Outcome<PurchaseReceipt>>, EconomyError> {
+        let keyed = Keyed::new(key, OPERATION, request.canonical());
+        let store = self.tenant_store(user.tenant_id).await?;
+        match store.idempotency_record(user.id, RecordKind::Purchase, keyed.key.as_str()).await? {
+            Some(earlier) => keyed.replay(earlier).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, ServerKey};
 use super::openapi as doc;
 use crate::domain::{CurrencyCode, IdempotencyKey, Identity, Quantity};
-use crate::economy::{EconomyError, Outcome, PurchaseReceipt, PurchaseRequest, ShopItem};
+use crate::economy::{EconomyError, Outcome, PurchaseReceipt, ShopItem};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -163,12 +163,20 @@ pub async fn purchase(
     };
     let identity = Identity::try_from(identity)?;
     let user = state.credentials.player(&state.economy, tenant_id, &identity).await?;
-    let item = state.economy.shop_item(tenant_id, &shop_item_id).await?;
-    let currency_code = CurrencyCode::try_from(item.currency_code.clone())?;
-    let request =
-        PurchaseRequest { meta, ..PurchaseRequest::new(item.item_id, currency_code, Some(item.store_id), quantity) };
+    let item = match state.economy.shop_item(tenant_id, &shop_item_id).await {
+        Ok(item) => item,
+        // A retry of a purchase made before the shop item went gets its
+        // first answer; anything else is told the shop item is gone.
+        Err(gone) => {
+            let replayed = state.economy.replay_shop_purchase(&user, &shop_item_id, quantity, meta, key).await?;
+            let (item_key, Outcome { value, .. }) = replayed.ok_or(gone)?;
+            let data = purchased(&user.identity, &shop_item_id, &item_key, &value);
+            return Ok((StatusCode::CONFLICT, axum::Json(json!({ "error": true, "data": data }))).into_response());
+        }
+    };
+    let request = item.purchase(quantity, meta)?;
     let Outcome { value, replayed } = state.economy.purchase(&user, &request, Some(key)).await?;
-    let data = purchased(&user.identity, &item, &value);
+    let data = purchased(&user.identity, &item.id, &item.item_key, &value);
     Ok(match replayed {
         false => axum::Json(json!({ "error": false, "data": data })).into_response(),
         true => (StatusCode::CONFLICT, axum::Json(json!({ "error": true, "data": data }))).into_response(),
@@ -176,14 +184,14 @@ pub async fn purchase(
 }
 
 /// A purchase as Sverse answers it.
-fn purchased(identity: &str, item: &ShopItem, receipt: &PurchaseReceipt) -> Value {
+fn purchased(identity: &str, shop_item_id: &str, item_key: &str, receipt: &PurchaseReceipt) -> Value {
     // A receipt recorded before balances before were kept: exact unless a
     // bundle credited the currency it was paid in.
     let balance_before = receipt.balance_before.unwrap_or(receipt.balance_after + receipt.total);
     json!({
         "purchaseId": receipt.purchase_id,
         "user": identity,
-        "item": { "shopItemId": item.id, "itemDefId": item.item_key, "quantity": receipt.quantity },
+        "item": { "shopItemId": shop_item_id, "itemDefId": item_key, "quantity": receipt.quantity },
         "cost": { "currency": receipt.currency_code, "amount": receipt.total },
         "wallet": { "balanceBefore": balance_before, "balanceAfter": receipt.balance_after },
     })

@@ -244,3 +244,48 @@ async fn an_item_sold_only_through_stores_needs_its_store_and_keeps_the_listings
     let item = app.call(Method::GET, "/admin/catalog/items/starter", As::Key(&tenant.admin_key), None).await;
     assert_eq!(item.assert_ok()["store_only"], true);
 }
+
+#[tokio::test]
+async fn an_identical_retry_gets_its_first_answer_whatever_changed_since() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    let bought = json!({"catalog_item_id": sword, "currency_code": "gems", "idempotency_key": "order-1"});
+    let first = app.purchase(&tenant, &player, bought.clone()).await;
+    first.assert_ok();
+    // Sold only through stores since: a new purchase without one is refused,
+    // the retry of the one that went through is not.
+    app.put_item(
+        &tenant,
+        "sword",
+        json!({"name": "sword", "item_type": "durable", "store_only": true,
+               "prices": [{"currency_code": "gems", "amount": 100}]}),
+    )
+    .await;
+    let again = app.purchase(&tenant, &player, bought.clone()).await;
+    assert_eq!((again.status, again.data()), (200, first.data()), "{}", again.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let new = json!({"catalog_item_id": sword, "currency_code": "gems", "idempotency_key": "order-2"});
+    app.purchase(&tenant, &player, new).await.assert_error(400, "NOT_PURCHASABLE");
+    // The same key with another request (through a store that does not
+    // exist) is refused as a reuse, not as a missing store.
+    let gone = json!({"catalog_item_id": sword, "currency_code": "gems", "idempotency_key": "order-1",
+                      "store_id": uuid::Uuid::now_v7()});
+    app.purchase(&tenant, &player, gone).await.assert_error(422, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 900);
+}
+
+#[tokio::test]
+async fn a_nul_in_what_a_purchase_keeps_is_refused_on_every_store() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &tenant, "sword", "durable", 100).await;
+    let path = "/Inventory/PurchaseInventoryItems";
+    let title = crate::playfab::title_id(&app, "game").await;
+    let ticket = format!("{title}.{}", player.token);
+    let body = json!({"Item": {"Id": sword}, "Amount": 1, "PriceAmounts": [{"ItemId": "gems", "Amount": 100}],
+                      "NewStackValues": {"DisplayProperties": {"note": "a\u{0}b"}}});
+    let reply = crate::playfab::post(&app, path, &[("X-EntityToken", &ticket)], body).await;
+    assert_eq!((reply.status, &reply.body["error"]), (400, &json!("InvalidParams")), "{}", reply.body);
+    assert_eq!(app.balance(&tenant, &player, "gems").await, 1_000, "nothing was written");
+}

@@ -198,6 +198,29 @@ async fn a_purchase_answers_in_sverse_shape_keeps_its_meta_and_replays_as_409() 
 }
 
 #[tokio::test]
+async fn a_retry_gets_its_first_answer_after_the_shop_item_is_gone() {
+    let app = spawn_app().await;
+    let tenant = sverse_shop(&app, "game").await;
+    let whale = server_player(&app, &tenant, "whale").await;
+    let sword = shop_item_id(&app, &tenant, "sword", "gems").await;
+    let body = json!({"shopItemId": sword, "quantity": 1, "idempotencyKey": "order-1", "meta": {"n": 1}});
+    let bought = buy(&app, &tenant, "whale", body.clone()).await;
+    assert_eq!(bought.status, 200, "{}", bought.body);
+    app.put_store(&tenant, "shop", json!({"name": "Shop", "listings": [{"item_key": "shield"}]})).await;
+
+    let again = buy(&app, &tenant, "whale", body.clone()).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.body, json!({"error": true, "data": bought.data()}), "the first answer, whole");
+    let mut other_key = body.clone();
+    other_key["idempotencyKey"] = json!("order-2");
+    assert_sverse_error(&buy(&app, &tenant, "whale", other_key).await, 404);
+    let mut other_meta = body;
+    other_meta["meta"] = json!({"n": 2});
+    assert_sverse_error(&buy(&app, &tenant, "whale", other_meta).await, 409);
+    assert_eq!(app.balance(&tenant, &whale, "gems").await, 920, "charged once");
+}
+
+#[tokio::test]
 async fn purchase_errors_come_in_the_seeds_shapes_and_write_nothing() {
     let app = spawn_app().await;
     let tenant = sverse_shop(&app, "game").await;
@@ -215,6 +238,7 @@ async fn purchase_errors_come_in_the_seeds_shapes_and_write_nothing() {
         body(&sword, json!("two"), "k"),
         body(&sword, json!(1), ""),
         json!({"shopItemId": sword, "quantity": 1, "idempotencyKey": "k", "meta": "not an object"}),
+        json!({"shopItemId": sword, "quantity": 1, "idempotencyKey": "k", "meta": {"note": "a\u{0}b"}}),
         json!([1, 2]),
     ] {
         assert_sverse_error(&buy(&app, &tenant, "whale", invalid).await, 400);
