@@ -36,7 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig, Store,
+};
 
 /// The default rules, built from `economy-core/` by `build.rs`.
 pub static ECONOMY_CORE_WASM: &[u8] = include_bytes!(env!("ECONOMY_CORE_WASM"));
@@ -53,6 +55,13 @@ const KEEP_RESIDENT_SCANNED_BYTES: usize = 2 << 20;
 /// How long past its deadline a call parked in a host import may run
 /// before it is abandoned.
 const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+/// What one component may instantiate: core module instances, linear
+/// memories and tables (a Rust rules module has 3, 1 and 2). The pool holds
+/// this much for each instance alive at once, so no component can take
+/// another's share; an upload past a cap is refused, naming it.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
+pub const MAX_TABLES_PER_COMPONENT: u32 = 4;
 
 impl RequestContext {
     /// The context of request `request_id` for `user`, at the current time.
@@ -252,9 +261,12 @@ impl Runtime {
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_component_instances(limits.max_instances)
-            .total_core_instances(limits.max_instances * 8)
-            .total_memories(limits.max_instances * 2)
-            .total_tables(limits.max_instances * 4)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+            .total_core_instances(limits.max_instances * MAX_CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(limits.max_instances * MAX_MEMORIES_PER_COMPONENT)
+            .total_tables(limits.max_instances * MAX_TABLES_PER_COMPONENT)
             .total_stacks(limits.max_instances)
             .max_memory_size(limits.memory_bytes)
             // Reset what a request dirtied with memset instead of madvise, so
@@ -413,6 +425,10 @@ impl Runtime {
         state.journal.grants = state.all_grants().map(|grant| (grant.item_id, grant.quantity)).collect();
         let result = match (result, state.host_failure.take()) {
             (_, Some(failure)) => Err(CallFailure::Host(failure)),
+            // The pool is the host's: a full one is never the module's fault.
+            (Err(error), None) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                Err(CallFailure::Host(StorageError::Busy(format!("the host's instance pool is full: {error}"))))
+            }
             (Err(_), None) if state.in_storage => Err(CallFailure::Host(StorageError::Busy(format!(
                 "a storage call outlasted the call's {:?} deadline",
                 limits.deadline

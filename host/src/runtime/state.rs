@@ -12,8 +12,8 @@ use crate::catalog::Catalog;
 use crate::storage::{NewGrant, StorageError, StorageResult, Tx};
 use economy_runner::sandbox::{ImportBudget, wasi_context};
 use std::sync::Arc;
+use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -55,7 +55,7 @@ pub struct RequestState {
     pub(crate) in_storage: bool,
     /// The storage import calls left, and whether the call may only read.
     imports: ImportBudget,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: CallMemory,
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -72,7 +72,7 @@ impl RequestState {
     ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let wasi = wasi_context(now_ms, seed, stderr.clone());
-        let limits = StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build();
+        let limits = CallMemory { limit_bytes: memory_bytes, used_bytes: 0 };
         Self {
             tx,
             catalog,
@@ -115,6 +115,30 @@ impl RequestState {
     /// What the guest wrote to stderr, lossily decoded.
     pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.contents()).split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The linear memory of one call: all its memories together (a component
+/// may have more than one) within the call's limit. Growing past it traps
+/// the guest, with the limit in the message.
+pub(crate) struct CallMemory {
+    limit_bytes: usize,
+    used_bytes: usize,
+}
+
+impl ResourceLimiter for CallMemory {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let used = self.used_bytes.saturating_add(desired.saturating_sub(current));
+        if used > self.limit_bytes {
+            wasmtime::bail!("the module's linear memory would pass its limit of {} bytes", self.limit_bytes);
+        }
+        self.used_bytes = used;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Bounded by the pool's per-table size.
+        Ok(true)
     }
 }
 

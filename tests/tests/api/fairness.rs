@@ -5,6 +5,7 @@
 use crate::helpers::{TestApp, backend, priced_item, shop, spawn_app};
 use crate::playfab::{self, title_id};
 use economy_tests::database::Backend;
+use economy_tests::hostile::many_instances;
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -68,4 +69,22 @@ async fn clients_that_hang_up_mid_request_leave_no_transaction_open() {
         assert_eq!(idle_in_transaction(&app).await, 0, "connections left inside a transaction");
     }
     app.audit().await;
+}
+
+#[tokio::test]
+async fn a_component_past_a_per_component_cap_is_refused_at_upload_naming_it() {
+    let app = spawn_app().await;
+    let (quiet, quiet_player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &quiet, "sword", "durable", 10).await;
+    let noisy = app.create_tenant("other").await;
+    for (count, cap) in [(250, "250 core module instances"), (3, "3 Wasm linear memories")] {
+        let refused = app.upload(&noisy, &many_instances(count)).await;
+        refused.assert_error(400, "INVALID_MODULE");
+        let message = refused.body["error"]["message"].as_str().expect("a message");
+        assert!(message.contains(cap) && message.contains("configured maximum"), "{message}");
+    }
+    // Within every cap, it is refused for what it is not: an economy component.
+    let refused = app.upload(&noisy, &many_instances(1)).await;
+    refused.assert_error(400, "INVALID_MODULE");
+    app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"})).await.assert_ok();
 }
