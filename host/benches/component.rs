@@ -1,6 +1,7 @@
 //! What the rules component costs per request: a new store, an
 //! instantiation from the pre-instantiated component (pooling allocator)
-//! and one `purchase` call, against storage that answers from memory, with
+//! and one `purchase` call, on a snapshot that reads nothing (the balance
+//! is one this host remembers, and nothing is committed), with
 //! fuel and epoch metering on and off, and with the memory of a finished
 //! instance reset by dirty-page scan or by a fixed prefix.
 //!
@@ -8,96 +9,38 @@
 //! $ cargo bench -p economy-host --bench component
 //! ```
 
-use async_trait::async_trait;
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use economy_host::catalog::Catalog;
+use economy_host::commit::{Remembered, Snapshot, Source};
 use economy_host::runtime::{Call, PurchaseRequest, RequestContext, Runtime, RuntimeLimits};
 use economy_host::storage::{
-    Attributes, CatalogItem, Currency, Held, InventoryRefusal, ItemType, LedgerReason, NewGrant, Price, PurchaseRecord,
-    Recorded, Stack, StackKey, StorageResult, StoredResponse, Tx, WalletRefusal,
+    DatabaseUrl, ItemType, KeyKind, NewCurrency, NewItem, PoolSettings, Price, StoreSettings, Stores, TenantStore,
+    TenantStores, User,
 };
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
-/// Storage that accepts every write and knows a balance of 1,000,000.
-struct MemoryTx;
-
-#[async_trait]
-impl Tx for MemoryTx {
-    async fn attributes(&mut self) -> StorageResult<Attributes> {
-        Ok(Attributes::new())
-    }
-
-    async fn balance(&mut self, _code: &str) -> StorageResult<Option<i64>> {
-        Ok(Some(1_000_000))
-    }
-
-    async fn change_balance(
-        &mut self,
-        _code: &str,
-        delta: i64,
-        _reason: LedgerReason,
-        _reference: Option<&str>,
-    ) -> StorageResult<Result<i64, WalletRefusal>> {
-        Ok(Ok(1_000_000 + delta))
-    }
-
-    async fn quantity(&mut self, _item_id: Uuid) -> StorageResult<i64> {
-        Ok(0)
-    }
-
-    async fn grant_items(&mut self, _grants: &[NewGrant]) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>> {
-        Ok(Ok(vec![]))
-    }
-
-    async fn consume(&mut self, _: Uuid, _: &StackKey, _: i64) -> StorageResult<Result<i64, InventoryRefusal>> {
-        Ok(Ok(0))
-    }
-
-    async fn item_purchases(&mut self, _item_id: Uuid) -> StorageResult<i64> {
-        Ok(0)
-    }
-
-    async fn listing_purchases(&mut self, _store_id: Uuid, _item_id: Uuid) -> StorageResult<i64> {
-        Ok(0)
-    }
-
-    async fn claim_listing(&mut self, _: Uuid, _: Uuid, quantity: i64, _cap: i64) -> StorageResult<Option<i64>> {
-        Ok(Some(quantity))
-    }
-
-    async fn record_purchase(
-        &mut self,
-        _: &PurchaseRecord,
-        _: &[NewGrant],
-        _: &StoredResponse,
-    ) -> StorageResult<Recorded> {
-        Ok(Recorded::Done)
-    }
-
-    async fn record_request(&mut self, _key: &str, _hash: &[u8], _response: &StoredResponse) -> StorageResult<bool> {
-        Ok(true)
-    }
-
-    async fn record_consume(&mut self, _: Uuid, _: Uuid, _: i64, _: i64) -> StorageResult<()> {
-        Ok(())
-    }
-
-    async fn commit(self: Box<Self>) -> StorageResult<Option<Vec<Held>>> {
-        Ok(None)
-    }
-
-    async fn rollback(self: Box<Self>) -> StorageResult<()> {
-        Ok(())
-    }
-}
-
-fn catalog() -> (Arc<Catalog>, Uuid) {
-    let now = Utc::now();
-    let id = Uuid::now_v7();
-    let sword = CatalogItem {
-        id,
+/// A tenant in an embedded store, with a sword for 100 gems and a player
+/// whose 1,000,000 gems this host remembers: a purchase reads nothing from
+/// the store, so what is measured is the component.
+async fn shop() -> (Source, User, Uuid) {
+    let path = std::env::temp_dir().join(format!("economy-bench-{}.db", Uuid::new_v4()));
+    let pool = PoolSettings {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
+    };
+    let url = DatabaseUrl::new(format!("sqlite://{}", path.display()));
+    let stores = Stores::open(&StoreSettings { url, default_pool: pool, tenant_pool: pool }).await.expect("a store");
+    let keys = KeyKind::ALL.map(|kind| (kind, [kind as u8; 32]));
+    let tenant = stores.control().create_tenant("bench", "Bench", &keys, None).await.expect("a tenant");
+    let store: Arc<dyn TenantStore> = stores.tenant(tenant.id).await.expect("its store");
+    let gems =
+        NewCurrency { code: "gems".into(), name: "Gems".into(), initial_balance: 0, max_balance: None, recharge: None };
+    store.put_currency(&gems).await.expect("a currency");
+    let sword = NewItem {
         key: "sword".into(),
         name: "Sword".into(),
         icon_url: None,
@@ -108,24 +51,19 @@ fn catalog() -> (Arc<Catalog>, Uuid) {
         contents: vec![],
         duration_seconds: None,
         store_only: false,
-        created_at: now,
-        updated_at: now,
     };
-    let gems = Currency {
-        code: "gems".into(),
-        name: "Gems".into(),
-        initial_balance: 0,
-        max_balance: None,
-        recharge: None,
-        created_at: now,
-        updated_at: now,
-    };
-    (Arc::new(Catalog::new(vec![sword], vec![], vec![gems])), id)
+    let sword = store.put_item(&sword, &|_| Ok(())).await.expect("an item").expect("a valid item");
+    let player = store.find_or_create_user("player").await.expect("a player");
+    let catalog =
+        Catalog::new(store.items().await.unwrap(), store.stores().await.unwrap(), store.currencies().await.unwrap());
+    let remembered = Arc::new(Remembered::default());
+    remembered.set(player.id, "gems", 1_000_000);
+    (Source { store, catalog: Arc::new(catalog), remembered }, player, sword.id)
 }
 
 fn purchase_call(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    let (catalog, item_id) = catalog();
+    let (source, player, item_id) = tokio.block_on(shop());
     let variants = [
         ("metered", RuntimeLimits::default()),
         ("unmetered", RuntimeLimits { metering: false, ..RuntimeLimits::default() }),
@@ -152,13 +90,14 @@ fn purchase_call(c: &mut Criterion) {
                 let call = Call {
                     module: &module,
                     limits: &limits,
-                    catalog: &catalog,
+                    catalog: &source.catalog,
                     ctx,
                     player: Default::default(),
                     placement: Default::default(),
                     read_only: false,
                 };
-                let invocation = runtime.purchase(call, Box::new(MemoryTx), request).await;
+                let snapshot = Snapshot::new(source.clone(), player.id, Utc::now(), None, true);
+                let invocation = runtime.purchase(call, snapshot, request).await;
                 assert!(matches!(invocation.result, Ok(Ok(_))));
             })
         });

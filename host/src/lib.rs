@@ -5,6 +5,7 @@
 //! imports → one database transaction → response.
 
 pub mod catalog;
+pub mod commit;
 pub mod config;
 pub mod demo;
 pub mod domain;

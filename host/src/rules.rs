@@ -12,9 +12,7 @@
 
 use crate::catalog::Catalog;
 use crate::runtime::{Call, CallLimits, Placement, PlayerContext, RequestContext, RulesModule, Runtime};
-use crate::storage::{
-    ControlStore, ModuleInfo, StorageError, TenantConfig, TenantSettings, TenantStores, TxScope, User,
-};
+use crate::storage::{ControlStore, ModuleInfo, StorageError, TenantConfig, TenantSettings, TenantStores, User};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -57,17 +55,6 @@ impl TenantContext {
     /// The tenant's own settings.
     pub fn settings(&self) -> &TenantSettings {
         &self.config.settings
-    }
-
-    /// The scope of a transaction for `user`, recording this tenant's module
-    /// (`recorded`) or none (the server's own grants).
-    pub fn scope(&self, user: &User, recorded: bool) -> TxScope {
-        TxScope {
-            user_id: user.id,
-            module_sha256: recorded.then(|| self.module.sha256.clone()),
-            recharging: self.catalog.recharging().clone(),
-            collection: None,
-        }
     }
 
     /// A call of this tenant's module, for the request `request_id` of

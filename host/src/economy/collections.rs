@@ -5,13 +5,15 @@
 
 use super::catalog::check_storable;
 use super::error::EconomyError;
-use super::grant;
+use super::grant::{self, Changing};
 use super::idempotency::{self, Keyed};
 use super::{Economy, Outcome};
+use crate::catalog::Catalog;
+use crate::commit::Snapshot;
 use crate::domain::{CurrencyCode, IdempotencyKey, MAX_AMOUNT};
 use crate::runtime::Placement;
 use crate::storage::{
-    DEFAULT_STACK, Held, InventoryEntry, InventoryRefusal, LedgerReason, RecordKind, Tx, User, WalletEntry,
+    DEFAULT_STACK, Held, InventoryEntry, InventoryRefusal, LedgerReason, RecordKind, User, WalletEntry,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -166,11 +168,13 @@ impl Economy {
                 .await;
         }
         let catalog = &tenant.catalog;
-        let work = |mut tx: Box<dyn Tx>| async move {
-            let result = apply(tx.as_mut(), catalog, change).await;
-            (tx, result)
+        let write = move |mut snapshot: Snapshot| -> Changing<'_, StackChanged> {
+            Box::pin(async move {
+                let changed = apply(&mut snapshot, catalog, change).await;
+                (snapshot, changed)
+            })
         };
-        idempotency::once(store.as_ref(), tenant.scope(user, false), keyed.as_ref(), work).await
+        self.write_trusted(&store, &tenant, user, keyed.as_ref(), &write).await
     }
 }
 
@@ -185,21 +189,17 @@ pub(super) fn version_of(mut held: Vec<Held>) -> String {
     hex::encode(&digest.finalize()[..12])
 }
 
-async fn apply(
-    tx: &mut dyn Tx,
-    catalog: &crate::catalog::Catalog,
-    change: &StackChange,
-) -> Result<StackChanged, EconomyError> {
+async fn apply(snapshot: &mut Snapshot, catalog: &Catalog, change: &StackChange) -> Result<StackChanged, EconomyError> {
     match &change.holding {
         Holding::Currency(code) => {
-            grant::change_balance(tx, code, change.amount, LedgerReason::Grant).await?;
+            grant::change_balance(snapshot, code, change.amount, LedgerReason::Grant).await?;
         }
         Holding::Item(item_id) => {
             let item = catalog.item_by_id(*item_id).ok_or_else(|| EconomyError::not_found("item"))?;
             if change.amount > 0 {
-                grant::grant_item(tx, item, change.amount, &change.placement).await?;
+                snapshot.grant_items(vec![grant::item_grant(item, change.amount, &change.placement)?]);
             } else {
-                match tx.consume(item.id, &change.placement.stack, -change.amount).await? {
+                match snapshot.take(item.id, &change.placement.stack, -change.amount).await? {
                     Ok(_) => {}
                     Err(InventoryRefusal::InsufficientQuantity) => return Err(EconomyError::InsufficientQuantity),
                     Err(InventoryRefusal::UnknownItem) => return Err(EconomyError::not_found("item")),

@@ -102,7 +102,7 @@ impl From<StorageError> for EconomyError {
             StorageError::Busy(cause) => Self::Busy(cause),
             StorageError::Unavailable(cause) => Self::Unavailable(cause),
             StorageError::UnknownTenant => Self::UnknownTenant,
-            other @ (StorageError::Backend(_) | StorageError::Stale) => Self::internal(other),
+            other @ StorageError::Backend(_) => Self::internal(other),
         }
     }
 }

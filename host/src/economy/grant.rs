@@ -2,13 +2,21 @@
 //! item, outside the rules module (the server is trusted).
 
 use super::error::EconomyError;
-use super::idempotency::{self, Keyed};
+use super::idempotency::{self, Attempt, Ended, Keyed};
 use super::{Economy, Outcome};
+use crate::catalog::Catalog;
+use crate::commit::Snapshot;
 use crate::domain::{CatalogKey, CurrencyCode, IdempotencyKey, Identity, MAX_AMOUNT, Quantity};
+use crate::rules::TenantContext;
 use crate::runtime::Placement;
-use crate::storage::{CatalogItem, ItemType, LedgerReason, Stack, Tx, WalletRefusal};
+use crate::storage::{
+    CatalogItem, Commit, ItemType, LedgerReason, NewGrant, RecordKind, Stack, TenantStore, User, WalletRefusal,
+};
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What a grant's idempotency key is hashed with.
@@ -68,24 +76,69 @@ impl Economy {
         let user = self.player(tenant_id, identity).await?;
         let tenant = self.rules.for_tenant(tenant_id).await?;
         let store = self.tenant_store(tenant_id).await?;
-        let work = |mut tx: Box<dyn Tx>| async {
-            let result = apply(tx.as_mut(), &tenant.catalog, grant).await;
-            (tx, result)
+        let _turn = self.user_queue.turn(user.id).await;
+        let (catalog, grant) = (&tenant.catalog, &grant);
+        let change = move |mut snapshot: Snapshot| -> Changing<'_, Granted> {
+            Box::pin(async move {
+                let granted = apply(&mut snapshot, catalog, grant).await;
+                (snapshot, granted)
+            })
         };
-        let outcome = idempotency::once(store.as_ref(), tenant.scope(&user, false), keyed.as_ref(), work).await?;
+        let outcome = self.write_trusted(&store, &tenant, &user, keyed.as_ref(), &change).await?;
         Ok((user.id, outcome))
+    }
+
+    /// A change of the trusted server's, outside the rules, at most once
+    /// per key: made on a snapshot of the player (which `change` hands back
+    /// with its answer) and committed, or made again on fresh reads when
+    /// what it changed moved. The caller holds the player's turn.
+    pub(super) async fn write_trusted<'a, T: Serialize + DeserializeOwned + Send + 'a>(
+        &'a self,
+        store: &'a Arc<dyn TenantStore>,
+        tenant: &'a TenantContext,
+        user: &'a User,
+        keyed: Option<&'a Keyed>,
+        change: &'a (impl Fn(Snapshot) -> Changing<'a, T> + Sync),
+    ) -> Result<Outcome<T>, EconomyError> {
+        let attempt = move |trust_remembered| -> BoxFuture<'a, Result<Attempt<T>, EconomyError>> {
+            Box::pin(async move {
+                let snapshot = self.snapshot(store, tenant, user, false, trust_remembered);
+                let (mut snapshot, answer) = change(snapshot).await;
+                let answer = match answer {
+                    Ok(answer) => answer,
+                    Err(_) if snapshot.used_remembered() => return Ok(Attempt::Unconfirmed),
+                    Err(error) => return Err(error),
+                };
+                if let Some(keyed) = keyed {
+                    snapshot.record_request(keyed.record(&answer)?);
+                }
+                Ok(match snapshot.commit().await? {
+                    Commit::Done { .. } => Attempt::Done(answer),
+                    Commit::Stale => Attempt::Stale,
+                })
+            })
+        };
+        match idempotency::until_committed(store.as_ref(), user.id, RecordKind::Request, keyed, attempt).await {
+            Ok(Ended::Committed(answer)) => Ok(Outcome { value: answer, replayed: false }),
+            Ok(Ended::Replayed(outcome)) => Ok(outcome),
+            Err(error) => idempotency::after_failure(store.as_ref(), user.id, RecordKind::Request, keyed, error).await,
+        }
     }
 }
 
-async fn apply(tx: &mut dyn Tx, catalog: &crate::catalog::Catalog, grant: Grant) -> Result<Granted, EconomyError> {
+/// A trusted change made on a snapshot: the snapshot back, with the answer.
+pub(super) type Changing<'a, T> = BoxFuture<'a, (Snapshot, Result<T, EconomyError>)>;
+
+async fn apply(snapshot: &mut Snapshot, catalog: &Catalog, grant: &Grant) -> Result<Granted, EconomyError> {
     match grant {
         Grant::Currency { code, amount, reason } => {
-            Ok(Granted::Currency { balance_after: change_balance(tx, &code, amount, reason).await? })
+            Ok(Granted::Currency { balance_after: change_balance(snapshot, code, *amount, *reason).await? })
         }
         Grant::Item { key, quantity } => {
             let item = catalog.item_by_key(key.as_str()).ok_or_else(|| EconomyError::not_found("item"))?;
             let quantity = i64::try_from(quantity.get()).map_err(EconomyError::internal)?;
-            Ok(Granted::Item(grant_item(tx, item, quantity, &Placement::default()).await?))
+            let grant = item_grant(item, quantity, &Placement::default())?;
+            Ok(Granted::Item(snapshot.grant_onto(grant).await?))
         }
     }
 }
@@ -93,12 +146,12 @@ async fn apply(tx: &mut dyn Tx, catalog: &crate::catalog::Catalog, grant: Grant)
 /// Credits (or, negative, debits) a balance as the trusted server asks;
 /// the balance after.
 pub(super) async fn change_balance(
-    tx: &mut dyn Tx,
+    snapshot: &mut Snapshot,
     code: &CurrencyCode,
     amount: i64,
     reason: LedgerReason,
 ) -> Result<i64, EconomyError> {
-    match tx.change_balance(code.as_str(), amount, reason, None).await? {
+    match snapshot.change_balance(code.as_str(), amount, reason, None).await? {
         Ok(balance_after) => Ok(balance_after),
         Err(WalletRefusal::UnknownCurrency) => Err(EconomyError::not_found("currency")),
         Err(WalletRefusal::InsufficientBalance) => Err(EconomyError::InsufficientBalance),
@@ -106,19 +159,11 @@ pub(super) async fn change_balance(
     }
 }
 
-/// Grants `quantity` of an item as the trusted server asks, into the
-/// placement's stack; the stack after. A bundle is refused: only a
-/// purchase expands one.
-pub(super) async fn grant_item(
-    tx: &mut dyn Tx,
-    item: &CatalogItem,
-    quantity: i64,
-    placement: &Placement,
-) -> Result<Stack, EconomyError> {
+/// A grant of `quantity` of an item as the trusted server asks, into the
+/// placement's stack. A bundle is refused: only a purchase expands one.
+pub(super) fn item_grant(item: &CatalogItem, quantity: i64, placement: &Placement) -> Result<NewGrant, EconomyError> {
     if item.item_type == ItemType::Bundle {
         return Err(EconomyError::invalid("a bundle is granted through a purchase, which expands it"));
     }
-    let grant = placement.grant(item.id, quantity, "grant".into(), item.duration_seconds);
-    let mut stacks = tx.grant_items(&[grant]).await?.map_err(|_| EconomyError::not_found("item"))?;
-    stacks.pop().ok_or_else(|| EconomyError::internal("a grant returned no stack"))
+    Ok(placement.grant(item.id, quantity, "grant".into(), item.duration_seconds))
 }

@@ -2,22 +2,24 @@
 //! retry with the same key and the same request gets the first answer
 //! again; the same key with another request is refused.
 //!
-//! The record is written in the same transaction as the work (a purchase's
-//! on its purchase row; a grant's or consume's in a table of its own), under
-//! a key unique per player. That write is the claim: a concurrent request
-//! with the same key waits on it, finds the key taken once the first
-//! commits, rolls back and replays. A keyed request that fails may be the
-//! retry of one that succeeded: before answering with its error it looks
-//! for that earlier answer.
+//! The record is written by the same commit as the work (a purchase's on its
+//! purchase row; a grant's or consume's in a table of its own), under a key
+//! unique per player. That write is the claim: of two concurrent requests
+//! with one key, the second's commit finds the key taken, writes nothing,
+//! and replays the first. A keyed request that fails may be the retry of
+//! one that succeeded: before answering with its error it looks for that
+//! earlier answer.
 
+use super::Outcome;
 use super::error::EconomyError;
-use super::{Outcome, rollback};
 use crate::domain::IdempotencyKey;
-use crate::storage::{IdempotencyRecord, RecordKind, StoredResponse, TenantStore, Tx, TxScope};
+use crate::storage::{IdempotencyRecord, RecordKind, RequestRecord, TenantStore};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// A client's idempotency key, with what a retry must repeat.
@@ -30,6 +32,16 @@ pub struct Keyed {
 }
 
 impl Keyed {
+    /// The record of this key with the request's answer, for its commit to
+    /// claim.
+    pub fn record<T: Serialize>(&self, answer: &T) -> Result<RequestRecord, EconomyError> {
+        Ok(RequestRecord {
+            key: self.key.to_string(),
+            request_hash: self.request_hash.clone(),
+            response: serde_json::to_value(answer).map_err(EconomyError::internal)?,
+        })
+    }
+
     /// `operation` names what the request does (its hash input since the
     /// first release); `request` is its canonical form, a JSON object.
     pub fn new(key: IdempotencyKey, operation: &str, request: Value) -> Self {
@@ -68,47 +80,60 @@ pub async fn after_failure<T: DeserializeOwned>(
     }
 }
 
-/// Runs `work` in one transaction of `scope` (it hands the transaction
-/// back with its result), at most once per key: with a key, the answer is
-/// recorded in the same transaction (its claim) and a retry replays it. For
-/// requests that are not purchases (grants, consumes).
-pub async fn once<T, Work>(
-    storage: &dyn TenantStore,
-    scope: TxScope,
-    keyed: Option<&Keyed>,
-    work: impl FnOnce(Box<dyn Tx>) -> Work,
-) -> Result<Outcome<T>, EconomyError>
-where
-    T: Serialize + DeserializeOwned,
-    Work: Future<Output = (Box<dyn Tx>, Result<T, EconomyError>)>,
-{
-    let user_id = scope.user_id;
-    let (mut tx, result) = work(storage.begin(scope).await?).await;
-    let result = match result {
-        Ok(value) => claim(tx.as_mut(), keyed, &value).await.map(|claimed| claimed.then_some(value)),
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(Some(value)) => {
-            tx.commit().await?;
-            Ok(Outcome { value, replayed: false })
-        }
-        Ok(None) => {
-            rollback(tx).await;
-            let taken = EconomyError::Conflict("a request with this idempotency key".into());
-            after_failure(storage, user_id, RecordKind::Request, keyed, taken).await
-        }
-        Err(error) => {
-            rollback(tx).await;
-            after_failure(storage, user_id, RecordKind::Request, keyed, error).await
-        }
-    }
+/// How many times a write runs before it gives up on a player whose
+/// records keep changing under it (other hosts writing the same player:
+/// this host takes each player's writes in turn), and the longest it waits
+/// between two attempts: a random wait that doubles up to this, so two
+/// hosts that keep colliding on one player soon take turns. At most about
+/// a third of a second of waiting in all.
+const ATTEMPTS: u32 = 10;
+const MAX_BACKOFF_MS: u64 = 64;
+
+/// What one attempt at a write came to.
+pub(super) enum Attempt<T> {
+    /// It committed, answering this.
+    Done(T),
+    /// Something it changed moved (or its key was taken) before it could
+    /// commit: nothing was written.
+    Stale,
+    /// It was refused on a balance this host remembered rather than read:
+    /// the refusal stands only on fresh reads.
+    Unconfirmed,
 }
 
-/// Records the answer under the key (true), or finds the key taken by a
-/// request that committed first (false). Without a key, nothing to claim.
-async fn claim<T: Serialize>(tx: &mut dyn Tx, keyed: Option<&Keyed>, value: &T) -> Result<bool, EconomyError> {
-    let Some(keyed) = keyed else { return Ok(true) };
-    let response = StoredResponse { status: 200, body: serde_json::to_value(value).map_err(EconomyError::internal)? };
-    Ok(tx.record_request(keyed.key.as_str(), &keyed.request_hash, &response).await?)
+/// How a write ended: committed by this request, or replaying the request
+/// that committed first with its key.
+pub(super) enum Ended<T, R> {
+    Committed(T),
+    Replayed(Outcome<R>),
+}
+
+/// Runs `attempt` until it commits: a first attempt may trust what this
+/// host remembers, each later one reads afresh. A stale attempt whose key
+/// a committed request holds ends there. Nothing of an attempt that did
+/// not commit is kept.
+pub(super) async fn until_committed<'a, T, R: DeserializeOwned>(
+    storage: &dyn TenantStore,
+    user_id: Uuid,
+    kind: RecordKind,
+    keyed: Option<&Keyed>,
+    mut attempt: impl FnMut(bool) -> BoxFuture<'a, Result<Attempt<T>, EconomyError>>,
+) -> Result<Ended<T, R>, EconomyError> {
+    for tried in 0..ATTEMPTS {
+        match attempt(tried == 0).await? {
+            Attempt::Done(value) => return Ok(Ended::Committed(value)),
+            Attempt::Stale => {
+                if let Some(keyed) = keyed
+                    && let Some(earlier) = storage.idempotency_record(user_id, kind, keyed.key.as_str()).await?
+                {
+                    return Ok(Ended::Replayed(keyed.replay(earlier)?));
+                }
+                // Another host's write to the player: let it finish.
+                let ceiling = (1u64 << tried.min(6)).min(MAX_BACKOFF_MS);
+                tokio::time::sleep(Duration::from_micros(rand::random_range(0..ceiling * 1_000))).await;
+            }
+            Attempt::Unconfirmed => {}
+        }
+    }
+    Err(EconomyError::Busy("the player's records kept changing".into()))
 }

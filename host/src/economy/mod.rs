@@ -1,7 +1,8 @@
 //! The economy service: what every front end calls (the native HTTP API
 //! today; compatibility routes and a console next). It owns the rules of
-//! the economy: the purchase protocol (optimistic attempt, retry under row
-//! locks, the host's re-check of what the rules did, idempotent replay),
+//! the economy: the purchase protocol (the rules run on a snapshot of the
+//! player, the host re-checks what they did, everything commits at once or
+//! runs again on fresh reads, idempotent replay),
 //! consumes, grants, store quotes, catalog writes and their checks, players
 //! and sessions. It knows nothing of HTTP: it takes validated inputs and
 //! answers with its own types and [`EconomyError`]. Storage owns the SQL.
@@ -13,7 +14,6 @@ mod error;
 mod grant;
 mod idempotency;
 mod modules;
-mod optimistic;
 mod players;
 mod purchase;
 mod queue;
@@ -34,13 +34,15 @@ pub use shop::ShopItem;
 pub use store::{ListingView, StorePage};
 pub use tenants::{CreatedTenant, ModuleEntry, UploadedModule};
 
+use crate::commit::{Remembered, Snapshot, Source};
 use crate::domain::Identity;
-use crate::rules::Rules;
+use crate::rules::{Rules, TenantContext};
 pub use crate::runtime::Placement;
 use crate::storage::{
     BundlePurchase, CatalogItem, ControlStore, InventoryEntry, LedgerEntry, LedgerQuery, PaidPrice, Tenant,
-    TenantStore, TenantStores, Tx, User, WalletEntry,
+    TenantStore, TenantStores, User, WalletEntry,
 };
+use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -60,8 +62,10 @@ pub struct Economy {
     control: Arc<dyn ControlStore>,
     stores: Arc<dyn TenantStores>,
     rules: Arc<Rules>,
-    /// Takes each player's purchases and consumes one at a time on this host.
+    /// Takes each player's writes one at a time on this host.
     user_queue: queue::UserQueue,
+    /// The balances this host committed: what a first attempt decides on.
+    remembered: Arc<Remembered>,
     /// Reads collection versions in groups.
     versions: versions::VersionReads,
     /// Watches the tenants' modules: failures, and new ones on probation.
@@ -82,6 +86,7 @@ impl Economy {
             stores,
             rules,
             user_queue: queue::UserQueue::default(),
+            remembered: Arc::default(),
             versions: Default::default(),
             watch: Default::default(),
             session_ttl,
@@ -112,10 +117,40 @@ impl Economy {
         Ok(self.stores.tenant(tenant_id).await?)
     }
 
-    /// The player's balances, regenerating ones settled first.
+    /// A snapshot of `user` for one attempt at a request, whose changes are
+    /// recorded as made by the tenant's module (`by_module`) or by the
+    /// server. A first attempt may trust the balances this host remembers.
+    fn snapshot(
+        &self,
+        store: &Arc<dyn TenantStore>,
+        tenant: &TenantContext,
+        user: &User,
+        by_module: bool,
+        trust_remembered: bool,
+    ) -> Snapshot {
+        let source =
+            Source { store: store.clone(), catalog: tenant.catalog.clone(), remembered: self.remembered.clone() };
+        let module = by_module.then(|| tenant.module.sha256.clone());
+        Snapshot::new(source, user.id, Utc::now(), module, trust_remembered)
+    }
+
+    /// The player's balances, regenerating ones settled first: what
+    /// accrued is written with a `recharge` ledger entry. A settlement that
+    /// meets another change of the player's is not needed: that change
+    /// settled them.
     pub async fn wallet(&self, user: &User) -> Result<Vec<WalletEntry>, EconomyError> {
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
-        Ok(self.tenant_store(user.tenant_id).await?.wallet(user, tenant.catalog.recharging()).await?)
+        let store = self.tenant_store(user.tenant_id).await?;
+        if !tenant.catalog.recharging().is_empty() {
+            let mut snapshot = self.snapshot(&store, &tenant, user, false, false);
+            for code in tenant.catalog.recharging().iter() {
+                snapshot.balance(code).await?;
+            }
+            if snapshot.changes_anything() {
+                snapshot.commit().await?;
+            }
+        }
+        Ok(store.wallet(user).await?)
     }
 
     /// The player's purchases of bundles, oldest first, each with its
@@ -151,13 +186,5 @@ impl Economy {
     ) -> Result<Vec<LedgerEntry>, EconomyError> {
         let user = self.player(tenant_id, identity).await?;
         Ok(self.tenant_store(tenant_id).await?.ledger(&user, query).await?)
-    }
-}
-
-/// Rolls a transaction back now (a dropped one rolls back late); a failure
-/// only costs the connection.
-async fn rollback(tx: Box<dyn Tx>) {
-    if let Err(error) = tx.rollback().await {
-        tracing::warn!(%error, "rollback failed; the connection is discarded");
     }
 }

@@ -3,8 +3,8 @@
 //! probation of a newly activated module, which is rolled back by itself
 //! when it fails most of its first calls.
 
+use super::Economy;
 use super::error::EconomyError;
-use super::{Economy, rollback};
 use crate::domain::Quantity;
 use crate::rules::Rules;
 use crate::runtime::{self, CallFailure, PriceQuote, RuleError};
@@ -260,8 +260,9 @@ impl Economy {
     }
 
     /// Quotes with module `sha256` of the tenant (one it uploaded, active
-    /// or not, or the built-in rules), in a transaction that is rolled
-    /// back: nothing is written, and the call's outcome counts for nothing.
+    /// or not, or the built-in rules), on a snapshot of the player that is
+    /// never committed: nothing is written, and the call's outcome counts
+    /// for nothing.
     pub async fn dry_run(&self, tenant_id: Uuid, sha256: &str, run: &DryRun) -> Result<DryRunOutcome, EconomyError> {
         let builtin = self.rules.runtime().default_module();
         let module = match builtin.sha256 == sha256 {
@@ -270,7 +271,8 @@ impl Economy {
         };
         let tenant = self.rules.for_tenant(tenant_id).await?;
         let user = run.player.clone().unwrap_or(User { id: Uuid::nil(), tenant_id, identity: String::new() });
-        let tx = self.tenant_store(tenant_id).await?.begin(tenant.scope(&user, false)).await?;
+        let store = self.tenant_store(tenant_id).await?;
+        let snapshot = self.snapshot(&store, &tenant, &user, false, true);
         let request = runtime::PurchaseRequest {
             item_id: run.item_id.to_string(),
             currency_code: run.currency_code.clone(),
@@ -278,8 +280,7 @@ impl Economy {
             quantity: run.quantity.get(),
         };
         let call = runtime::Call { module: &module, ..tenant.call(&user, Uuid::now_v7()) };
-        let invocation = self.rules.runtime().quote(call, tx, request).await;
-        rollback(invocation.tx).await;
+        let invocation = self.rules.runtime().quote(call, snapshot, request).await;
         let answer = match invocation.result {
             Ok(Ok(PriceQuote { unit_price, total, purchasable })) => {
                 DryRunAnswer::Quoted(Quote { unit_price, total, purchasable })

@@ -1,24 +1,22 @@
 //! Purchases: at most once per idempotency key, all or nothing.
 //!
-//! A purchase first runs optimistically: the rules see the balance this
-//! host last saw, no connection is held while they run, and the purchase
-//! commits in one statement guarded on that balance (shared with the other
-//! purchases waiting to commit). If the guess was stale, or the rules needed
-//! more than that statement covers, it runs again under row locks. Either
-//! way the key is claimed by the statement that records the purchase.
+//! The rules run against a snapshot of the player (on a first attempt, the
+//! balances this host remembers), with no connection, lock or writer held,
+//! and what they did commits at once, guarded on what they changed being as
+//! it was read (most purchases share one statement with the others waiting
+//! to commit). A stale attempt, or a refusal that rested on a remembered
+//! balance, runs again on fresh reads. The key is claimed by the commit
+//! that records the purchase.
 
 use super::catalog::check_storable;
 use super::collections::version_of;
 use super::error::EconomyError;
-use super::idempotency::{self, Keyed};
-use super::optimistic::OptimisticTx;
-use super::{Economy, Outcome, rollback};
+use super::idempotency::{self, Attempt, Ended, Keyed};
+use super::{Economy, Outcome};
 use crate::domain::{CurrencyCode, IdempotencyKey, Quantity};
 use crate::rules::TenantContext;
-use crate::runtime::{self, CallFailure, Invocation, Placement, PurchaseCheck};
-use crate::storage::{
-    Held, ItemType, NewGrant, PurchaseRecord, RecordKind, Recorded, StorageError, StoredResponse, TenantStore, Tx, User,
-};
+use crate::runtime::{self, Invocation, Placement, PurchaseCheck};
+use crate::storage::{Commit, Held, ItemType, PurchaseRecord, RecordKind, StoredResponse, TenantStore, User};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -130,15 +128,9 @@ impl PurchaseRequest {
     }
 }
 
-/// A purchase that committed, with the state of the collection its scope
-/// asked for.
+/// A purchase that committed, with the state of the collection it asked
+/// for.
 type Bought = (PurchaseReceipt, Option<Vec<Held>>);
-
-#[derive(Clone, Copy)]
-enum Locking {
-    Optimistic,
-    RowLocks,
-}
 
 impl Economy {
     /// Buys an item for `user`: at most once per idempotency key, all or
@@ -182,7 +174,8 @@ impl Economy {
         let keyed = key.map(|key| Keyed::new(key, OPERATION, request.canonical()));
         let store = self.tenant_store(user.tenant_id).await?;
         match self.checked_purchase(&store, user, request, keyed.as_ref()).await {
-            Ok((receipt, state)) => Ok((Outcome { value: receipt, replayed: false }, state)),
+            Ok(Ended::Committed((receipt, state))) => Ok((Outcome { value: receipt, replayed: false }, state)),
+            Ok(Ended::Replayed(outcome)) => Ok((outcome, None)),
             // Whatever refused it, an identical retry of a purchase that
             // committed gets the first answer: the item may have become
             // store-only since, or its store may be gone.
@@ -203,7 +196,7 @@ impl Economy {
         user: &User,
         request: &PurchaseRequest,
         keyed: Option<&Keyed>,
-    ) -> Result<Bought, EconomyError> {
+    ) -> Result<Ended<Bought, PurchaseReceipt>, EconomyError> {
         if let Some(meta) = &request.meta {
             check_storable("meta", meta)?;
         }
@@ -222,7 +215,9 @@ impl Economy {
         }
         let _turn = self.user_queue.turn(user.id).await;
         self.still_at(user, &request.placement.stack.collection_id, request.if_match.as_deref()).await?;
-        self.buy_with_retry(store, user, &tenant, request, keyed).await
+        let tenant = &tenant;
+        let attempt = move |trust| Box::pin(self.buy(store, user, tenant, request, keyed, trust)) as _;
+        idempotency::until_committed(store.as_ref(), user.id, RecordKind::Purchase, keyed, attempt).await
     }
 
     /// The answer of the purchase that committed with `key`, if it was this
@@ -242,32 +237,9 @@ impl Economy {
         }
     }
 
-    /// The purchase, optimistically first unless it pays in a regenerating
-    /// currency (settled under its row lock: no guess to try).
-    async fn buy_with_retry(
-        &self,
-        store: &Arc<dyn TenantStore>,
-        user: &User,
-        tenant: &TenantContext,
-        request: &PurchaseRequest,
-        keyed: Option<&Keyed>,
-    ) -> Result<Bought, EconomyError> {
-        let optimistic = match tenant.catalog.recharges(request.currency_code.as_str()) {
-            true => None,
-            false => self.buy(store, user, tenant, request, keyed, Locking::Optimistic).await,
-        };
-        match optimistic {
-            Some(result) => result,
-            None => self
-                .buy(store, user, tenant, request, keyed, Locking::RowLocks)
-                .await
-                .unwrap_or_else(|| Err(EconomyError::internal("a purchase under row locks came back unconfirmed"))),
-        }
-    }
-
-    /// One attempt at a purchase. `None`: an optimistic attempt that cannot
-    /// vouch for its answer (it wrote nothing); the purchase runs again
-    /// under row locks.
+    /// One attempt at a purchase: the rules run on a snapshot of the
+    /// player, the host re-checks what they did, and it all commits, or
+    /// nothing does.
     async fn buy(
         &self,
         store: &Arc<dyn TenantStore>,
@@ -275,18 +247,10 @@ impl Economy {
         tenant: &TenantContext,
         request: &PurchaseRequest,
         keyed: Option<&Keyed>,
-        locking: Locking,
-    ) -> Option<Result<Bought, EconomyError>> {
-        let mut scope = tenant.scope(user, true);
-        scope.collection = request.answer_state.then(|| request.placement.stack.collection_id.clone());
-        let begun: Result<Box<dyn Tx>, StorageError> = match locking {
-            Locking::Optimistic => Ok(Box::new(OptimisticTx::new(store.clone(), scope))),
-            Locking::RowLocks => store.begin(scope).await,
-        };
-        let tx = match begun {
-            Ok(tx) => tx,
-            Err(error) => return Some(Err(error.into())),
-        };
+        trust_remembered: bool,
+    ) -> Result<Attempt<Bought>, EconomyError> {
+        let mut snapshot = self.snapshot(store, tenant, user, true, trust_remembered);
+        snapshot.answer_collection(request.answer_state.then(|| request.placement.stack.collection_id.clone()));
         let purchase_id = Uuid::now_v7();
         let guest_request = runtime::PurchaseRequest {
             item_id: request.item_id.to_string(),
@@ -298,65 +262,46 @@ impl Economy {
         let bundle = tenant.catalog.item_by_id(request.item_id).is_some_and(|item| item.item_type == ItemType::Bundle);
         let placement = Placement { bundle_purchase_id: bundle.then_some(purchase_id), ..request.placement.clone() };
         let call = tenant.call(user, purchase_id).placed(placement);
-        let Invocation { mut tx, journal, pending_grants, result, .. } =
-            self.rules.runtime().purchase(call, tx, guest_request).await;
-        let stale = matches!(result, Err(CallFailure::Host(StorageError::Stale)));
-        if stale || (tx.unconfirmed() && !matches!(result, Ok(Ok(_)))) {
-            rollback(tx).await;
-            return None;
+        let Invocation { mut snapshot, journal, result, .. } =
+            self.rules.runtime().purchase(call, snapshot, guest_request).await;
+        if snapshot.used_remembered() && matches!(result, Ok(Err(_))) {
+            return Ok(Attempt::Unconfirmed);
         }
         let sha256 = &tenant.module.sha256;
-        let result = match self.module_answer(user.tenant_id, sha256, "purchase", result) {
-            Ok(outcome) if request.expected_unit_price.is_some_and(|price| price != outcome.unit_price) => {
-                Err(EconomyError::PriceChanged(outcome.unit_price))
-            }
-            Ok(outcome) => {
-                match journal.check_purchase(&request.check(), outcome.unit_price, outcome.total, outcome.balance_after)
-                {
-                    Ok(()) => {
-                        let credited = journal.credited(request.currency_code.as_str());
-                        let balance_before = outcome.balance_after - credited + outcome.total;
-                        let receipt = PurchaseReceipt {
-                            purchase_id,
-                            item_id: request.item_id,
-                            store_id: request.store_id,
-                            quantity: request.quantity.get(),
-                            currency_code: request.currency_code.to_string(),
-                            unit_price: outcome.unit_price,
-                            total: outcome.total,
-                            balance_after: outcome.balance_after,
-                            balance_before: Some(balance_before),
-                            meta: request.meta.clone(),
-                        };
-                        record(tx.as_mut(), keyed, receipt, &pending_grants).await
-                    }
-                    Err(reason) => Err(self.module_misbehaved(user.tenant_id, sha256, "purchase", &reason)),
-                }
-            }
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(receipt) => match tx.commit().await {
-                Ok(state) => Some(Ok((receipt, state))),
-                Err(StorageError::Stale) => None,
-                Err(error) => Some(Err(error.into())),
-            },
-            Err(error) => {
-                rollback(tx).await;
-                Some(Err(error))
-            }
+        let outcome = self.module_answer(user.tenant_id, sha256, "purchase", result)?;
+        if request.expected_unit_price.is_some_and(|price| price != outcome.unit_price) {
+            return Err(EconomyError::PriceChanged(outcome.unit_price));
         }
+        if let Err(reason) =
+            journal.check_purchase(&request.check(), outcome.unit_price, outcome.total, outcome.balance_after)
+        {
+            return Err(self.module_misbehaved(user.tenant_id, sha256, "purchase", &reason));
+        }
+        let credited = journal.credited(request.currency_code.as_str());
+        let receipt = PurchaseReceipt {
+            purchase_id,
+            item_id: request.item_id,
+            store_id: request.store_id,
+            quantity: request.quantity.get(),
+            currency_code: request.currency_code.to_string(),
+            unit_price: outcome.unit_price,
+            total: outcome.total,
+            balance_after: outcome.balance_after,
+            balance_before: Some(outcome.balance_after - credited + outcome.total),
+            meta: request.meta.clone(),
+        };
+        let (record, response) = record(keyed, &receipt)?;
+        snapshot.record_purchase(record, response);
+        Ok(match snapshot.commit().await? {
+            Commit::Done { collection } => Attempt::Done((receipt, collection)),
+            Commit::Stale => Attempt::Stale,
+        })
     }
 }
 
-/// Records the purchase, its grants and (with a key) its receipt to replay,
-/// in the purchase's transaction.
-async fn record(
-    tx: &mut dyn Tx,
-    keyed: Option<&Keyed>,
-    receipt: PurchaseReceipt,
-    grants: &[NewGrant],
-) -> Result<PurchaseReceipt, EconomyError> {
+/// The purchase's record and (with a key) its receipt to replay, for its
+/// commit.
+fn record(keyed: Option<&Keyed>, receipt: &PurchaseReceipt) -> Result<(PurchaseRecord, StoredResponse), EconomyError> {
     let record = PurchaseRecord {
         id: receipt.purchase_id,
         item_id: receipt.item_id,
@@ -368,12 +313,6 @@ async fn record(
         idempotency_key: keyed.map(|keyed| keyed.key.to_string()),
         request_hash: keyed.map(|keyed| keyed.request_hash.clone()).unwrap_or_default(),
     };
-    let response =
-        StoredResponse { status: 200, body: serde_json::to_value(&receipt).map_err(EconomyError::internal)? };
-    match tx.record_purchase(&record, grants, &response).await? {
-        Recorded::Done => Ok(receipt),
-        // The caller rolls back and replays the earlier purchase.
-        Recorded::KeyTaken => Err(EconomyError::Conflict("a purchase with this idempotency key".into())),
-        Recorded::UnknownItem => Err(EconomyError::internal("a granted item is missing from the catalog")),
-    }
+    let response = StoredResponse { status: 200, body: serde_json::to_value(receipt).map_err(EconomyError::internal)? };
+    Ok((record, response))
 }

@@ -1,7 +1,7 @@
 //! Store pages: each listing with the prices the tenant's rules quote now.
 
+use super::Economy;
 use super::error::EconomyError;
-use super::{Economy, rollback};
 use crate::runtime;
 use crate::storage::{ItemType, Price, User};
 use serde::Serialize;
@@ -33,11 +33,13 @@ pub struct ListingView {
 
 impl Economy {
     /// The store `key` as `user` sees it now: one quote per listing and
-    /// currency, all in one transaction that changes nothing.
+    /// currency, all on one snapshot of the player (each value read once,
+    /// without a lock; nothing is written).
     pub async fn store_page(&self, user: &User, key: &str) -> Result<StorePage, EconomyError> {
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         let store = tenant.catalog.store_by_key(key).ok_or_else(|| EconomyError::not_found("store"))?;
-        let mut tx = self.tenant_store(user.tenant_id).await?.begin(tenant.scope(user, true)).await?;
+        let storage = self.tenant_store(user.tenant_id).await?;
+        let mut snapshot = self.snapshot(&storage, &tenant, user, true, true);
         let sha256 = &tenant.module.sha256;
         let mut listings = Vec::with_capacity(store.listings.len());
         let mut failure = None;
@@ -59,8 +61,8 @@ impl Economy {
                     quantity: 1,
                 };
                 let call = tenant.call(user, Uuid::now_v7());
-                let invocation = self.rules.runtime().quote(call, tx, request).await;
-                tx = invocation.tx;
+                let invocation = self.rules.runtime().quote(call, snapshot, request).await;
+                snapshot = invocation.snapshot;
                 match self.module_answer(user.tenant_id, sha256, "quote", invocation.result) {
                     Ok(quote) if quote.unit_price >= 0 => {
                         purchasable &= quote.purchasable;
@@ -91,8 +93,6 @@ impl Economy {
                 max_purchases_per_user: listing.max_purchases_per_user,
             });
         }
-        // Quotes change nothing: the transaction only gave them a consistent view.
-        rollback(tx).await;
         match failure {
             Some(error) => Err(error),
             None => Ok(StorePage { id: store.id, key: store.key.clone(), name: store.name.clone(), listings }),

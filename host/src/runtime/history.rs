@@ -1,5 +1,6 @@
-//! Host side of `economy:plugin/history`: the user's purchase counts. An
-//! id that names nothing counts 0 and claims nothing.
+//! Host side of `economy:plugin/history`: the user's purchase counts, as
+//! the request's snapshot reads them. An id that names nothing counts 0
+//! and claims nothing.
 
 use super::bindings::economy::plugin::history::Host;
 use super::state::{RequestState, storage};
@@ -11,7 +12,7 @@ impl Host for RequestState {
         let Ok(item_id) = Uuid::parse_str(&item_id) else {
             return Ok(0);
         };
-        Ok(u64::try_from(storage!(self.tx.item_purchases(item_id))).unwrap_or(0))
+        Ok(u64::try_from(storage!(self.snapshot.item_purchases(item_id))).unwrap_or(0))
     }
 
     async fn listing_purchases(&mut self, store_id: String, item_id: String) -> wasmtime::Result<u64> {
@@ -19,7 +20,7 @@ impl Host for RequestState {
         let (Ok(store_id), Ok(item_id)) = (Uuid::parse_str(&store_id), Uuid::parse_str(&item_id)) else {
             return Ok(0);
         };
-        Ok(u64::try_from(storage!(self.tx.listing_purchases(store_id, item_id))).unwrap_or(0))
+        Ok(u64::try_from(storage!(self.snapshot.listing_purchases(store_id, item_id))).unwrap_or(0))
     }
 
     async fn claim_listing(
@@ -40,6 +41,6 @@ impl Host for RequestState {
         if quantity < 1 || self.catalog.store_listing(store_id, item_id).is_none() {
             return Ok(None);
         }
-        Ok(storage!(self.tx.claim_listing(store_id, item_id, quantity, cap)).map(|total| total as u64))
+        Ok(storage!(self.snapshot.claim_listing(store_id, item_id, quantity, cap)).map(|total| total as u64))
     }
 }

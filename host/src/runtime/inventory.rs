@@ -3,14 +3,13 @@
 //! 0 and changes nothing (`unknown-item`), quantities stay within a stack's
 //! maximum, and equal items are merged before they reach SQL.
 //!
-//! Grants are held back and written with the purchase record in one
-//! statement (see `Tx::record_purchase`); a read or consume of the
-//! inventory writes them first, so the guest always sees its own grants.
+//! Grants and consumes are recorded in the request's snapshot and written
+//! when it commits; its reads count them, so the guest always sees its own.
 
 use super::bindings::economy::plugin::inventory::{Grant, Host, InventoryError};
 use super::state::{RequestState, storage};
 use crate::domain::{MAX_DURATION_SECONDS, MAX_GRANTED_ITEMS};
-use crate::storage::{InventoryRefusal, MAX_STACK_QUANTITY, NewGrant, StackKey, StorageError};
+use crate::storage::{InventoryRefusal, MAX_STACK_QUANTITY, NewGrant, StackKey};
 use uuid::Uuid;
 
 /// The longest `acquired-via` label a guest may write.
@@ -20,19 +19,21 @@ impl Host for RequestState {
     async fn quantity(&mut self, item_id: String) -> wasmtime::Result<u64> {
         self.charge_import()?;
         let Ok(item_id) = Uuid::parse_str(&item_id) else { return Ok(0) };
-        self.write_pending_grants().await?;
-        Ok(u64::try_from(storage!(self.tx.quantity(item_id))).unwrap_or(0))
+        Ok(u64::try_from(storage!(self.snapshot.quantity(item_id))).unwrap_or(0))
     }
 
     async fn grant_items(&mut self, grants: Vec<Grant>) -> wasmtime::Result<Result<(), InventoryError>> {
         self.charge_change("inventory.grant-items")?;
-        let mut pending = self.pending_grants.clone();
+        let mut granted = self.granted.clone();
+        let mut grants_now = Vec::with_capacity(grants.len());
         for grant in grants {
-            if let Err(error) = self.add_grant(&mut pending, grant) {
-                return Ok(Err(error));
+            match self.add_grant(&mut granted, grant) {
+                Ok(grant) => grants_now.push(grant),
+                Err(error) => return Ok(Err(error)),
             }
         }
-        self.pending_grants = pending;
+        self.granted = granted;
+        self.snapshot.grant_items(grants_now);
         Ok(Ok(()))
     }
 
@@ -44,16 +45,16 @@ impl Host for RequestState {
         let Some(quantity) = i64::try_from(quantity).ok().filter(|q| *q >= 1) else {
             return Ok(Err(InventoryError::InvalidQuantity));
         };
-        self.write_pending_grants().await?;
-        Ok(storage!(self.tx.consume(item_id, &StackKey::default(), quantity))
+        Ok(storage!(self.snapshot.take(item_id, &StackKey::default(), quantity))
             .map(|left| u64::try_from(left).unwrap_or(0))
             .map_err(to_wit_error))
     }
 }
 
 impl RequestState {
-    /// Checks one guest grant and merges it into `pending`.
-    fn add_grant(&self, pending: &mut Vec<NewGrant>, grant: Grant) -> Result<(), InventoryError> {
+    /// Checks one guest grant and merges it into `granted` (the call's
+    /// grants so far); the grant to record.
+    fn add_grant(&self, granted: &mut Vec<NewGrant>, grant: Grant) -> Result<NewGrant, InventoryError> {
         let item_id = Uuid::parse_str(&grant.item_id).map_err(|_| InventoryError::UnknownItem)?;
         if self.catalog.item_by_id(item_id).is_none() {
             return Err(InventoryError::UnknownItem);
@@ -67,40 +68,20 @@ impl RequestState {
             other => other.map(|d| d as i64),
         };
 
-        if let Some(existing) = pending.iter_mut().find(|g| g.item_id == item_id) {
+        let acquired_via = grant.acquired_via.chars().take(MAX_ACQUIRED_VIA_CHARS).collect();
+        let recorded = self.placement.grant(item_id, quantity, acquired_via, duration_seconds);
+        if let Some(existing) = granted.iter_mut().find(|g| g.item_id == item_id) {
             existing.quantity = existing
                 .quantity
                 .checked_add(quantity)
                 .filter(|q| *q <= MAX_STACK_QUANTITY)
                 .ok_or(InventoryError::InvalidQuantity)?;
-        } else if pending.len() == MAX_GRANTED_ITEMS {
+        } else if granted.len() == MAX_GRANTED_ITEMS {
             return Err(InventoryError::InvalidQuantity);
         } else {
-            let acquired_via = grant.acquired_via.chars().take(MAX_ACQUIRED_VIA_CHARS).collect();
-            pending.push(self.placement.grant(item_id, quantity, acquired_via, duration_seconds));
+            granted.push(recorded.clone());
         }
-        Ok(())
-    }
-
-    /// Writes the grants held back so far.
-    async fn write_pending_grants(&mut self) -> wasmtime::Result<()> {
-        if self.pending_grants.is_empty() {
-            return Ok(());
-        }
-        let grants = std::mem::take(&mut self.pending_grants);
-        if storage!(self.tx.grant_items(&grants)).is_err() {
-            // The catalog in memory knew the item, the database does not:
-            // the catalog changed during the request. Not the module's fault.
-            let changed = StorageError::Busy("the catalog changed during the request".into());
-            self.host(Err::<(), _>(changed))?;
-        }
-        self.written_grants.extend(grants);
-        Ok(())
-    }
-
-    /// Every grant of the request, written or held back, for the re-check.
-    pub(crate) fn all_grants(&self) -> impl Iterator<Item = &NewGrant> {
-        self.written_grants.iter().chain(&self.pending_grants)
+        Ok(recorded)
     }
 }
 

@@ -1,8 +1,9 @@
 //! The wasmtime side: one engine with a pooling allocator, the compiled
 //! rules modules, and one fresh instance per request. A request's store
-//! owns its transaction while the guest runs and hands it back afterwards,
-//! with a journal of what the guest did, so the caller re-checks it and
-//! decides to commit or roll back.
+//! owns its snapshot of the player while the guest runs (no connection,
+//! lock or writer is held meanwhile) and hands it back afterwards, with a
+//! journal of what the guest did, so the caller re-checks it and decides
+//! to commit it or not.
 //!
 //! Limits per call ([`CallLimits`]): fuel, a wall-clock deadline, linear
 //! memory and the number of storage calls; the wasm stack is capped for the
@@ -25,7 +26,8 @@ pub use player::PlayerContext;
 pub use state::RequestState;
 
 use crate::catalog::Catalog;
-use crate::storage::{LimitOverrides, NewGrant, StackKey, StorageError, Tx, User};
+use crate::commit::Snapshot;
+use crate::storage::{LimitOverrides, NewGrant, StackKey, StorageError, User};
 use bindings::{Economy, EconomyPre};
 use economy_runner::sandbox::ImportBudget;
 use sha2::{Digest, Sha256};
@@ -226,12 +228,11 @@ impl Placement {
     }
 }
 
-/// What a call returns: the transaction back, what the guest did, the
-/// grants still to write, and its answer.
+/// What a call returns: the snapshot back (with what the guest changed),
+/// what the guest did for the re-check, and its answer.
 pub struct Invocation<R> {
-    pub tx: Box<dyn Tx>,
+    pub snapshot: Snapshot,
     pub journal: Journal,
-    pub pending_grants: Vec<NewGrant>,
     pub result: Result<R, CallFailure>,
     /// The fuel the call burned (none when the host does not meter).
     pub fuel_used: Option<u64>,
@@ -342,12 +343,11 @@ impl Runtime {
     pub async fn purchase(
         &self,
         call: Call<'_>,
-        tx: Box<dyn Tx>,
+        snapshot: Snapshot,
         request: PurchaseRequest,
     ) -> Invocation<Result<PurchaseOutcome, RuleError>> {
-        let ctx = call.ctx.clone();
-        self.call(call, tx, move |instance, store| {
-            Box::pin(async move { instance.economy_plugin_rules().call_purchase(store, &ctx, &request).await })
+        self.call(call, snapshot, move |instance, store, ctx| {
+            Box::pin(async move { instance.economy_plugin_rules().call_purchase(store, ctx, &request).await })
         })
         .await
     }
@@ -355,13 +355,12 @@ impl Runtime {
     pub async fn quote(
         &self,
         call: Call<'_>,
-        tx: Box<dyn Tx>,
+        snapshot: Snapshot,
         request: PurchaseRequest,
     ) -> Invocation<Result<PriceQuote, RuleError>> {
-        let ctx = call.ctx.clone();
         let call = Call { read_only: true, ..call };
-        self.call(call, tx, move |instance, store| {
-            Box::pin(async move { instance.economy_plugin_rules().call_quote(store, &ctx, &request).await })
+        self.call(call, snapshot, move |instance, store, ctx| {
+            Box::pin(async move { instance.economy_plugin_rules().call_quote(store, ctx, &request).await })
         })
         .await
     }
@@ -369,29 +368,30 @@ impl Runtime {
     pub async fn consume(
         &self,
         call: Call<'_>,
-        tx: Box<dyn Tx>,
+        snapshot: Snapshot,
         item_id: String,
         quantity: u64,
     ) -> Invocation<Result<u64, RuleError>> {
-        let ctx = call.ctx.clone();
-        self.call(call, tx, move |instance, store| {
-            Box::pin(async move { instance.economy_plugin_rules().call_consume(store, &ctx, &item_id, quantity).await })
+        self.call(call, snapshot, move |instance, store, ctx| {
+            Box::pin(async move { instance.economy_plugin_rules().call_consume(store, ctx, &item_id, quantity).await })
         })
         .await
     }
 
-    /// Runs one export in a fresh store holding `tx`, under the limits.
+    /// Runs one export in a fresh store holding `snapshot`, under the
+    /// limits. The guest's clock reads the snapshot's time.
     async fn call<R>(
         &self,
         call: Call<'_>,
-        tx: Box<dyn Tx>,
-        export: impl for<'a> FnOnce(&'a Economy, &'a mut Store<RequestState>) -> CallFuture<'a, R>,
+        snapshot: Snapshot,
+        export: impl for<'a> FnOnce(&'a Economy, &'a mut Store<RequestState>, &'a RequestContext) -> CallFuture<'a, R>,
     ) -> Invocation<R> {
-        let Call { module, limits, catalog, ctx, player, placement, read_only } = call;
+        let Call { module, limits, catalog, mut ctx, player, placement, read_only } = call;
+        ctx.now_ms = snapshot.at().timestamp_millis();
         let _permit = self.inner.instances.acquire().await.expect("the instance semaphore is never closed");
         let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
         let imports = ImportBudget::new(limits.max_import_calls, read_only);
-        let mut state = RequestState::new(tx, catalog.clone(), limits.memory_bytes, imports, ctx.now_ms, seed);
+        let mut state = RequestState::new(snapshot, catalog.clone(), limits.memory_bytes, imports, ctx.now_ms, seed);
         state.placement = placement;
         state.player = player;
         let mut store = Store::new(&self.inner.engine, state);
@@ -408,7 +408,9 @@ impl Runtime {
                 // The epoch deadline stops running wasm; this stops a guest
                 // parked in a host call (a lock wait, a WASI pollable).
                 Ok(instance) => {
-                    match tokio::time::timeout(limits.deadline + DEADLINE_GRACE, export(&instance, &mut store)).await {
+                    match tokio::time::timeout(limits.deadline + DEADLINE_GRACE, export(&instance, &mut store, &ctx))
+                        .await
+                    {
                         Ok(result) => result,
                         Err(_) => Err(wasmtime::format_err!("the call passed its {:?} deadline", limits.deadline)),
                     }
@@ -422,7 +424,7 @@ impl Runtime {
             false => None,
         };
         let mut state = store.into_data();
-        state.journal.grants = state.all_grants().map(|grant| (grant.item_id, grant.quantity)).collect();
+        state.journal.grants = state.snapshot.grants().map(|grant| (grant.item_id, grant.quantity)).collect();
         let result = match (result, state.host_failure.take()) {
             (_, Some(failure)) => Err(CallFailure::Host(failure)),
             // The pool is the host's: a full one is never the module's fault.
@@ -443,7 +445,7 @@ impl Runtime {
                 Err(CallFailure::Module(ModuleFailure { sha256: module.sha256.clone(), message }))
             }
         };
-        Invocation { tx: state.tx, journal: state.journal, pending_grants: state.pending_grants, result, fuel_used }
+        Invocation { snapshot: state.snapshot, journal: state.journal, result, fuel_used }
     }
 }
 

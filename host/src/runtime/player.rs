@@ -17,7 +17,7 @@ impl player::Host for RequestState {
     async fn attribute(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         self.charge_import()?;
         if self.player.attributes.is_none() {
-            let attributes = storage!(self.tx.attributes());
+            let attributes = storage!(self.snapshot.attributes());
             self.player.attributes = Some(attributes);
         }
         Ok(self.player.attributes.as_ref().and_then(|attributes| attributes.get(&name)).map(ToString::to_string))

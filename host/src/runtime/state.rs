@@ -1,5 +1,5 @@
-//! What one request's store holds: its transaction, its limits, what the
-//! guest did (for the host's re-check), and a WASI context that grants
+//! What one request's store holds: its snapshot of the player, its limits,
+//! what the guest did (for the host's re-check), and a WASI context that grants
 //! nothing beyond the request: no environment, files or sockets; the clocks
 //! read the request's `now` and randomness is seeded by the request id, so a
 //! module's decision depends only on its inputs. Stderr is captured into a
@@ -9,7 +9,8 @@ use super::Placement;
 use super::journal::Journal;
 use super::player::PlayerContext;
 use crate::catalog::Catalog;
-use crate::storage::{NewGrant, StorageError, StorageResult, Tx};
+use crate::commit::Snapshot;
+use crate::storage::{NewGrant, StorageError, StorageResult};
 use economy_runner::sandbox::{ImportBudget, wasi_context};
 use std::sync::Arc;
 use wasmtime::ResourceLimiter;
@@ -17,13 +18,13 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Runs a storage call of the request's transaction for the guest: marks
-/// the guest as parked in storage meanwhile (a deadline that passes then is
-/// the database's fault), and records a failure as the host's.
+/// Runs a storage call of the request's snapshot for the guest: marks the
+/// guest as parked in storage meanwhile (a deadline that passes then is the
+/// database's fault), and records a failure as the host's.
 macro_rules! storage {
-    ($state:ident . tx . $call:ident ( $($arg:expr),* $(,)? )) => {{
+    ($state:ident . snapshot . $call:ident ( $($arg:expr),* $(,)? )) => {{
         $state.in_storage = true;
-        let result = $state.tx.$call($($arg),*).await;
+        let result = $state.snapshot.$call($($arg),*).await;
         $state.in_storage = false;
         $state.host(result)?
     }};
@@ -34,16 +35,15 @@ pub(crate) use storage;
 const STDERR_CAPTURE_BYTES: usize = 4096;
 
 pub struct RequestState {
-    /// The request's transaction; every storage import runs in it.
-    pub(crate) tx: Box<dyn Tx>,
+    /// The request's view of the player: every storage import reads it and
+    /// records its changes in it; nothing is written while the guest runs.
+    pub(crate) snapshot: Snapshot,
     /// The tenant's catalog, as it was when the request began.
     pub(crate) catalog: Arc<Catalog>,
     /// What the guest read and wrote, for the host's re-check.
     pub(crate) journal: Journal,
-    /// Grants not written yet: they go out with the purchase record.
-    pub(crate) pending_grants: Vec<NewGrant>,
-    /// Grants already written (before an inventory read in the same call).
-    pub(crate) written_grants: Vec<NewGrant>,
+    /// Every grant of the call, merged by item: what the grant caps count.
+    pub(crate) granted: Vec<NewGrant>,
     /// Where the request's grants land.
     pub(crate) placement: Placement,
     /// Who the player is to the game, and the tenant's module settings.
@@ -63,7 +63,7 @@ pub struct RequestState {
 
 impl RequestState {
     pub fn new(
-        tx: Box<dyn Tx>,
+        snapshot: Snapshot,
         catalog: Arc<Catalog>,
         memory_bytes: usize,
         imports: ImportBudget,
@@ -74,11 +74,10 @@ impl RequestState {
         let wasi = wasi_context(now_ms, seed, stderr.clone());
         let limits = CallMemory { limit_bytes: memory_bytes, used_bytes: 0 };
         Self {
-            tx,
+            snapshot,
             catalog,
             journal: Journal::default(),
-            pending_grants: Vec::new(),
-            written_grants: Vec::new(),
+            granted: Vec::new(),
             placement: Placement::default(),
             player: PlayerContext::default(),
             host_failure: None,

@@ -12,7 +12,7 @@ const MAX_REFERENCE_CHARS: usize = 128;
 impl Host for RequestState {
     async fn balance(&mut self, currency_code: String) -> wasmtime::Result<Option<i64>> {
         self.charge_import()?;
-        Ok(storage!(self.tx.balance(&currency_code)))
+        Ok(storage!(self.snapshot.balance(&currency_code)))
     }
 
     async fn debit(
@@ -53,7 +53,7 @@ impl RequestState {
             wasmtime::bail!("ledger reference longer than {MAX_REFERENCE_CHARS} characters");
         }
         let delta = if debit { -amount } else { amount };
-        let refusal = match storage!(self.tx.change_balance(&code, delta, to_reason(reason), Some(&reference))) {
+        let refusal = match storage!(self.snapshot.change_balance(&code, delta, to_reason(reason), Some(&reference))) {
             Ok(balance_after) => {
                 let entries = if debit { &mut self.journal.debits } else { &mut self.journal.credits };
                 entries.push((code, amount));

@@ -5,18 +5,21 @@
 //! database or in the tenant's own; [`TenantStores`] hands out the store of
 //! a tenant, wherever it lives, as Spin's key-value `StoreManager` hands out
 //! a store by name. Every SQL statement of the product lives behind these
-//! traits and [`Tx`] (one request's transaction), implemented by each
+//! traits, implemented by each
 //! backend: PostgreSQL for production, SQLite embedded for a single box.
 //! [`Stores`] opens each database by the backend its URL names. Nothing here knows about HTTP, wasm or the rules
 //! of the economy; checks the data must never break (caps, balances,
 //! quantities) are enforced atomically by the statements themselves.
 
+mod guarded;
+mod journal;
 mod postgres;
-mod seen;
+pub mod recharge;
 mod sqlite;
 mod stores;
 mod types;
 
+pub use journal::*;
 pub use stores::{Backend, PoolSettings, StoreSettings, Stores};
 pub use types::*;
 
@@ -56,10 +59,6 @@ pub enum StorageError {
     /// No tenant has this id: a caller named one that does not exist.
     #[error("no such tenant")]
     UnknownTenant,
-    /// An optimistic purchase could not vouch for what it did: nothing was
-    /// written, and it runs again under row locks.
-    #[error("the optimistic attempt must run again under locks")]
-    Stale,
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -180,18 +179,13 @@ pub trait TenantStore: CatalogStore + PlayerStore + ReadStore {
     /// Whether the tenant's database answers.
     async fn ping(&self) -> StorageResult<()>;
 
-    /// Opens a transaction for one player.
-    async fn begin(&self, scope: TxScope) -> StorageResult<Box<dyn Tx>>;
-    /// The balance this host last saw committed for the player (read
-    /// without a lock if it saw none), or none if the player never held the
-    /// currency: what an optimistic purchase decides on.
-    async fn remembered_balance(&self, user_id: Uuid, code: &str) -> StorageResult<Option<i64>>;
-    /// Commits a purchase decided on `purchase.before` in one statement
-    /// (shared with the other guarded purchases waiting to commit, where
-    /// the backend batches them), guarded
-    /// on that balance being unchanged (and its items in the catalog, its
-    /// key unused): committed, or stale with nothing of it written.
-    async fn commit_guarded(&self, purchase: GuardedPurchase) -> StorageResult<Guarded>;
+    /// Writes everything one request changed for one player in one
+    /// transaction, only if every balance, stack and listing count it
+    /// changed is still as it was read and its idempotency key is unused:
+    /// [`Commit::Done`], or [`Commit::Stale`] with nothing written. The
+    /// transaction holds its rows for its own statements only; it never
+    /// waits on anything else of the request's.
+    async fn commit(&self, journal: Journal) -> StorageResult<Commit>;
 }
 
 /// A tenant's catalog: currencies, items and stores.
@@ -253,8 +247,8 @@ pub trait PlayerStore: Send + Sync {
 /// What a tenant's players hold and did, read outside any transaction.
 #[async_trait]
 pub trait ReadStore: Send + Sync {
-    /// The player's balances, regenerating ones (`recharging`) settled first.
-    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>>;
+    /// The player's balances, as stored (a regenerating one as last settled).
+    async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>>;
     async fn inventory(&self, user: &User) -> StorageResult<Vec<InventoryEntry>>;
     /// For each item the player bought, the unit price of its latest purchase.
     async fn paid_prices(&self, user: &User) -> StorageResult<Vec<PaidPrice>>;
@@ -272,85 +266,14 @@ pub trait ReadStore: Send + Sync {
         kind: RecordKind,
         key: &str,
     ) -> StorageResult<Option<IdempotencyRecord>>;
-}
 
-/// One request's transaction, for one player of one tenant. Dropping it
-/// without `commit` rolls it back, but callers roll back explicitly.
-#[async_trait]
-pub trait Tx: Send {
-    /// The player's balance (the initial balance if never touched), settled
-    /// if it regenerates, or none for an unknown currency.
-    async fn balance(&mut self, code: &str) -> StorageResult<Option<i64>>;
-    /// Adds `delta` (positive or negative, not zero) to the balance, settled
-    /// first if it regenerates, under a row lock and appends a ledger entry;
-    /// returns the balance after.
-    async fn change_balance(
-        &mut self,
-        code: &str,
-        delta: i64,
-        reason: LedgerReason,
-        reference: Option<&str>,
-    ) -> StorageResult<Result<i64, WalletRefusal>>;
-
-    /// The attributes the game server set on the player (empty if none).
-    async fn attributes(&mut self) -> StorageResult<Attributes>;
-    /// Quantity held in unexpired default stacks.
-    async fn quantity(&mut self, item_id: Uuid) -> StorageResult<i64>;
-    /// Applies all grants (item ids distinct, quantities ≥ 1) or none.
-    async fn grant_items(&mut self, grants: &[NewGrant]) -> StorageResult<Result<Vec<Stack>, InventoryRefusal>>;
-    /// Takes `quantity` from one unexpired stack under a row lock; returns
-    /// what is left in it.
-    async fn consume(
-        &mut self,
-        item_id: Uuid,
-        stack: &StackKey,
-        quantity: i64,
-    ) -> StorageResult<Result<i64, InventoryRefusal>>;
-
-    async fn item_purchases(&mut self, item_id: Uuid) -> StorageResult<i64>;
-    async fn listing_purchases(&mut self, store_id: Uuid, item_id: Uuid) -> StorageResult<i64>;
-    /// Adds `quantity` to the listing's count if it stays within `cap`.
-    async fn claim_listing(
-        &mut self,
-        store_id: Uuid,
-        item_id: Uuid,
-        quantity: i64,
-        cap: i64,
-    ) -> StorageResult<Option<i64>>;
-
-    /// Completes a purchase in one statement: applies `grants` (as
-    /// `grant_items`), records the purchase and, with an idempotency key,
-    /// stores the response to replay. If the key is already taken (a
-    /// concurrent claimer waits for this transaction to end), nothing must be
-    /// committed: the caller rolls back and replays the earlier response.
-    async fn record_purchase(
-        &mut self,
-        purchase: &PurchaseRecord,
-        grants: &[NewGrant],
-        response: &StoredResponse,
-    ) -> StorageResult<Recorded>;
-    /// Claims `key` for a grant or consume with its answer; false (nothing
-    /// written) if a request that committed first holds it. A concurrent
-    /// claimer waits for this transaction to end.
-    async fn record_request(
-        &mut self,
-        key: &str,
-        request_hash: &[u8],
-        response: &StoredResponse,
-    ) -> StorageResult<bool>;
-    /// Records a consume and the quantity it left.
-    async fn record_consume(&mut self, id: Uuid, item_id: Uuid, quantity: i64, remaining: i64) -> StorageResult<()>;
-
-    /// Commits; with the state of the scope's collection as the commit
-    /// left it (as `ReadStore::collection_states` would read it), if the
-    /// scope names one.
-    async fn commit(self: Box<Self>) -> StorageResult<Option<Vec<Held>>>;
-    async fn rollback(self: Box<Self>) -> StorageResult<()>;
-
-    /// Whether an answer reached in this transaction may rest on a stale
-    /// read, so a refusal must be confirmed by a locking one. Only an
-    /// optimistic attempt that read a balance is unconfirmed.
-    fn unconfirmed(&self) -> bool {
-        false
-    }
+    /// The player `user_id`'s balance in currency `code` for a snapshot,
+    /// with the currency's terms; none if the tenant has no such currency.
+    async fn balance_read(&self, user_id: Uuid, code: &str) -> StorageResult<Option<BalanceRead>>;
+    /// Every stack of the item the player has, expired and emptied ones too.
+    async fn stacks(&self, user_id: Uuid, item_id: Uuid) -> StorageResult<Vec<StoredStack>>;
+    /// How many of the item the player bought in all (the sum of quantities).
+    async fn item_purchases(&self, user_id: Uuid, item_id: Uuid) -> StorageResult<i64>;
+    /// How many the player bought through the listing (none: never).
+    async fn listing_purchases(&self, user_id: Uuid, store_id: Uuid, item_id: Uuid) -> StorageResult<Option<i64>>;
 }

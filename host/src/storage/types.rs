@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// What an API key allows.
@@ -441,16 +440,6 @@ pub enum RecordKind {
     Request,
 }
 
-/// How recording a purchase ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recorded {
-    Done,
-    /// Another request with the same idempotency key committed first.
-    KeyTaken,
-    /// A grant named an item the tenant's catalog does not have.
-    UnknownItem,
-}
-
 /// A completed purchase, recorded with the response it returned.
 #[derive(Clone, Debug)]
 pub struct PurchaseRecord {
@@ -591,53 +580,4 @@ pub struct TenantConfig {
     pub config_version: i64,
     /// The tenant's own database; `None`: the host's default database.
     pub database: Option<DatabaseUrl>,
-}
-
-/// Whom a transaction acts for (in the tenant of its store), and what it
-/// must know about the tenant.
-#[derive(Clone, Debug)]
-pub struct TxScope {
-    pub user_id: Uuid,
-    /// The module recorded with every ledger entry, purchase and consume of
-    /// the transaction (none for the server's own grants).
-    pub module_sha256: Option<String>,
-    /// The tenant's regenerating currencies: their balances are settled (what
-    /// accrued up to the moment of the read or change is credited, with a
-    /// `recharge` ledger entry) before they are read or changed.
-    pub recharging: Arc<[String]>,
-    /// The player's collection whose state the commit answers with (what
-    /// its version, the ETag, is made of), if the caller wants it.
-    pub collection: Option<String>,
-}
-
-/// A purchase decided against a remembered balance, to commit in one
-/// guarded statement: its one balance change, and what is recorded with it.
-#[derive(Clone, Debug)]
-pub struct GuardedPurchase {
-    pub user_id: Uuid,
-    pub module_sha256: Option<String>,
-    pub currency_code: String,
-    /// The balance the rules saw: the guard.
-    pub before: i64,
-    /// The debit (negative).
-    pub delta: i64,
-    pub reason: LedgerReason,
-    pub reference: Option<String>,
-    pub record: PurchaseRecord,
-    pub grants: Vec<NewGrant>,
-    pub response: StoredResponse,
-    /// The player's collection whose state the commit answers with.
-    pub collection: Option<String>,
-}
-
-/// How a guarded purchase ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Guarded {
-    /// Written, leaving this balance and (if one was named) this state of
-    /// the collection, as `ReadStore::collection_states` would read it.
-    Committed { balance_after: i64, collection: Option<Vec<Held>> },
-    /// The balance was no longer the one the rules saw, the idempotency key
-    /// was taken, or a row it needed was locked elsewhere: nothing was
-    /// written, and the purchase runs again under row locks.
-    Stale,
 }

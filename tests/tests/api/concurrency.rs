@@ -1,7 +1,7 @@
 //! Real races: parallel HTTP requests against one user, split over two
 //! hosts sharing the database, so the races reach the database (each host
-//! queues one user's requests in memory; across hosts only the database's
-//! row locks keep them apart).
+//! queues one user's requests in memory; across hosts only the guarded
+//! commit keeps them apart).
 
 use crate::helpers::{As, Reply, TestPool, not_applicable, priced_item, shop, spawn_app};
 use futures::future::join_all;

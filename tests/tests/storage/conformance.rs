@@ -5,10 +5,10 @@ use crate::backends::Backend;
 use chrono::Utc;
 use economy_host::secrets;
 use economy_host::storage::{
-    CatalogItem, Content, Guarded, GuardedPurchase, Held, InventoryRefusal, ItemType, KeyKind, LedgerQuery,
-    LedgerReason, MODULE_EVENTS_KEPT, ModuleEvent, ModuleEventKind, NewCurrency, NewGrant, NewItem, PaidPrice,
-    PurchaseRecord, Recharge, RecordKind, Recorded, StackKey, StoredResponse, TenantStore, TxScope, User,
-    WalletRefusal,
+    BalanceChange, BalanceRow, CatalogItem, Commit, Content, Held, ItemType, Journal, KeyKind, LedgerLine, LedgerQuery,
+    LedgerReason, ListingClaim, MODULE_EVENTS_KEPT, ModuleEvent, ModuleEventKind, NewCurrency, NewGrant, NewItem,
+    PaidPrice, PurchaseRecord, Recharge, RecordKind, RequestRecord, StackKey, StackWrite, StoredResponse, StoredStack,
+    TenantStore, User,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -21,17 +21,21 @@ async fn shop(backend: &Backend, slug: &str) -> (Arc<dyn TenantStore>, User, Cat
     let keys = KeyKind::ALL.map(|kind| (kind, secrets::hash(&format!("{slug}-{}", kind.as_str()))));
     let tenant = backend.control.create_tenant(slug, slug, &keys, None).await.expect("a tenant");
     let store = backend.stores.tenant(tenant.id).await.expect("the tenant's store");
-    let gems = NewCurrency {
+    store.put_currency(&gems()).await.expect("a currency");
+    let potion = store.put_item(&item("potion", ItemType::Consumable), &|_| Ok(())).await.unwrap().unwrap();
+    let player = store.find_or_create_user("player-1").await.expect("a player");
+    (store, player, potion)
+}
+
+/// Gems: an initial balance of 100, at most 1,000.
+fn gems() -> NewCurrency {
+    NewCurrency {
         code: "gems".into(),
         name: "Gems".into(),
         initial_balance: 100,
         max_balance: Some(1_000),
         recharge: None,
-    };
-    store.put_currency(&gems).await.expect("a currency");
-    let potion = store.put_item(&item("potion", ItemType::Consumable), &|_| Ok(())).await.unwrap().unwrap();
-    let player = store.find_or_create_user("player-1").await.expect("a player");
-    (store, player, potion)
+    }
 }
 
 fn item(key: &str, item_type: ItemType) -> NewItem {
@@ -47,10 +51,6 @@ fn item(key: &str, item_type: ItemType) -> NewItem {
         duration_seconds: None,
         store_only: false,
     }
-}
-
-fn scope(user: &User) -> TxScope {
-    TxScope { user_id: user.id, module_sha256: None, recharging: Arc::from(Vec::<String>::new()), collection: None }
 }
 
 fn grant(item: &CatalogItem, quantity: i64) -> NewGrant {
@@ -71,79 +71,128 @@ fn record(item: &CatalogItem, key: Option<&str>) -> PurchaseRecord {
     }
 }
 
-/// A 10-gem purchase of `item` decided on the balance `before`, with `grants`.
-fn guarded(player: &User, item: &CatalogItem, before: i64, key: &str, grants: Vec<NewGrant>) -> GuardedPurchase {
-    GuardedPurchase {
-        user_id: player.id,
-        module_sha256: None,
-        currency_code: "gems".into(),
-        before,
-        delta: -10,
-        reason: LedgerReason::Purchase,
-        reference: None,
-        record: record(item, Some(key)),
-        grants,
-        response: response(),
-        collection: None,
-    }
-}
-
 fn response() -> StoredResponse {
     StoredResponse { status: 200, body: json!({"answer": 42}) }
 }
 
-async fn balance(store: &Arc<dyn TenantStore>, user: &User, code: &str) -> i64 {
-    let mut tx = store.begin(scope(user)).await.unwrap();
-    let balance = tx.balance(code).await.unwrap().expect("a known currency");
-    tx.rollback().await.unwrap();
-    balance
+/// A journal of the player's, at the current time.
+fn journal(player: &User) -> Journal {
+    Journal::new(player.id, Utc::now(), None)
 }
 
-pub async fn balance_changes_never_overdraw_nor_pass_the_max_and_the_ledger_follows(backend: &Backend) {
+fn entry(delta: i64, balance_after: i64) -> LedgerLine {
+    LedgerLine {
+        id: Uuid::now_v7(),
+        delta,
+        balance_after,
+        reason: LedgerReason::Purchase,
+        reference: None,
+        module_sha256: None,
+    }
+}
+
+/// A change of `code` from a balance read as `before` (no clock) by `delta`.
+fn change(code: &str, before: i64, delta: i64) -> BalanceChange {
+    let row = |balance| BalanceRow { balance, recharged_at: None };
+    BalanceChange {
+        currency_code: code.into(),
+        before: Some(row(before)),
+        after: row(before + delta),
+        entries: vec![entry(delta, before + delta)],
+    }
+}
+
+/// A 10-gem purchase of `item` decided on the balance `before`, with
+/// `grants`: the shape most purchases commit in.
+fn purchase(player: &User, item: &CatalogItem, before: i64, key: &str, grants: Vec<NewGrant>) -> Journal {
+    Journal {
+        balances: vec![change("gems", before, -10)],
+        stacks: grants.into_iter().map(StackWrite::Grant).collect(),
+        purchase: Some((record(item, Some(key)), response())),
+        ..journal(player)
+    }
+}
+
+async fn balance(store: &Arc<dyn TenantStore>, user: &User, code: &str) -> i64 {
+    let read = store.balance_read(user.id, code).await.unwrap().expect("a known currency");
+    read.stored.map_or(read.initial_balance, |row| row.balance)
+}
+
+/// What the player holds of the item, in every live stack.
+async fn held(store: &Arc<dyn TenantStore>, user: &User, item: &CatalogItem) -> i64 {
+    let now = Utc::now();
+    let stacks = store.stacks(user.id, item.id).await.unwrap();
+    stacks.iter().filter(|stack| stack.expires_at.is_none_or(|at| at > now)).map(|stack| stack.quantity).sum()
+}
+
+async fn commit(store: &Arc<dyn TenantStore>, journal: Journal) -> Commit {
+    store.commit(journal).await.expect("the commit answers")
+}
+
+const DONE: Commit = Commit::Done { collection: None };
+
+pub async fn a_balance_commits_only_from_the_row_it_was_read_from_and_the_ledger_follows(backend: &Backend) {
     let (store, player, _) = shop(backend, "game").await;
-    let mut tx = store.begin(scope(&player)).await.unwrap();
-    assert_eq!(tx.balance("gems").await.unwrap(), Some(100));
-    assert_eq!(tx.balance("gold").await.unwrap(), None);
-    assert_eq!(tx.change_balance("gems", -30, LedgerReason::Purchase, Some("r1")).await.unwrap(), Ok(70));
-    assert_eq!(
-        tx.change_balance("gems", -71, LedgerReason::Purchase, None).await.unwrap(),
-        Err(WalletRefusal::InsufficientBalance)
-    );
-    assert_eq!(
-        tx.change_balance("gems", 931, LedgerReason::Grant, None).await.unwrap(),
-        Err(WalletRefusal::MaxBalanceExceeded)
-    );
-    assert_eq!(
-        tx.change_balance("gold", 1, LedgerReason::Grant, None).await.unwrap(),
-        Err(WalletRefusal::UnknownCurrency)
-    );
-    assert_eq!(tx.change_balance("gems", 930, LedgerReason::Grant, None).await.unwrap(), Ok(1_000));
-    tx.commit().await.unwrap();
+    let read = store.balance_read(player.id, "gems").await.unwrap().expect("a known currency");
+    assert_eq!(read.stored, Some(BalanceRow { balance: 100, recharged_at: None }), "opened with the player");
+    assert_eq!((read.initial_balance, read.max_balance, read.recharge), (100, Some(1_000), None));
+    assert!(store.balance_read(player.id, "gold").await.unwrap().is_none(), "no such currency");
+    let spend = |before, delta| Journal { balances: vec![change("gems", before, delta)], ..journal(&player) };
+    assert_eq!(commit(&store, spend(100, -30)).await, DONE);
+    assert_eq!(commit(&store, spend(100, -20)).await, Commit::Stale, "the balance moved since it was read");
+    assert_eq!(balance(&store, &player, "gems").await, 70);
+    assert_eq!(commit(&store, spend(70, 930)).await, DONE);
     let query = LedgerQuery { currency_code: Some("gems".into()), limit: 10, cursor: None };
     let ledger = store.ledger(&player, &query).await.unwrap();
     let deltas: Vec<i64> = ledger.iter().map(|entry| entry.delta).collect();
     assert_eq!(deltas, [930, -30, 100], "newest first, the initial balance last");
     assert_eq!(ledger[0].balance_after, 1_000);
+
+    // A balance never held opens by its commit, unless another opened it.
+    let coins = NewCurrency { code: "coins".into(), name: "Coins".into(), initial_balance: 0, ..gems() };
+    store.put_currency(&coins).await.unwrap();
+    assert_eq!(store.balance_read(player.id, "coins").await.unwrap().unwrap().stored, None);
+    let open = || Journal {
+        balances: vec![BalanceChange {
+            currency_code: "coins".into(),
+            before: None,
+            after: BalanceRow { balance: 5, recharged_at: None },
+            entries: vec![entry(5, 5)],
+        }],
+        ..journal(&player)
+    };
+    assert_eq!(commit(&store, open()).await, DONE);
+    assert_eq!(commit(&store, open()).await, Commit::Stale, "opened meanwhile");
+    assert_eq!(balance(&store, &player, "coins").await, 5);
 }
 
-pub async fn grants_stack_up_and_consumes_never_go_negative(backend: &Backend) {
+pub async fn grants_stack_up_and_takes_commit_only_from_the_quantity_they_read(backend: &Backend) {
     let (store, player, potion) = shop(backend, "game").await;
-    let mut tx = store.begin(scope(&player)).await.unwrap();
-    let stacks = tx.grant_items(&[grant(&potion, 2)]).await.unwrap().unwrap();
-    assert_eq!(stacks[0].quantity, 2);
-    let stacks = tx.grant_items(&[grant(&potion, 3)]).await.unwrap().unwrap();
-    assert_eq!(stacks[0].quantity, 5);
-    let unknown = NewGrant { item_id: Uuid::now_v7(), ..grant(&potion, 1) };
-    assert_eq!(tx.grant_items(&[grant(&potion, 1), unknown]).await.unwrap().err(), Some(InventoryRefusal::UnknownItem));
-    assert_eq!(tx.consume(potion.id, &StackKey::default(), 4).await.unwrap(), Ok(1));
+    let grants = vec![StackWrite::Grant(grant(&potion, 2)), StackWrite::Grant(grant(&potion, 3))];
+    assert_eq!(commit(&store, Journal { stacks: grants, ..journal(&player) }).await, DONE);
+    let stacks = store.stacks(player.id, potion.id).await.unwrap();
+    assert_eq!(stacks.len(), 1, "one stack: {stacks:?}");
     assert_eq!(
-        tx.consume(potion.id, &StackKey::default(), 2).await.unwrap(),
-        Err(InventoryRefusal::InsufficientQuantity)
+        (stacks[0].stack.clone(), stacks[0].quantity, stacks[0].acquired_via.as_str()),
+        (StackKey::default(), 5, "grant")
     );
-    assert_eq!(tx.quantity(potion.id).await.unwrap(), 1);
-    tx.commit().await.unwrap();
+    let take = |before, quantity| StackWrite::Take {
+        item_id: potion.id,
+        stack: StackKey::default(),
+        quantity,
+        before,
+        expires_at: None,
+    };
+    assert_eq!(commit(&store, Journal { stacks: vec![take(5, 4)], ..journal(&player) }).await, DONE);
+    assert_eq!(commit(&store, Journal { stacks: vec![take(5, 1)], ..journal(&player) }).await, Commit::Stale);
+    assert_eq!(held(&store, &player, &potion).await, 1);
+    // A grant of an item the catalog does not have is the host's failure,
+    // and nothing of its journal is written.
+    let unknown = NewGrant { item_id: Uuid::now_v7(), ..grant(&potion, 1) };
+    let stacks = vec![StackWrite::Grant(grant(&potion, 1)), take(2, 1), StackWrite::Grant(unknown)];
+    assert!(store.commit(Journal { stacks, ..journal(&player) }).await.is_err());
+    assert_eq!(held(&store, &player, &potion).await, 1);
     let inventory = store.inventory(&player).await.unwrap();
-    assert_eq!(inventory.len(), 1);
     assert_eq!((inventory[0].quantity, inventory[0].catalog_items.key.as_str()), (1, "potion"));
 }
 
@@ -151,18 +200,25 @@ pub async fn grants_land_in_their_stacks_and_collections_are_read_together(backe
     let (store, player, potion) = shop(backend, "game").await;
     let other = store.find_or_create_user("player-2").await.unwrap();
     let hero = StackKey { collection_id: "hero".into(), stack_id: "bag".into() };
-    let mut tx = store.begin(scope(&player)).await.unwrap();
     let placed =
         NewGrant { stack: hero.clone(), display_properties: Some(json!({"color": "red"})), ..grant(&potion, 2) };
-    let stacks = tx.grant_items(std::slice::from_ref(&placed)).await.unwrap().unwrap();
-    assert_eq!((stacks[0].collection_id.as_str(), stacks[0].stack_id.as_str()), ("hero", "bag"));
-    tx.grant_items(&[grant(&potion, 1)]).await.unwrap().unwrap();
-    let again = NewGrant { display_properties: Some(json!({"color": "blue"})), ..placed };
-    tx.grant_items(&[again]).await.unwrap().unwrap();
-    assert_eq!(tx.consume(potion.id, &hero, 5).await.unwrap(), Err(InventoryRefusal::InsufficientQuantity));
-    assert_eq!(tx.consume(potion.id, &hero, 1).await.unwrap(), Ok(3), "taken from the stack named");
-    assert_eq!(tx.quantity(potion.id).await.unwrap(), 4, "every stack counts");
-    tx.commit().await.unwrap();
+    let again = NewGrant { display_properties: Some(json!({"color": "blue"})), ..placed.clone() };
+    let take = |before, quantity| StackWrite::Take {
+        item_id: potion.id,
+        stack: hero.clone(),
+        quantity,
+        before,
+        expires_at: None,
+    };
+    let stacks = vec![
+        StackWrite::Grant(placed),
+        StackWrite::Grant(grant(&potion, 1)),
+        StackWrite::Grant(again),
+        // Taken from the stack named, as the journal's own grants left it.
+        take(4, 1),
+    ];
+    assert_eq!(commit(&store, Journal { stacks, ..journal(&player) }).await, DONE);
+    assert_eq!(held(&store, &player, &potion).await, 4, "every stack counts");
 
     let inventory = store.inventory(&player).await.unwrap();
     let bag = inventory.iter().find(|stack| stack.collection_id == "hero").expect("the hero stack");
@@ -178,10 +234,6 @@ pub async fn grants_land_in_their_stacks_and_collections_are_read_together(backe
     let states = store.collection_states(&wanted).await.unwrap();
     let stack = |quantity| Held::Stack { item_id: potion.id, stack_id: "default".into(), quantity, expires_at: None };
     let gems = Held::Balance { currency_code: "gems".into(), balance: 100 };
-    let sorted = |mut held: Vec<Held>| {
-        held.sort();
-        held
-    };
     assert_eq!(sorted(states[0].clone()), sorted(vec![stack(1), gems.clone()]));
     assert_eq!(states[1], vec![], "nothing in the other player's hero collection");
     let bag = Held::Stack { item_id: potion.id, stack_id: "bag".into(), quantity: 3, expires_at: None };
@@ -189,8 +241,6 @@ pub async fn grants_land_in_their_stacks_and_collections_are_read_together(backe
     assert_eq!(states[3], vec![gems]);
 
     // A stack used up starts over with the next grant's values.
-    let mut tx = store.begin(scope(&player)).await.unwrap();
-    assert_eq!(tx.consume(potion.id, &hero, 3).await.unwrap(), Ok(0));
     let bundle = Uuid::now_v7();
     let fresh = NewGrant {
         stack: hero.clone(),
@@ -198,41 +248,63 @@ pub async fn grants_land_in_their_stacks_and_collections_are_read_together(backe
         bundle_purchase_id: Some(bundle),
         ..grant(&potion, 1)
     };
-    tx.grant_items(&[fresh]).await.unwrap().unwrap();
-    tx.commit().await.unwrap();
+    let stacks = vec![take(3, 3), StackWrite::Grant(fresh)];
+    assert_eq!(commit(&store, Journal { stacks, ..journal(&player) }).await, DONE);
     let inventory = store.inventory(&player).await.unwrap();
     let bag = inventory.iter().find(|stack| stack.collection_id == "hero").expect("the hero stack");
     assert_eq!(bag.quantity, 1);
     assert_eq!((&bag.display_properties, bag.bundle_purchase_id), (&Some(json!({"color": "green"})), Some(bundle)));
 }
 
-pub async fn listing_claims_never_pass_their_cap(backend: &Backend) {
+pub async fn a_grant_onto_a_stack_commits_only_if_the_stack_is_as_read(backend: &Backend) {
+    let (store, player, potion) = shop(backend, "game").await;
+    let onto = |before: Option<StoredStack>| Journal {
+        stacks: vec![StackWrite::GrantOnto { grant: grant(&potion, 2), before }],
+        ..journal(&player)
+    };
+    assert_eq!(commit(&store, onto(None)).await, DONE);
+    assert_eq!(commit(&store, onto(None)).await, Commit::Stale, "the stack exists now");
+    let read = store.stacks(player.id, potion.id).await.unwrap().pop();
+    assert_eq!(read.as_ref().map(|stack| stack.quantity), Some(2));
+    assert_eq!(commit(&store, onto(read.clone())).await, DONE);
+    assert_eq!(commit(&store, onto(read)).await, Commit::Stale, "the stack moved since it was read");
+    assert_eq!(held(&store, &player, &potion).await, 4);
+}
+
+pub async fn listing_counts_commit_only_from_the_count_they_read(backend: &Backend) {
     let (store, player, potion) = shop(backend, "game").await;
     let store_id = Uuid::now_v7();
-    let mut tx = store.begin(scope(&player)).await.unwrap();
-    assert_eq!(tx.claim_listing(store_id, potion.id, 2, 3).await.unwrap(), Some(2));
-    assert_eq!(tx.claim_listing(store_id, potion.id, 2, 3).await.unwrap(), None);
-    assert_eq!(tx.claim_listing(store_id, potion.id, 1, 3).await.unwrap(), Some(3));
-    assert_eq!(tx.listing_purchases(store_id, potion.id).await.unwrap(), 3);
-    tx.commit().await.unwrap();
+    assert_eq!(store.listing_purchases(player.id, store_id, potion.id).await.unwrap(), None);
+    let claim = |before, after| Journal {
+        listings: vec![ListingClaim { store_id, item_id: potion.id, before, after }],
+        ..journal(&player)
+    };
+    assert_eq!(commit(&store, claim(None, 2)).await, DONE);
+    assert_eq!(commit(&store, claim(None, 1)).await, Commit::Stale, "counted meanwhile");
+    assert_eq!(commit(&store, claim(Some(1), 3)).await, Commit::Stale, "not the count read");
+    assert_eq!(commit(&store, claim(Some(2), 3)).await, DONE);
+    assert_eq!(store.listing_purchases(player.id, store_id, potion.id).await.unwrap(), Some(3));
 }
 
 pub async fn a_purchase_record_claims_its_idempotency_key_once(backend: &Backend) {
     let (store, player, potion) = shop(backend, "game").await;
-    let mut first = store.begin(scope(&player)).await.unwrap();
-    let recorded = first.record_purchase(&record(&potion, Some("k")), &[grant(&potion, 1)], &response()).await;
-    assert_eq!(recorded.unwrap(), Recorded::Done);
-    first.commit().await.unwrap();
-    let mut second = store.begin(scope(&player)).await.unwrap();
-    let recorded = second.record_purchase(&record(&potion, Some("k")), &[grant(&potion, 1)], &response()).await;
-    assert_eq!(recorded.unwrap(), Recorded::KeyTaken);
-    second.rollback().await.unwrap();
+    // In the shape of the group commit, and in any other.
+    let guarded = |before, key: &str| purchase(&player, &potion, before, key, vec![grant(&potion, 1)]);
+    let alone = |key: &str| Journal {
+        stacks: vec![StackWrite::Grant(grant(&potion, 1))],
+        purchase: Some((record(&potion, Some(key)), response())),
+        ..journal(&player)
+    };
+    assert_eq!(commit(&store, guarded(100, "k")).await, DONE);
+    assert_eq!(commit(&store, guarded(90, "k")).await, Commit::Stale, "the key is taken");
+    assert_eq!(commit(&store, alone("k")).await, Commit::Stale, "the key is taken");
+    assert_eq!(commit(&store, alone("l")).await, DONE);
+    assert_eq!(commit(&store, alone("l")).await, Commit::Stale, "the key is taken");
     let earlier = store.idempotency_record(player.id, RecordKind::Purchase, "k").await.unwrap().expect("a record");
     assert_eq!((earlier.request_hash, earlier.response.body), (vec![1, 2, 3], json!({"answer": 42})));
-    let mut tx = store.begin(scope(&player)).await.unwrap();
-    assert_eq!(tx.quantity(potion.id).await.unwrap(), 1, "the grant rode the first record only");
-    assert_eq!(tx.item_purchases(potion.id).await.unwrap(), 1);
-    tx.rollback().await.unwrap();
+    assert_eq!(held(&store, &player, &potion).await, 2, "the grants rode the first records only");
+    assert_eq!(store.item_purchases(player.id, potion.id).await.unwrap(), 2);
+    assert_eq!(balance(&store, &player, "gems").await, 90);
 }
 
 pub async fn the_price_paid_is_the_latest_purchases_of_each_item(backend: &Backend) {
@@ -240,10 +312,13 @@ pub async fn the_price_paid_is_the_latest_purchases_of_each_item(backend: &Backe
     let sword = store.put_item(&item("sword", ItemType::Durable), &|_| Ok(())).await.unwrap().unwrap();
     assert_eq!(store.paid_prices(&player).await.unwrap(), vec![], "nothing bought yet");
     for (item, unit_price) in [(&potion, 10), (&sword, 40), (&potion, 7)] {
-        let mut tx = store.begin(scope(&player)).await.unwrap();
         let record = PurchaseRecord { unit_price, total: unit_price, ..record(item, None) };
-        assert_eq!(tx.record_purchase(&record, &[grant(item, 1)], &response()).await.unwrap(), Recorded::Done);
-        tx.commit().await.unwrap();
+        let bought = Journal {
+            stacks: vec![StackWrite::Grant(grant(item, 1))],
+            purchase: Some((record, response())),
+            ..journal(&player)
+        };
+        assert_eq!(commit(&store, bought).await, DONE);
     }
     let mut paid = store.paid_prices(&player).await.unwrap();
     paid.sort_by_key(|price| price.unit_price);
@@ -259,30 +334,33 @@ pub async fn the_price_paid_is_the_latest_purchases_of_each_item(backend: &Backe
 
 pub async fn a_request_record_claims_its_idempotency_key_once(backend: &Backend) {
     let (store, player, _) = shop(backend, "game").await;
-    let mut first = store.begin(scope(&player)).await.unwrap();
-    assert!(first.record_request("k", &[9], &response()).await.unwrap());
-    first.commit().await.unwrap();
-    let mut second = store.begin(scope(&player)).await.unwrap();
-    assert!(!second.record_request("k", &[9], &response()).await.unwrap());
-    second.rollback().await.unwrap();
+    let request = || Journal {
+        balances: vec![],
+        request: Some(RequestRecord { key: "k".into(), request_hash: vec![9], response: json!({"answer": 42}) }),
+        ..journal(&player)
+    };
+    let granted = |before| Journal { balances: vec![change("gems", before, 5)], ..request() };
+    assert_eq!(commit(&store, granted(100)).await, DONE);
+    assert_eq!(commit(&store, granted(105)).await, Commit::Stale, "the key is taken");
+    assert_eq!(balance(&store, &player, "gems").await, 105, "nothing of the second was written");
     let earlier = store.idempotency_record(player.id, RecordKind::Request, "k").await.unwrap().expect("a record");
     assert_eq!(earlier.response.body, json!({"answer": 42}));
     assert!(store.idempotency_record(player.id, RecordKind::Purchase, "k").await.unwrap().is_none());
 }
 
-pub async fn a_guarded_purchase_commits_only_on_the_balance_it_was_decided_on(backend: &Backend) {
+pub async fn a_purchase_commits_only_on_the_balance_it_was_decided_on(backend: &Backend) {
     let (store, player, potion) = shop(backend, "game").await;
-    let guarded = |before: i64, key: &str| guarded(&player, &potion, before, key, vec![grant(&potion, 1)]);
-    let remembered = store.remembered_balance(player.id, "gems").await.unwrap();
-    assert_eq!(remembered, Some(100));
-    let committed = Guarded::Committed { balance_after: 90, collection: None };
-    assert_eq!(store.commit_guarded(guarded(100, "a")).await.unwrap(), committed);
-    assert_eq!(store.commit_guarded(guarded(100, "b")).await.unwrap(), Guarded::Stale, "the balance moved");
-    assert_eq!(store.commit_guarded(guarded(90, "a")).await.unwrap(), Guarded::Stale, "the key is taken");
+    let guarded = |before: i64, key: &str| purchase(&player, &potion, before, key, vec![grant(&potion, 1)]);
+    assert_eq!(commit(&store, guarded(100, "a")).await, DONE);
+    assert_eq!(commit(&store, guarded(100, "b")).await, Commit::Stale, "the balance moved");
+    assert_eq!(commit(&store, guarded(90, "a")).await, Commit::Stale, "the key is taken");
     assert_eq!(balance(&store, &player, "gems").await, 90);
-    let mut tx = store.begin(scope(&player)).await.unwrap();
-    assert_eq!(tx.quantity(potion.id).await.unwrap(), 1, "nothing of a stale purchase was written");
-    tx.rollback().await.unwrap();
+    assert_eq!(held(&store, &player, &potion).await, 1, "nothing of a stale purchase was written");
+}
+
+fn sorted(mut held: Vec<Held>) -> Vec<Held> {
+    held.sort();
+    held
 }
 
 /// A commit asked for a collection answers its state as it left it: the
@@ -291,13 +369,7 @@ pub async fn a_guarded_purchase_commits_only_on_the_balance_it_was_decided_on(ba
 /// balances in the default collection).
 pub async fn a_commit_answers_the_state_it_left_the_named_collection_in(backend: &Backend) {
     let (store, _, potion) = shop(backend, "game").await;
-    let coins = NewCurrency {
-        code: "coins".into(),
-        name: "Coins".into(),
-        initial_balance: 7,
-        max_balance: None,
-        recharge: None,
-    };
+    let coins = NewCurrency { code: "coins".into(), name: "Coins".into(), initial_balance: 7, ..gems() };
     store.put_currency(&coins).await.unwrap();
     let sword = store.put_item(&item("sword", ItemType::Durable), &|_| Ok(())).await.unwrap().unwrap();
     let player = store.find_or_create_user("collector").await.unwrap();
@@ -305,40 +377,37 @@ pub async fn a_commit_answers_the_state_it_left_the_named_collection_in(backend:
         collection_id: collection_id.into(),
         stack_id: stack_id.into(),
     };
-    let mut tx = store.begin(scope(&player)).await.unwrap();
     let earlier = [
         NewGrant { stack: at("default", "bag"), ..grant(&potion, 3) },
         NewGrant { stack: at("default", "empty"), ..grant(&sword, 1) },
         NewGrant { stack: at("default", "gone"), ..NewGrant::new(potion.id, 4, "grant", Some(0)) },
         NewGrant { stack: at("hero", "default"), ..grant(&sword, 1) },
+        grant(&potion, 2),
     ];
-    for grant in &earlier {
-        tx.grant_items(std::slice::from_ref(grant)).await.unwrap().unwrap();
-    }
-    tx.grant_items(&[grant(&potion, 2)]).await.unwrap().unwrap();
-    assert_eq!(tx.consume(sword.id, &at("default", "empty"), 1).await.unwrap(), Ok(0));
-    assert_eq!(tx.commit().await.unwrap(), None, "no collection asked, none answered");
+    let mut stacks: Vec<StackWrite> = earlier.into_iter().map(StackWrite::Grant).collect();
+    stacks.push(StackWrite::Take {
+        item_id: sword.id,
+        stack: at("default", "empty"),
+        quantity: 1,
+        before: 1,
+        expires_at: None,
+    });
+    assert_eq!(
+        commit(&store, Journal { stacks, ..journal(&player) }).await,
+        DONE,
+        "no collection asked, none answered"
+    );
     let read = |collection: &str| {
         let (store, player, collection) = (store.clone(), player.clone(), collection.to_owned());
-        async move {
-            let mut state = store.collection_states(&[(player, collection)]).await.unwrap().remove(0);
-            state.sort();
-            state
-        }
+        async move { sorted(store.collection_states(&[(player, collection)]).await.unwrap().remove(0)) }
     };
-    let sorted = |mut held: Vec<Held>| {
-        held.sort();
-        held
-    };
-    let guarded = |before: i64, key: &str, grants: Vec<NewGrant>, collection: Option<&str>| GuardedPurchase {
-        collection: collection.map(str::to_owned),
-        ..guarded(&player, &potion, before, key, grants)
-    };
+    let asking =
+        |collection: Option<&str>, journal: Journal| Journal { collection: collection.map(str::to_owned), ..journal };
 
     // Into a stack that exists and one that does not, answering the default collection.
     let grants = vec![grant(&potion, 1), NewGrant { stack: at("default", "new"), ..grant(&sword, 2) }];
-    let Guarded::Committed { balance_after: 90, collection: Some(state) } =
-        store.commit_guarded(guarded(100, "a", grants, Some("default"))).await.unwrap()
+    let Commit::Done { collection: Some(state) } =
+        commit(&store, asking(Some("default"), purchase(&player, &potion, 100, "a", grants))).await
     else {
         panic!("the purchase commits and answers its collection");
     };
@@ -361,8 +430,8 @@ pub async fn a_commit_answers_the_state_it_left_the_named_collection_in(backend:
 
     // Into another collection: its stacks only, a timed one with its expiry.
     let timed = NewGrant { stack: at("hero", "timed"), ..NewGrant::new(sword.id, 1, "purchase", Some(3600)) };
-    let Guarded::Committed { collection: Some(state), .. } =
-        store.commit_guarded(guarded(90, "b", vec![timed], Some("hero"))).await.unwrap()
+    let Commit::Done { collection: Some(state) } =
+        commit(&store, asking(Some("hero"), purchase(&player, &potion, 90, "b", vec![timed]))).await
     else {
         panic!("the purchase commits and answers its collection");
     };
@@ -373,16 +442,19 @@ pub async fn a_commit_answers_the_state_it_left_the_named_collection_in(backend:
     assert_eq!(expiries.iter().filter(|timed| **timed).count(), 1, "{hero:?}");
 
     // Not asked: not answered. Stale: nothing.
-    let committed = store.commit_guarded(guarded(80, "c", vec![grant(&potion, 1)], None)).await.unwrap();
-    assert_eq!(committed, Guarded::Committed { balance_after: 70, collection: None });
-    let stale = store.commit_guarded(guarded(80, "d", vec![grant(&potion, 1)], Some("default"))).await.unwrap();
-    assert_eq!(stale, Guarded::Stale);
+    assert_eq!(commit(&store, purchase(&player, &potion, 80, "c", vec![grant(&potion, 1)])).await, DONE);
+    let stale = asking(Some("default"), purchase(&player, &potion, 80, "d", vec![grant(&potion, 1)]));
+    assert_eq!(commit(&store, stale).await, Commit::Stale);
 
-    // A transaction under row locks answers the same way.
-    let mut tx = store.begin(TxScope { collection: Some("default".into()), ..scope(&player) }).await.unwrap();
-    assert_eq!(tx.change_balance("coins", -2, LedgerReason::Purchase, None).await.unwrap(), Ok(5));
-    tx.grant_items(&[NewGrant { stack: at("default", "bag"), ..grant(&potion, 1) }]).await.unwrap().unwrap();
-    let state = tx.commit().await.unwrap().expect("the collection's state");
+    // A journal of any other shape answers the same way.
+    let other = Journal {
+        balances: vec![change("coins", 7, -2)],
+        stacks: vec![StackWrite::Grant(NewGrant { stack: at("default", "bag"), ..grant(&potion, 1) })],
+        ..journal(&player)
+    };
+    let Commit::Done { collection: Some(state) } = commit(&store, asking(Some("default"), other)).await else {
+        panic!("the journal commits and answers its collection");
+    };
     let after = read("default").await;
     assert_eq!(sorted(state), after);
     assert!(
@@ -440,36 +512,59 @@ pub async fn a_custom_id_names_its_own_player_until_the_server_links_it(backend:
     assert_eq!(store.create_custom_id_user(&fresh).await.unwrap(), None);
 }
 
-pub async fn a_regenerating_balance_is_settled_when_it_is_read(backend: &Backend) {
+pub async fn a_regenerating_balance_is_read_with_its_terms_and_shown_with_its_next_recharge(backend: &Backend) {
     let (store, _, _) = shop(backend, "game").await;
+    let recharge = Recharge { amount: 1, period_seconds: 60, max: 5 };
     let energy = NewCurrency {
         code: "energy".into(),
         name: "Energy".into(),
         initial_balance: 0,
         max_balance: None,
-        recharge: Some(Recharge { amount: 1, period_seconds: 1, max: 5 }),
+        recharge: Some(recharge.clone()),
     };
     store.put_currency(&energy).await.unwrap();
     let player = store.find_or_create_user("player-2").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let recharging: Arc<[String]> = Arc::from(vec!["energy".to_owned()]);
-    let wallet = store.wallet(&player, &recharging).await.unwrap();
-    let energy = wallet.iter().find(|entry| entry.currency_code == "energy").unwrap();
-    assert_eq!(energy.balance, 1);
-    assert!(energy.next_recharge_at.is_some_and(|at| at > Utc::now() - chrono::Duration::seconds(1)));
-    let query = LedgerQuery { currency_code: Some("energy".into()), limit: 10, cursor: None };
-    let ledger = store.ledger(&player, &query).await.unwrap();
-    assert_eq!((ledger.len(), ledger[0].reason.as_str()), (1, "recharge"));
+    let read = store.balance_read(player.id, "energy").await.unwrap().expect("a known currency");
+    let terms = read.recharge.expect("its recharge");
+    assert_eq!((terms.amount, terms.period_seconds, terms.max), (1, 60, 5));
+    let stored = read.stored.expect("opened with the player, so that its clock starts then");
+    let clock = stored.recharged_at.expect("a running clock");
+    assert!(read.player_since.is_some_and(|since| since <= clock + chrono::Duration::seconds(1)));
+    let wallet = store.wallet(&player).await.unwrap();
+    let shown = wallet.iter().find(|entry| entry.currency_code == "energy").unwrap();
+    assert_eq!((shown.balance, &shown.recharge), (0, &Some(recharge)));
+    assert_eq!(shown.next_recharge_at, Some(clock + chrono::Duration::seconds(60)));
 }
 
-pub async fn a_rolled_back_transaction_leaves_nothing(backend: &Backend) {
+pub async fn a_stale_journal_leaves_nothing(backend: &Backend) {
     let (store, player, potion) = shop(backend, "game").await;
-    let mut tx = store.begin(scope(&player)).await.unwrap();
-    tx.change_balance("gems", -50, LedgerReason::Purchase, None).await.unwrap().unwrap();
-    tx.grant_items(&[grant(&potion, 5)]).await.unwrap().unwrap();
-    tx.rollback().await.unwrap();
-    assert_eq!(balance(&store, &player, "gems").await, 100);
-    assert!(store.inventory(&player).await.unwrap().is_empty());
+    // Every write before the failed guard is undone, in any order.
+    let take =
+        StackWrite::Take { item_id: potion.id, stack: StackKey::default(), quantity: 1, before: 1, expires_at: None };
+    let journals = [
+        Journal {
+            balances: vec![change("gems", 100, -50)],
+            stacks: vec![StackWrite::Grant(grant(&potion, 5)), take.clone()],
+            ..journal(&player)
+        },
+        Journal { balances: vec![change("gems", 100, -50), change("gems", 7, 1)], ..journal(&player) },
+        Journal {
+            balances: vec![change("gems", 100, -50)],
+            stacks: vec![StackWrite::Grant(grant(&potion, 5))],
+            request: Some(RequestRecord { key: "k".into(), request_hash: vec![], response: json!({}) }),
+            ..journal(&player)
+        },
+    ];
+    let taken = Journal {
+        request: Some(RequestRecord { key: "k".into(), request_hash: vec![], response: json!({}) }),
+        ..journal(&player)
+    };
+    assert_eq!(commit(&store, taken).await, DONE);
+    for stale in journals {
+        assert_eq!(commit(&store, stale).await, Commit::Stale);
+        assert_eq!(balance(&store, &player, "gems").await, 100);
+        assert!(store.inventory(&player).await.unwrap().is_empty());
+    }
 }
 
 pub async fn one_tenants_store_never_sees_another_tenants_data(backend: &Backend) {
@@ -482,11 +577,16 @@ pub async fn one_tenants_store_never_sees_another_tenants_data(backend: &Backend
     a.create_session(&a_player, &token, Utc::now() + chrono::Duration::hours(1)).await.unwrap();
     assert!(a.find_session(&token).await.unwrap().is_some());
     assert!(b.find_session(&token).await.unwrap().is_none(), "a session is found only in its tenant");
-    let mut tx = b.begin(scope(&b_player)).await.unwrap();
-    assert_eq!(tx.grant_items(&[grant(&potion, 1)]).await.unwrap().err(), Some(InventoryRefusal::UnknownItem));
-    tx.rollback().await.unwrap();
+    // Another tenant's item is not granted, another tenant's balance not read.
+    let foreign = Journal { stacks: vec![StackWrite::Grant(grant(&potion, 1))], ..journal(&b_player) };
+    assert!(b.commit(foreign).await.is_err());
+    assert!(b.inventory(&b_player).await.unwrap().is_empty());
+    let spend = Journal { balances: vec![change("gems", 100, -10)], ..journal(&a_player) };
+    assert_eq!(commit(&a, spend).await, DONE);
+    let read = b.balance_read(a_player.id, "gems").await.unwrap().expect("b's own currency");
+    assert_eq!(read.stored, None, "a player of another tenant holds nothing here");
     // A player of another tenant is refused, never read or written for.
-    assert!(b.wallet(&a_player, &[]).await.is_err(), "a wallet is read only in its tenant");
+    assert!(b.wallet(&a_player).await.is_err(), "a wallet is read only in its tenant");
     assert!(b.inventory(&a_player).await.is_err(), "an inventory is read only in its tenant");
     assert!(
         b.ledger(&a_player, &LedgerQuery { currency_code: None, limit: 10, cursor: None }).await.is_err(),

@@ -1,4 +1,4 @@
-//! Group commit of guarded purchases ([`TenantStore::commit_guarded`]). A few committer tasks, each with a
+//! Group commit of guarded purchases (see `guarded`). A few committer tasks, each with a
 //! connection of its own (outside the pool), take every purchase waiting
 //! when they come free and write them in one statement: one round trip, one
 //! executor start and one WAL flush for the lot. Under light load a batch is
@@ -10,8 +10,7 @@
 //! its guard writes nothing and the others are unaffected. A statement the
 //! database refuses whole (a lock wait past the committers' short lock
 //! timeout, a key taken meanwhile, a stack past its limit) is retried one
-//! purchase at a time, so only the purchase at fault fails: a purchase that
-//! waited on a lock runs again under row locks, on its own.
+//! purchase at a time, so only the purchase at fault fails.
 //!
 //! A purchase that names a collection (one answered with its ETag) gets
 //! back the collection as the statement left it, from the same statement:
@@ -19,9 +18,9 @@
 //! together here (read after the commit instead, it cost a query per group
 //! of purchases, and PlayFab's purchases ran at 60 to 85 % of native ones).
 
-use super::super::seen::SeenBalances;
+use super::super::guarded::GuardedPurchase;
 use super::super::*;
-use super::error::{self, gave_up_waiting, is_unique_violation, refused};
+use super::error::{self, is_unique_violation, refused};
 use super::rows::{IdempotencyColumns, held_from_row};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool};
@@ -49,7 +48,7 @@ pub(super) struct Batched {
 }
 
 /// The outcome of one purchase of a batch.
-type Reply = StorageResult<Guarded>;
+type Reply = StorageResult<Commit>;
 
 struct Pending {
     batched: Batched,
@@ -68,7 +67,7 @@ impl Committers {
     /// as the pool does. Their connections are set to plan the statement
     /// once: planned for each batch's sizes, it would be planned again on
     /// every execution, which costs more than running it.
-    pub(super) fn start(pool: &PgPool, seen: &Arc<SeenBalances>, count: usize) -> Self {
+    pub(super) fn start(pool: &PgPool, count: usize) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let options = pool
@@ -76,8 +75,7 @@ impl Committers {
             .as_ref()
             .clone()
             .options([("plan_cache_mode", "force_generic_plan"), ("lock_timeout", BATCH_LOCK_TIMEOUT_MS)]);
-        let tasks =
-            (0..count).map(|_| tokio::spawn(commit_batches(options.clone(), seen.clone(), receiver.clone()))).collect();
+        let tasks = (0..count).map(|_| tokio::spawn(commit_batches(options.clone(), receiver.clone()))).collect();
         Self { queue: Mutex::new(Some(queue)), tasks: Mutex::new(tasks) }
     }
 
@@ -107,11 +105,7 @@ impl Committers {
 }
 
 /// One committer: waits for purchases, writes them, answers each.
-async fn commit_batches(
-    options: PgConnectOptions,
-    seen: Arc<SeenBalances>,
-    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
-) {
+async fn commit_batches(options: PgConnectOptions, receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
     let mut connection: Option<PgConnection> = None;
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -125,7 +119,7 @@ async fn commit_batches(
         // serves a user's purchases one at a time, so this is rare).
         while !waiting.is_empty() {
             let batch = take_one_per_user(&mut waiting);
-            commit_batch(&options, &seen, &mut connection, batch).await;
+            commit_batch(&options, &mut connection, batch).await;
         }
     }
 }
@@ -144,12 +138,7 @@ fn take_one_per_user(waiting: &mut Vec<Pending>) -> Vec<Pending> {
     batch
 }
 
-async fn commit_batch(
-    options: &PgConnectOptions,
-    seen: &SeenBalances,
-    connection: &mut Option<PgConnection>,
-    batch: Vec<Pending>,
-) {
+async fn commit_batch(options: &PgConnectOptions, connection: &mut Option<PgConnection>, batch: Vec<Pending>) {
     let result = match connection {
         Some(open) => write(open, &batch).await,
         None => match PgConnection::connect_with(options).await {
@@ -160,13 +149,6 @@ async fn commit_batch(
     match result {
         Ok(outcomes) => {
             for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                let p = &pending.batched.purchase;
-                match &outcome {
-                    Guarded::Committed { balance_after, .. } => seen.set(p.user_id, &p.currency_code, *balance_after),
-                    // The balance moved under the rules (another host, a
-                    // grant): the next attempt reads it afresh.
-                    Guarded::Stale => seen.forget(p.user_id, &p.currency_code),
-                }
                 let _ = pending.reply.send(Ok(outcome));
             }
         }
@@ -181,7 +163,7 @@ async fn commit_batch(
                 // may have caused the refusal: each runs alone, so only the
                 // one at fault fails.
                 for pending in batch {
-                    Box::pin(commit_batch(options, seen, connection, vec![pending])).await;
+                    Box::pin(commit_batch(options, connection, vec![pending])).await;
                 }
                 return;
             }
@@ -195,17 +177,12 @@ async fn commit_batch(
 
 /// What a statement's error means for the purchases in it: after a lost
 /// connection, each its own `Unavailable`; for a purchase alone, its fate.
-/// A purchase that waited on a lock (or lost a deadlock) runs again under
-/// row locks, where it waits with the request's own timeout; a key taken
-/// meanwhile replays the earlier purchase.
+/// A key taken meanwhile makes it stale (the service then finds the earlier
+/// purchase and replays it); a row locked elsewhere past the lock timeout
+/// makes it busy: nothing of a request holds a row that long, so something
+/// outside the host does.
 fn alone(error: &sqlx::Error) -> Reply {
-    if is_unique_violation(error) {
-        Err(StorageError::Conflict("idempotency key"))
-    } else if gave_up_waiting(error) {
-        Ok(Guarded::Stale)
-    } else {
-        Err(error::classify(error))
-    }
+    if is_unique_violation(error) { Ok(Commit::Stale) } else { Err(error::classify(error)) }
 }
 
 /// Writes a batch (one purchase per user) in one statement; how each
@@ -215,7 +192,7 @@ fn alone(error: &sqlx::Error) -> Reply {
 /// guard failed. The subqueries per purchase end in `OFFSET 0` so that
 /// they stay index probes: as joins, the planner may hash a whole table
 /// instead.
-async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<Guarded>, sqlx::Error> {
+async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<Commit>, sqlx::Error> {
     let columns = BatchColumns::new(batch);
     let rows = sqlx::query(concat!(
         "WITH d AS (
@@ -338,7 +315,7 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<G
         }
     }
     let outcomes = after.into_iter().zip(snapshot).zip(batch).map(|((after, snapshot), pending)| {
-        let Some(balance_after) = after else { return Guarded::Stale };
+        let Some(balance_after) = after else { return Commit::Stale };
         let p = &pending.batched.purchase;
         let collection = p.collection.as_deref().map(|collection_id| {
             let written = written.get(&p.user_id).into_iter().flatten();
@@ -349,7 +326,7 @@ async fn write(connection: &mut PgConnection, batch: &[Pending]) -> Result<Vec<G
             }
             state
         });
-        Guarded::Committed { balance_after, collection }
+        Commit::Done { collection }
     });
     Ok(outcomes.collect())
 }

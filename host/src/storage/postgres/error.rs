@@ -54,11 +54,6 @@ pub(super) fn refused(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(_))
 }
 
-/// Whether the statement waited too long or lost a deadlock.
-pub(super) fn gave_up_waiting(error: &sqlx::Error) -> bool {
-    matches!(classify(error), StorageError::Busy(_))
-}
-
 pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }

@@ -9,15 +9,14 @@
 mod sql;
 mod batch;
 mod catalog;
+mod commit;
 mod control;
 mod error;
 mod players;
 mod reads;
 mod rows;
 mod tenant;
-mod tx;
 
-use super::seen::SeenBalances;
 use super::stores::{Database, PoolSettings};
 use super::*;
 use batch::Committers;
@@ -36,12 +35,11 @@ use tenant::PgTenant;
 /// empty).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// One PostgreSQL database: its pool, the committers of its guarded
-/// purchases, and the balances this host last saw in it.
+/// One PostgreSQL database: its pool and the committers of its guarded
+/// purchases.
 pub(crate) struct PgDatabase {
     pool: PgPool,
     committers: Committers,
-    seen: Arc<SeenBalances>,
     /// Whether this is a Citus coordinator (its per-player tables are
     /// distributed by player).
     citus: bool,
@@ -82,9 +80,8 @@ impl PgDatabase {
         let citus = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
             .fetch_one(&pool)
             .await?;
-        let seen = Arc::default();
-        let committers = Committers::start(&pool, &seen, committers(settings.max_connections));
-        Ok(Self { pool, committers, seen, citus })
+        let committers = Committers::start(&pool, committers(settings.max_connections));
+        Ok(Self { pool, committers, citus })
     }
 
     async fn ping(&self) -> StorageResult<()> {

@@ -45,35 +45,24 @@ impl PgTenant {
         }
         let user = User { id, tenant_id, identity: identity.to_owned() };
         // Regenerating balances open too, so their clocks start with the user.
-        let opened: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT code, initial_balance FROM currencies c
+        let opened: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM currencies c
              WHERE tenant_id = $1 AND (initial_balance > 0 OR recharge_amount IS NOT NULL)",
         )
         .bind(tenant_id)
         .fetch_all(&mut *tx)
         .await?;
-        for (code, _) in &opened {
+        for code in &opened {
             open_balance(&mut tx, tenant_id, user.id, code).await?;
         }
         tx.commit().await?;
-        for (code, balance) in &opened {
-            self.db.seen.set(user.id, code, *balance);
-        }
         Ok(Some(user))
     }
 
-    /// The user of rows `(id, identity, currency_code, balance)`, if any;
-    /// remembers its balances: a player found is usually about to play, and
-    /// they are what its first optimistic purchase starts from.
-    fn found_user(&self, rows: &[PgRow]) -> StorageResult<Option<User>> {
-        let Some(first) = rows.first() else { return Ok(None) };
-        let user = User { id: first.try_get("id")?, tenant_id: self.tenant_id, identity: first.try_get("identity")? };
-        for row in rows {
-            if let Some(code) = row.try_get::<Option<String>, _>("currency_code")? {
-                self.db.seen.set(user.id, &code, row.try_get("balance")?);
-            }
-        }
-        Ok(Some(user))
+    /// The user of a row `(id, identity)`, if any.
+    fn found_user(&self, row: Option<PgRow>) -> StorageResult<Option<User>> {
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(User { id: row.try_get("id")?, tenant_id: self.tenant_id, identity: row.try_get("identity")? }))
     }
 }
 
@@ -85,40 +74,33 @@ impl PlayerStore for PgTenant {
 
     async fn find_user(&self, identity: &str) -> StorageResult<Option<User>> {
         let tenant_id = self.tenant_id;
-        let rows = sqlx::query(
-            "SELECT u.id, u.identity, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
-             WHERE u.tenant_id = $1 AND u.identity = $2",
-        )
-        .bind(tenant_id)
-        .bind(identity)
-        .fetch_all(&self.db.pool)
-        .await?;
-        self.found_user(&rows)
+        let row = sqlx::query("SELECT id, identity FROM users WHERE tenant_id = $1 AND identity = $2")
+            .bind(tenant_id)
+            .bind(identity)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        self.found_user(row)
     }
 
     async fn find_user_by_id(&self, user_id: Uuid) -> StorageResult<Option<User>> {
-        let rows = sqlx::query(
-            "SELECT u.id, u.identity, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
-             WHERE u.tenant_id = $1 AND u.id = $2",
-        )
-        .bind(self.tenant_id)
-        .bind(user_id)
-        .fetch_all(&self.db.pool)
-        .await?;
-        self.found_user(&rows)
+        let row = sqlx::query("SELECT id, identity FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(self.tenant_id)
+            .bind(user_id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        self.found_user(row)
     }
 
     async fn find_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>> {
-        let rows = sqlx::query(
-            "SELECT u.id, u.identity, b.currency_code, b.balance
-             FROM custom_ids c JOIN users u ON u.id = c.user_id LEFT JOIN balances b ON b.user_id = u.id
+        let row = sqlx::query(
+            "SELECT u.id, u.identity FROM custom_ids c JOIN users u ON u.id = c.user_id
              WHERE c.tenant_id = $1 AND c.custom_id_hash = $2",
         )
         .bind(self.tenant_id)
         .bind(custom_id_hash.as_slice())
-        .fetch_all(&self.db.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
-        self.found_user(&rows)
+        self.found_user(row)
     }
 
     async fn create_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>> {

@@ -3,22 +3,13 @@
 
 use super::super::*;
 use super::PgTenant;
-use super::rows::{currency_from_row, held_from_row, paid_price_from_row, stack_from_row};
+use super::rows::{balance_read_from_row, currency_from_row, held_from_row, paid_price_from_row, stack_from_row};
 use sqlx::Row;
 
 #[async_trait]
 impl ReadStore for PgTenant {
-    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
+    async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>> {
         own(self.tenant_id, user)?;
-        if !recharging.is_empty() {
-            let scope =
-                TxScope { user_id: user.id, module_sha256: None, recharging: recharging.into(), collection: None };
-            let mut tx = self.begin_pg(scope).await?;
-            for code in recharging {
-                tx.settle(code).await?;
-            }
-            tx.tx.commit().await?;
-        }
         let rows = sqlx::query(concat!(
             "SELECT ",
             currency_columns!(),
@@ -150,6 +141,71 @@ impl ReadStore for PgTenant {
                 body: row.try_get("response_body")?,
             },
         }))
+    }
+
+    async fn balance_read(&self, user_id: Uuid, code: &str) -> StorageResult<Option<BalanceRead>> {
+        let row = sqlx::query(
+            "SELECT b.balance, b.recharged_at, c.initial_balance, c.max_balance, c.recharge_amount,
+                    c.recharge_period_seconds, c.recharge_max, c.recharge_since, u.created_at AS player_since
+             FROM currencies c LEFT JOIN users u ON u.tenant_id = $1 AND u.id = $2
+             LEFT JOIN balances b ON b.user_id = u.id AND b.currency_code = c.code
+             WHERE c.tenant_id = $1 AND c.code = $3",
+        )
+        .bind(self.tenant_id)
+        .bind(user_id)
+        .bind(code)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(balance_read_from_row).transpose()?)
+    }
+
+    async fn stacks(&self, user_id: Uuid, item_id: Uuid) -> StorageResult<Vec<StoredStack>> {
+        let rows = sqlx::query(
+            "SELECT collection_id, stack_id, quantity, expires_at, acquired_via, acquired_at FROM inventory
+             WHERE user_id = $1 AND item_id = $2",
+        )
+        .bind(user_id)
+        .bind(item_id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredStack {
+                    stack: StackKey {
+                        collection_id: row.try_get("collection_id")?,
+                        stack_id: row.try_get("stack_id")?,
+                    },
+                    quantity: row.try_get("quantity")?,
+                    expires_at: row.try_get("expires_at")?,
+                    acquired_via: row.try_get("acquired_via")?,
+                    acquired_at: row.try_get("acquired_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn item_purchases(&self, user_id: Uuid, item_id: Uuid) -> StorageResult<i64> {
+        let count = sqlx::query_scalar(
+            "SELECT COALESCE(sum(quantity), 0)::bigint FROM purchases WHERE user_id = $1 AND item_id = $2",
+        )
+        .bind(user_id)
+        .bind(item_id)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(count)
+    }
+
+    async fn listing_purchases(&self, user_id: Uuid, store_id: Uuid, item_id: Uuid) -> StorageResult<Option<i64>> {
+        let count = sqlx::query_scalar(
+            "SELECT purchased FROM listing_purchases WHERE user_id = $1 AND store_id = $2 AND item_id = $3",
+        )
+        .bind(user_id)
+        .bind(store_id)
+        .bind(item_id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(count)
     }
 
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {

@@ -91,6 +91,31 @@ pub(super) fn held_from_row(row: &PgRow) -> Result<Held, sqlx::Error> {
     })
 }
 
+/// A balance as read for a snapshot, with its currency's terms.
+pub(super) fn balance_read_from_row(row: &PgRow) -> Result<BalanceRead, sqlx::Error> {
+    let stored = match row.try_get::<Option<i64>, _>("balance")? {
+        Some(balance) => Some(BalanceRow { balance, recharged_at: row.try_get("recharged_at")? }),
+        None => None,
+    };
+    let recharge = match (
+        row.try_get::<Option<i64>, _>("recharge_amount")?,
+        row.try_get::<Option<i64>, _>("recharge_period_seconds")?,
+        row.try_get::<Option<i64>, _>("recharge_max")?,
+    ) {
+        (Some(amount), Some(period_seconds), Some(max)) => {
+            Some(RechargeTerms { amount, period_seconds, max, since: row.try_get("recharge_since")? })
+        }
+        _ => None,
+    };
+    Ok(BalanceRead {
+        stored,
+        initial_balance: row.try_get("initial_balance")?,
+        max_balance: row.try_get("max_balance")?,
+        recharge,
+        player_since: row.try_get("player_since")?,
+    })
+}
+
 /// Grants as the column arrays `grant_statement!` binds.
 pub(super) struct GrantColumns<'a> {
     pub(super) ids: Vec<Uuid>,

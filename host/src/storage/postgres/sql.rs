@@ -99,20 +99,21 @@ macro_rules! stack_upsert {
 
 /// Grants, as `$3..$10` arrays (item id, quantity, acquired via, duration
 /// seconds, collection, stack, display properties, bundle purchase) for
-/// tenant `$1` and user `$2`, without its RETURNING clause. If any item is not in the
-/// tenant's catalog, none is granted.
+/// tenant `$1` and user `$2`, at `$11`, without its RETURNING clause. If
+/// any item is not in the tenant's catalog, none is granted.
 macro_rules! grant_statement {
     () => {
         concat!(
             "INSERT INTO inventory AS s (user_id, item_id, quantity, acquired_via, acquired_at, expires_at,
                                          collection_id, stack_id, display_properties, bundle_purchase_id)
-             SELECT $2, g.item_id, g.quantity, g.via, now(), now() + make_interval(secs => g.duration),
+             SELECT $2, g.item_id, g.quantity, g.via, $11, $11 + make_interval(secs => g.duration),
                     g.collection_id, g.stack_id, g.display, g.bundle
              FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::jsonb[],
                          $10::uuid[])
                AS g(item_id, quantity, via, duration, collection_id, stack_id, display, bundle)
              JOIN catalog_items i ON i.tenant_id = $1 AND i.id = g.item_id
-             WHERE (SELECT count(*) FROM catalog_items k WHERE k.tenant_id = $1 AND k.id = ANY($3)) = cardinality($3) ",
+             WHERE (SELECT count(*) FROM catalog_items k WHERE k.tenant_id = $1 AND k.id = ANY($3))
+                 = (SELECT count(DISTINCT id) FROM unnest($3::uuid[]) AS u(id)) ",
             stack_upsert!()
         )
     };

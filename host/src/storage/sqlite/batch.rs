@@ -1,13 +1,15 @@
-//! Guarded purchases committed in batches: one task takes every purchase
-//! waiting when the writer comes free (one per player) and writes them all
-//! in one transaction with one fixed script, so they share its sync and its
-//! three round trips to SQLite's thread. The script checks every
-//! purchase's guards first (its balance unchanged, its key unused, its
-//! items in the tenant's catalog, its stacks below their maximum), then
-//! writes only the purchases that passed, set-wise: a purchase that failed
-//! a guard writes nothing and runs again under the writer's lock.
-use super::super::seen::SeenBalances;
+//! Every commit of a file goes through one task, which takes what is
+//! waiting when the writer comes free and writes it all in one transaction,
+//! so it shares one sync. Guarded purchases (one per player per batch) are
+//! written by one fixed script in three round trips to SQLite's thread: it
+//! checks every purchase's guards first (its balance unchanged, its key
+//! unused, its items in the tenant's catalog, its stacks below their
+//! maximum), then writes only the purchases that passed, set-wise. Other
+//! journals follow, each under a savepoint of its own (`commit`). What
+//! failed a guard writes nothing and runs again on fresh reads.
+use super::super::guarded::{GuardedPurchase, Shaped};
 use super::super::*;
+use super::commit::write_journal;
 use super::reads::collection_states;
 use super::{Writer, Writing, now};
 use serde::Serialize;
@@ -18,16 +20,31 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// The most purchases one transaction commits.
+/// The most commits one transaction holds.
 const MAX_BATCH: usize = 256;
-/// Purchases waiting for the committer at most; past it, requests wait to
+/// Commits waiting for the committer at most; past it, requests wait to
 /// queue (backpressure, not unbounded memory).
 const QUEUE_CAPACITY: usize = 1024;
 
+/// A commit waiting for the writer.
 struct Pending {
     tenant_id: Uuid,
-    purchase: GuardedPurchase,
-    reply: oneshot::Sender<StorageResult<Guarded>>,
+    work: Work,
+    reply: oneshot::Sender<StorageResult<Commit>>,
+}
+
+enum Work {
+    Purchase(GuardedPurchase),
+    Journal(Journal),
+}
+
+impl Pending {
+    fn user_id(&self) -> Uuid {
+        match &self.work {
+            Work::Purchase(purchase) => purchase.user_id,
+            Work::Journal(journal) => journal.user_id,
+        }
+    }
 }
 
 pub(super) struct Committer {
@@ -36,18 +53,24 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start(writer: Arc<Mutex<Writer>>, seen: Arc<SeenBalances>, wait: Duration) -> Self {
+    pub(super) fn start(writer: Arc<Mutex<Writer>>, wait: Duration) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(commit_batches(writer, seen, wait, receiver));
+        let task = tokio::spawn(commit_batches(writer, wait, receiver));
         Self { queue: std::sync::Mutex::new(Some(queue)), task: std::sync::Mutex::new(Some(task)) }
     }
 
-    /// Queues a purchase and waits for its batch to commit.
-    pub(super) async fn commit(&self, tenant_id: Uuid, purchase: GuardedPurchase) -> StorageResult<Guarded> {
+    /// Queues a journal of tenant `tenant_id` and waits for its batch to
+    /// commit. The committer answers every journal it takes, even when the
+    /// request that sent it has gone.
+    pub(super) async fn commit(&self, tenant_id: Uuid, journal: Journal) -> StorageResult<Commit> {
         let closed = || StorageError::Unavailable("the store is closing".into());
         let queue = self.queue.lock().expect("committer queue lock").clone().ok_or_else(closed)?;
+        let work = match Shaped::of(journal) {
+            Shaped::Guarded(purchase) => Work::Purchase(purchase),
+            Shaped::Other(journal) => Work::Journal(journal),
+        };
         let (reply, answer) = oneshot::channel();
-        queue.send(Pending { tenant_id, purchase, reply }).await.map_err(|_| closed())?;
+        queue.send(Pending { tenant_id, work, reply }).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -61,12 +84,7 @@ impl Committer {
     }
 }
 
-async fn commit_batches(
-    writer: Arc<Mutex<Writer>>,
-    seen: Arc<SeenBalances>,
-    wait: Duration,
-    mut receiver: mpsc::Receiver<Pending>,
-) {
+async fn commit_batches(writer: Arc<Mutex<Writer>>, wait: Duration, mut receiver: mpsc::Receiver<Pending>) {
     let mut waiting: Vec<Pending> = Vec::new();
     loop {
         if waiting.is_empty() {
@@ -82,31 +100,47 @@ async fn commit_batches(
             }
         }
         let batch = take_one_per_user(&mut waiting);
-        commit_batch(&writer, &seen, wait, batch).await;
+        commit_batch(&writer, wait, batch).await;
     }
 }
 
-/// Takes from `waiting` the first purchase of each user: the guards of one
-/// batch are all checked before any of it is written, so a user's second
-/// purchase waits for the next batch.
+/// Takes from `waiting` the first commit of each user, in order: the
+/// guards of the batch's purchases are all checked before any of it is
+/// written, so a user's second commit waits for the next batch.
 fn take_one_per_user(waiting: &mut Vec<Pending>) -> Vec<Pending> {
     let mut users = HashSet::with_capacity(waiting.len());
     let (batch, rest): (Vec<_>, _) =
-        std::mem::take(waiting).into_iter().partition(|pending| users.insert(pending.purchase.user_id));
+        std::mem::take(waiting).into_iter().partition(|pending| users.insert(pending.user_id()));
     *waiting = rest;
     batch
 }
 
-async fn commit_batch(writer: &Arc<Mutex<Writer>>, seen: &SeenBalances, wait: Duration, batch: Vec<Pending>) {
+async fn commit_batch(writer: &Arc<Mutex<Writer>>, wait: Duration, batch: Vec<Pending>) {
+    let purchases: Vec<(Uuid, &GuardedPurchase)> = batch
+        .iter()
+        .filter_map(|pending| match &pending.work {
+            Work::Purchase(purchase) => Some((pending.tenant_id, purchase)),
+            Work::Journal(_) => None,
+        })
+        .collect();
     let written = async {
         let mut write = Writing::begin(writer, wait).await?;
-        let passed = write_batch(write.connection(), &batch).await?;
-        let states = asked_states(write.connection(), &batch, &passed).await?;
+        let passed = match purchases.is_empty() {
+            true => Vec::new(),
+            false => write_batch(write.connection(), &purchases).await?,
+        };
+        let states = asked_states(write.connection(), &purchases, &passed).await?;
+        let mut journals = Vec::new();
+        for pending in &batch {
+            if let Work::Journal(journal) = &pending.work {
+                journals.push(write_journal(write.connection(), pending.tenant_id, journal).await);
+            }
+        }
         write.commit().await?;
-        StorageResult::Ok((passed, states))
+        StorageResult::Ok((passed, states, journals))
     }
     .await;
-    let (passed, mut states) = match written {
+    let (passed, mut states, journals) = match written {
         Ok(written) => written,
         Err(error) => {
             for pending in batch {
@@ -115,18 +149,20 @@ async fn commit_batch(writer: &Arc<Mutex<Writer>>, seen: &SeenBalances, wait: Du
             return;
         }
     };
-    for (pending, passed) in batch.into_iter().zip(passed) {
-        let p = &pending.purchase;
-        let outcome = if passed {
-            let balance_after = p.before + p.delta;
-            seen.set(p.user_id, &p.currency_code, balance_after);
-            let collection = p.collection.is_some().then(|| states.next()).flatten();
-            Guarded::Committed { balance_after, collection }
-        } else {
-            seen.forget(p.user_id, &p.currency_code);
-            Guarded::Stale
+    let (mut passed, mut journals) = (passed.into_iter(), journals.into_iter());
+    for pending in batch {
+        let outcome = match &pending.work {
+            Work::Purchase(purchase) => match passed.next() {
+                Some(Guards::Passed) => {
+                    let collection = purchase.collection.is_some().then(|| states.next()).flatten();
+                    Ok(Commit::Done { collection })
+                }
+                Some(Guards::StackFull) => Err(StorageError::StackLimit),
+                Some(Guards::Failed) | None => Ok(Commit::Stale),
+            },
+            Work::Journal(_) => journals.next().unwrap_or(Ok(None)).map(|done| done.unwrap_or(Commit::Stale)),
         };
-        let _ = pending.reply.send(Ok(outcome));
+        let _ = pending.reply.send(outcome);
     }
 }
 
@@ -134,14 +170,14 @@ async fn commit_batch(writer: &Arc<Mutex<Writer>>, seen: &SeenBalances, wait: Du
 /// for, in their order, as the open transaction leaves them.
 async fn asked_states(
     connection: &mut SqliteConnection,
-    batch: &[Pending],
-    passed: &[bool],
+    purchases: &[(Uuid, &GuardedPurchase)],
+    passed: &[Guards],
 ) -> StorageResult<std::vec::IntoIter<Vec<Held>>> {
-    let asked: Vec<(Uuid, &str)> = batch
+    let asked: Vec<(Uuid, &str)> = purchases
         .iter()
         .zip(passed)
-        .filter(|(_, passed)| **passed)
-        .filter_map(|(pending, _)| Some((pending.purchase.user_id, pending.purchase.collection.as_deref()?)))
+        .filter(|(_, passed)| **passed == Guards::Passed)
+        .filter_map(|((_, purchase), _)| Some((purchase.user_id, purchase.collection.as_deref()?)))
         .collect();
     match asked.is_empty() {
         true => Ok(Vec::new().into_iter()),
@@ -194,16 +230,18 @@ fn hex_id(id: Uuid) -> String {
 
 /// Writes the purchases of `batch` that pass their guards, in the open
 /// transaction; which passed, in order.
-async fn write_batch(connection: &mut SqliteConnection, batch: &[Pending]) -> StorageResult<Vec<bool>> {
+async fn write_batch(
+    connection: &mut SqliteConnection,
+    batch: &[(Uuid, &GuardedPurchase)],
+) -> StorageResult<Vec<Guards>> {
     let now = now();
     let mut rows = Vec::with_capacity(batch.len());
     let mut grants = Vec::new();
-    for (i, pending) in batch.iter().enumerate() {
-        let p = &pending.purchase;
+    for (i, (tenant_id, p)) in batch.iter().enumerate() {
         let keyed = p.record.idempotency_key.is_some();
         rows.push(PurchaseRow {
             i,
-            tenant: hex_id(pending.tenant_id),
+            tenant: hex_id(*tenant_id),
             user: hex_id(p.user_id),
             code: &p.currency_code,
             delta: p.delta,
@@ -244,14 +282,28 @@ async fn write_batch(connection: &mut SqliteConnection, batch: &[Pending]) -> St
         .bind(now)
         .fetch_all(&mut *connection)
         .await?;
-    let mut passed = vec![false; batch.len()];
+    let mut passed = vec![Guards::Failed; batch.len()];
     for row in rows {
         let i: i64 = row.try_get("i")?;
         if let Some(slot) = usize::try_from(i).ok().and_then(|i| passed.get_mut(i)) {
-            *slot = row.try_get("ok")?;
+            *slot = match (row.try_get("ok")?, row.try_get("full")?) {
+                (_, true) => Guards::StackFull,
+                (true, false) => Guards::Passed,
+                (false, false) => Guards::Failed,
+            };
         }
     }
     Ok(passed)
+}
+
+/// How a purchase of a batch met its guards.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Guards {
+    Passed,
+    /// Something it read moved: it runs again on fresh reads.
+    Failed,
+    /// A stack it grants to would pass its maximum: refused.
+    StackFull,
 }
 
 /// The batch: `$1` its purchases and `$2` their grants (JSON arrays of
@@ -261,7 +313,8 @@ const GUARDED_BATCH: &str = concat!(
         i INTEGER PRIMARY KEY, tenant_id BLOB, user_id BLOB, code TEXT, delta INTEGER, before INTEGER,
         ledger_id BLOB, reason TEXT, reference TEXT, module_sha256 TEXT, purchase_id BLOB, item_id BLOB,
         store_id BLOB, quantity INTEGER, unit_price INTEGER, total INTEGER, idempotency_key TEXT,
-        request_hash BLOB, response_status INTEGER, response_body TEXT, ok INTEGER NOT NULL DEFAULT 0);
+        request_hash BLOB, response_status INTEGER, response_body TEXT, ok INTEGER NOT NULL DEFAULT 0,
+        full INTEGER NOT NULL DEFAULT 0);
     CREATE TEMP TABLE IF NOT EXISTS guarded_grants (
         i INTEGER, item_id BLOB, quantity INTEGER, acquired_via TEXT, expires_at INTEGER,
         collection_id TEXT, stack_id TEXT, display TEXT, bundle BLOB);
@@ -283,15 +336,17 @@ const GUARDED_BATCH: &str = concat!(
         value ->> 'collection', value ->> 'stack',
         CASE WHEN value ->> 'display' IS NOT NULL THEN value -> 'display' END, unhex(value ->> 'bundle')
     FROM json_each($2);
+    UPDATE guarded_batch AS b SET full = 1
+    WHERE EXISTS (SELECT 1 FROM guarded_grants g JOIN inventory s
+           ON s.user_id = b.user_id AND s.item_id = g.item_id AND s.collection_id = g.collection_id AND s.stack_id = g.stack_id
+           WHERE g.i = b.i AND (s.expires_at IS NULL OR s.expires_at > $3) AND s.quantity + g.quantity > 1000000000000000);
     UPDATE guarded_batch AS b SET ok = 1
-    WHERE EXISTS (SELECT 1 FROM balances WHERE user_id = b.user_id AND currency_code = b.code AND balance = b.before)
+    WHERE NOT b.full
+      AND EXISTS (SELECT 1 FROM balances WHERE user_id = b.user_id AND currency_code = b.code AND balance = b.before)
       AND (b.idempotency_key IS NULL OR NOT EXISTS
            (SELECT 1 FROM purchases p WHERE p.user_id = b.user_id AND p.idempotency_key = b.idempotency_key))
       AND NOT EXISTS (SELECT 1 FROM guarded_grants g WHERE g.i = b.i AND NOT EXISTS
-           (SELECT 1 FROM catalog_items c WHERE c.tenant_id = b.tenant_id AND c.id = g.item_id))
-      AND NOT EXISTS (SELECT 1 FROM guarded_grants g JOIN inventory s
-           ON s.user_id = b.user_id AND s.item_id = g.item_id AND s.collection_id = g.collection_id AND s.stack_id = g.stack_id
-           WHERE g.i = b.i AND s.quantity + g.quantity > 1000000000000000);
+           (SELECT 1 FROM catalog_items c WHERE c.tenant_id = b.tenant_id AND c.id = g.item_id));
     UPDATE balances SET balance = balance + b.delta, updated_at = $3
     FROM guarded_batch b WHERE b.ok AND balances.user_id = b.user_id AND balances.currency_code = b.code;
     INSERT INTO ledger (user_id, id, currency_code, delta, balance_after, reason, reference, module_sha256, created_at)
@@ -309,5 +364,5 @@ const GUARDED_BATCH: &str = concat!(
     SELECT user_id, purchase_id, item_id, store_id, quantity, code, unit_price, total, idempotency_key,
         request_hash, response_status, response_body, module_sha256, $3
     FROM guarded_batch WHERE ok;
-    SELECT i, ok FROM guarded_batch ORDER BY i"
+    SELECT i, ok, full FROM guarded_batch ORDER BY i"
 );

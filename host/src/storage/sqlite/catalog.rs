@@ -3,7 +3,7 @@
 
 use super::super::*;
 use super::rows::{currency_from_row, item_from_row, store_from_row};
-use super::tx::settle;
+use super::writes::settle;
 use super::{SqliteTenant, now};
 use sqlx::types::Json;
 
@@ -43,8 +43,9 @@ impl CatalogStore for SqliteTenant {
             .bind(old_max)
             .fetch_all(write.connection())
             .await?;
+            let now = now();
             for user_id in below_max {
-                settle(write.connection(), tenant_id, user_id, &c.code).await?;
+                settle(write.connection(), tenant_id, user_id, &c.code, now).await?;
             }
         }
         sqlx::query(bump_catalog!()).bind(tenant_id).execute(write.connection()).await?;

@@ -4,8 +4,9 @@
 //! turn by every write transaction (`BEGIN IMMEDIATE`, so a transaction
 //! never fails half-way for want of the write lock), while reads run on a
 //! pool of their own beside it (WAL: readers never wait for the writer).
-//! Guarded purchases commit in batches, many in one transaction and one
-//! sync, as the PostgreSQL backend's group commit does.
+//! Commits go through one task that writes what is waiting in batches,
+//! many in one transaction and one sync, as the PostgreSQL backend's group
+//! commit does.
 //!
 //! Times are stored as microseconds since the Unix epoch and computed here,
 //! not in SQL: a write transaction has the file to itself, so reading a
@@ -15,15 +16,15 @@
 mod sql;
 mod batch;
 mod catalog;
+mod commit;
 mod control;
 mod error;
 mod players;
 mod reads;
 mod rows;
 mod tenant;
-mod tx;
+mod writes;
 
-use super::seen::SeenBalances;
 use super::stores::{Database, PoolSettings};
 use super::*;
 use batch::Committer;
@@ -44,13 +45,12 @@ const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 /// Migrations of the embedded store, run when a file is opened.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqlite");
 
-/// One SQLite file: its writer, its readers, the committer of its guarded
-/// purchases, and the balances this host last saw in it.
+/// One SQLite file: its writer, its readers, and the committer that writes
+/// every commit.
 pub(crate) struct SqliteDatabase {
     writer: Arc<Mutex<Writer>>,
     readers: SqlitePool,
     committer: Committer,
-    seen: Arc<SeenBalances>,
     /// How long a write waits for its turn before it is answered busy.
     write_wait: Duration,
 }
@@ -86,10 +86,9 @@ impl SqliteDatabase {
             .await
             .map_err(error::opening)?;
         let writer = Arc::new(Mutex::new(Writer { connection: writer, open: false }));
-        let seen = Arc::<SeenBalances>::default();
         let write_wait = settings.acquire_timeout.max(settings.statement_timeout);
-        let committer = Committer::start(writer.clone(), seen.clone(), write_wait);
-        Ok(Self { writer, readers, committer, seen, write_wait })
+        let committer = Committer::start(writer.clone(), write_wait);
+        Ok(Self { writer, readers, committer, write_wait })
     }
 
     /// The control plane, when this is the host's default database.

@@ -4,7 +4,7 @@
 use super::super::*;
 use super::error::is_unique_violation;
 use super::rows::time;
-use super::tx::{attributes, open_balance};
+use super::writes::{attributes, open_balance};
 use super::{SqliteTenant, now};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -51,35 +51,24 @@ impl SqliteTenant {
             return Ok(None);
         }
         // Regenerating balances open too, so their clocks start with the user.
-        let opened: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT code, initial_balance FROM currencies
+        let opened: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM currencies
              WHERE tenant_id = $1 AND (initial_balance > 0 OR recharge_amount IS NOT NULL)",
         )
         .bind(tenant_id)
         .fetch_all(write.connection())
         .await?;
-        for (code, _) in &opened {
+        for code in &opened {
             open_balance(write.connection(), tenant_id, id, code).await?;
         }
         write.commit().await?;
-        for (code, balance) in &opened {
-            self.db.seen.set(id, code, *balance);
-        }
         Ok(Some(User { id, tenant_id, identity: identity.to_owned() }))
     }
 
-    /// The user of rows `(id, identity, currency_code, balance)`, if any;
-    /// remembers its balances, what its first optimistic purchase starts
-    /// from.
-    fn found_user(&self, rows: &[SqliteRow]) -> StorageResult<Option<User>> {
-        let Some(first) = rows.first() else { return Ok(None) };
-        let user = User { id: first.try_get("id")?, tenant_id: self.tenant_id, identity: first.try_get("identity")? };
-        for row in rows {
-            if let Some(code) = row.try_get::<Option<String>, _>("currency_code")? {
-                self.db.seen.set(user.id, &code, row.try_get("balance")?);
-            }
-        }
-        Ok(Some(user))
+    /// The user of a row `(id, identity)`, if any.
+    fn found_user(&self, row: Option<SqliteRow>) -> StorageResult<Option<User>> {
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(User { id: row.try_get("id")?, tenant_id: self.tenant_id, identity: row.try_get("identity")? }))
     }
 }
 
@@ -90,41 +79,33 @@ impl PlayerStore for SqliteTenant {
     }
 
     async fn find_user(&self, identity: &str) -> StorageResult<Option<User>> {
-        let rows = sqlx::query(
-            "SELECT u.id, u.identity, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
-             WHERE u.tenant_id = $1 AND u.identity = $2",
-        )
-        .bind(self.tenant_id)
-        .bind(identity)
-        .fetch_all(&self.db.readers)
-        .await?;
-        self.found_user(&rows)
+        let row = sqlx::query("SELECT id, identity FROM users WHERE tenant_id = $1 AND identity = $2")
+            .bind(self.tenant_id)
+            .bind(identity)
+            .fetch_optional(&self.db.readers)
+            .await?;
+        self.found_user(row)
     }
 
     async fn find_user_by_id(&self, user_id: Uuid) -> StorageResult<Option<User>> {
-        let rows = sqlx::query(
-            "SELECT u.id, u.identity, b.currency_code, b.balance FROM users u LEFT JOIN balances b ON b.user_id = u.id
-             WHERE u.tenant_id = $1 AND u.id = $2",
-        )
-        .bind(self.tenant_id)
-        .bind(user_id)
-        .fetch_all(&self.db.readers)
-        .await?;
-        self.found_user(&rows)
+        let row = sqlx::query("SELECT id, identity FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(self.tenant_id)
+            .bind(user_id)
+            .fetch_optional(&self.db.readers)
+            .await?;
+        self.found_user(row)
     }
 
     async fn find_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>> {
-        let rows = sqlx::query(
-            "SELECT u.id, u.identity, b.currency_code, b.balance
-             FROM custom_ids c JOIN users u ON u.id = c.user_id AND u.tenant_id = c.tenant_id
-             LEFT JOIN balances b ON b.user_id = u.id
+        let row = sqlx::query(
+            "SELECT u.id, u.identity FROM custom_ids c JOIN users u ON u.id = c.user_id AND u.tenant_id = c.tenant_id
              WHERE c.tenant_id = $1 AND c.custom_id_hash = $2",
         )
         .bind(self.tenant_id)
         .bind(custom_id_hash.as_slice())
-        .fetch_all(&self.db.readers)
+        .fetch_optional(&self.db.readers)
         .await?;
-        self.found_user(&rows)
+        self.found_user(row)
     }
 
     async fn create_custom_id_user(&self, custom_id_hash: &[u8; 32]) -> StorageResult<Option<User>> {

@@ -1,25 +1,18 @@
 //! A tenant's reads in SQLite: wallets, inventories, ledgers and
 //! idempotency records, on the readers (never waiting for the writer).
 
+use super::super::recharge::next_recharge_at;
 use super::super::*;
 use super::rows::{optional_time, paid_price_from_row, recharge_from_row, stack_from_row, time};
-use super::tx::settle_opening;
-use super::{SqliteTenant, at, now};
+use super::{SqliteTenant, now};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::types::Json;
 
 #[async_trait]
 impl ReadStore for SqliteTenant {
-    async fn wallet(&self, user: &User, recharging: &[String]) -> StorageResult<Vec<WalletEntry>> {
+    async fn wallet(&self, user: &User) -> StorageResult<Vec<WalletEntry>> {
         own(self.tenant_id, user)?;
-        if !recharging.is_empty() {
-            let mut write = self.db.write().await?;
-            for code in recharging {
-                settle_opening(write.connection(), self.tenant_id, user.id, code).await?;
-            }
-            write.commit().await?;
-        }
         let rows = sqlx::query(
             "SELECT c.code, c.recharge_amount, c.recharge_period_seconds, c.recharge_max, c.recharge_since,
                     COALESCE(b.balance, c.initial_balance) AS balance, b.recharged_at
@@ -34,15 +27,20 @@ impl ReadStore for SqliteTenant {
             .map(|row| {
                 let recharge = recharge_from_row(row)?;
                 let balance: i64 = row.try_get("balance")?;
-                // A balance below its max gains its next amount one period
-                // after its clock (which starts no earlier than the recharge).
                 let next_recharge_at = match &recharge {
-                    Some(recharge) if balance < recharge.max => {
-                        let since: i64 = row.try_get("recharge_since")?;
-                        let clock = row.try_get::<Option<i64>, _>("recharged_at")?.unwrap_or(since).max(since);
-                        Some(at(clock + recharge.period_seconds * 1_000_000))
+                    Some(recharge) => {
+                        let terms = RechargeTerms {
+                            amount: recharge.amount,
+                            period_seconds: recharge.period_seconds,
+                            max: recharge.max,
+                            since: time(row, "recharge_since")?,
+                        };
+                        next_recharge_at(
+                            BalanceRow { balance, recharged_at: optional_time(row, "recharged_at")? },
+                            &terms,
+                        )
                     }
-                    _ => None,
+                    None => None,
                 };
                 Ok(WalletEntry { currency_code: row.try_get("code")?, balance, recharge, next_recharge_at })
             })
@@ -158,6 +156,87 @@ impl ReadStore for SqliteTenant {
                 body: row.try_get::<Json<Value>, _>("response_body")?.0,
             },
         }))
+    }
+
+    async fn balance_read(&self, user_id: Uuid, code: &str) -> StorageResult<Option<BalanceRead>> {
+        let row = sqlx::query(
+            "SELECT b.balance, b.recharged_at, c.initial_balance, c.max_balance, c.recharge_amount,
+                    c.recharge_period_seconds, c.recharge_max, c.recharge_since, u.created_at AS player_since
+             FROM currencies c LEFT JOIN users u ON u.tenant_id = $1 AND u.id = $2
+             LEFT JOIN balances b ON b.user_id = u.id AND b.currency_code = c.code
+             WHERE c.tenant_id = $1 AND c.code = $3",
+        )
+        .bind(self.tenant_id)
+        .bind(user_id)
+        .bind(code)
+        .fetch_optional(&self.db.readers)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored = match row.try_get::<Option<i64>, _>("balance")? {
+            Some(balance) => Some(BalanceRow { balance, recharged_at: optional_time(&row, "recharged_at")? }),
+            None => None,
+        };
+        let recharge = recharge_from_row(&row)?.map(|recharge| RechargeTerms {
+            amount: recharge.amount,
+            period_seconds: recharge.period_seconds,
+            max: recharge.max,
+            since: time(&row, "recharge_since").unwrap_or_default(),
+        });
+        Ok(Some(BalanceRead {
+            stored,
+            initial_balance: row.try_get("initial_balance")?,
+            max_balance: row.try_get("max_balance")?,
+            recharge,
+            player_since: optional_time(&row, "player_since")?,
+        }))
+    }
+
+    async fn stacks(&self, user_id: Uuid, item_id: Uuid) -> StorageResult<Vec<StoredStack>> {
+        let rows = sqlx::query(
+            "SELECT collection_id, stack_id, quantity, expires_at, acquired_via, acquired_at FROM inventory
+             WHERE user_id = $1 AND item_id = $2",
+        )
+        .bind(user_id)
+        .bind(item_id)
+        .fetch_all(&self.db.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredStack {
+                    stack: StackKey {
+                        collection_id: row.try_get("collection_id")?,
+                        stack_id: row.try_get("stack_id")?,
+                    },
+                    quantity: row.try_get("quantity")?,
+                    expires_at: optional_time(row, "expires_at")?,
+                    acquired_via: row.try_get("acquired_via")?,
+                    acquired_at: time(row, "acquired_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn item_purchases(&self, user_id: Uuid, item_id: Uuid) -> StorageResult<i64> {
+        let count =
+            sqlx::query_scalar("SELECT COALESCE(sum(quantity), 0) FROM purchases WHERE user_id = $1 AND item_id = $2")
+                .bind(user_id)
+                .bind(item_id)
+                .fetch_one(&self.db.readers)
+                .await?;
+        Ok(count)
+    }
+
+    async fn listing_purchases(&self, user_id: Uuid, store_id: Uuid, item_id: Uuid) -> StorageResult<Option<i64>> {
+        let count = sqlx::query_scalar(
+            "SELECT purchased FROM listing_purchases WHERE user_id = $1 AND store_id = $2 AND item_id = $3",
+        )
+        .bind(user_id)
+        .bind(store_id)
+        .bind(item_id)
+        .fetch_optional(&self.db.readers)
+        .await?;
+        Ok(count)
     }
 
     async fn ledger(&self, user: &User, query: &LedgerQuery) -> StorageResult<Vec<LedgerEntry>> {

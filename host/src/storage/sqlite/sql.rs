@@ -22,13 +22,6 @@ macro_rules! store_columns {
     };
 }
 
-/// The columns of an inventory stack.
-macro_rules! stack_columns {
-    () => {
-        "item_id, collection_id, stack_id, quantity, acquired_via, acquired_at, expires_at"
-    };
-}
-
 /// Moves the catalog version of tenant `$1`: every host's in-memory catalog
 /// of it is replaced.
 macro_rules! bump_catalog {

@@ -1,8 +1,7 @@
 //! A tenant's store in SQLite: its data in its file (the default one, or
 //! its own), every statement scoped to the tenant. The catalog, players and
 //! reads implement their traits in files of their own; this file holds the
-//! rest of [`TenantStore`]: transactions (`tx`) and the guarded purchase
-//! (`batch`).
+//! rest of [`TenantStore`]: the commit, through the file's committer.
 
 use super::super::*;
 use super::SqliteDatabase;
@@ -20,24 +19,7 @@ impl TenantStore for SqliteTenant {
         Ok(())
     }
 
-    async fn begin(&self, scope: TxScope) -> StorageResult<Box<dyn Tx>> {
-        Ok(Box::new(self.begin_sqlite(scope).await?))
-    }
-
-    async fn remembered_balance(&self, user_id: Uuid, code: &str) -> StorageResult<Option<i64>> {
-        if let Some(balance) = self.db.seen.get(user_id, code) {
-            return Ok(Some(balance));
-        }
-        // The balance last committed, read without waiting for the writer.
-        let balance = sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1 AND currency_code = $2")
-            .bind(user_id)
-            .bind(code)
-            .fetch_optional(&self.db.readers)
-            .await?;
-        Ok(balance)
-    }
-
-    async fn commit_guarded(&self, purchase: GuardedPurchase) -> StorageResult<Guarded> {
-        self.db.committer.commit(self.tenant_id, purchase).await
+    async fn commit(&self, journal: Journal) -> StorageResult<Commit> {
+        self.db.committer.commit(self.tenant_id, journal).await
     }
 }
