@@ -83,6 +83,16 @@ pub struct Settings {
     /// Rules instances alive at once.
     #[arg(long, env = "ECONOMY_MODULE_INSTANCES", default_value_t = RuntimeLimits::default().max_instances)]
     pub module_instances: u32,
+
+    /// Rules instances one tenant may hold at once (default: a quarter of
+    /// the instances).
+    #[arg(long, env = "ECONOMY_MODULE_TENANT_INSTANCES")]
+    pub module_tenant_instances: Option<u32>,
+
+    /// How long a rules call waits for an instance before its tenant is
+    /// answered busy.
+    #[arg(long, env = "ECONOMY_MODULE_WAIT_MS", default_value_t = RuntimeLimits::default().instance_wait.as_millis() as u64)]
+    pub module_wait_ms: u64,
 }
 
 impl Settings {
@@ -104,6 +114,8 @@ impl Settings {
             deadline: Duration::from_millis(self.module_deadline_ms),
             memory_bytes: self.module_memory_bytes,
             max_instances: self.module_instances,
+            tenant_instances: self.module_tenant_instances,
+            instance_wait: Duration::from_millis(self.module_wait_ms),
             ..RuntimeLimits::default()
         }
     }

@@ -63,8 +63,9 @@ pub enum EconomyError {
     /// the host refused. Logged with the module's hash where it happened.
     #[error("the rules module failed")]
     ModuleFailed,
-    /// A lock or statement waited past its timeout; retry.
-    #[error("the player's records are busy; retry shortly")]
+    /// A lock or statement waited past its timeout, the player's records
+    /// kept changing, or the tenant's module calls are all in use; retry.
+    #[error("busy: nothing was written; retry shortly")]
     Busy(String),
     /// The tenant's database cannot be reached.
     #[error("the tenant's database is unavailable")]

@@ -15,6 +15,7 @@ mod history;
 mod inventory;
 mod journal;
 mod player;
+mod shares;
 mod state;
 mod wallet;
 mod world;
@@ -31,12 +32,12 @@ use crate::storage::{LimitOverrides, NewGrant, StackKey, StorageError, User};
 use bindings::{Economy, EconomyPre};
 use economy_runner::sandbox::ImportBudget;
 use sha2::{Digest, Sha256};
+use shares::CallShares;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig, Store,
@@ -92,6 +93,13 @@ pub struct RuntimeLimits {
     pub max_import_calls: u32,
     /// Instances alive at once (the pooling allocator's size).
     pub max_instances: u32,
+    /// Instances one tenant may hold at once (none: a quarter of
+    /// `max_instances`); a call past its tenant's share waits for one of the
+    /// tenant's own calls to end.
+    pub tenant_instances: Option<u32>,
+    /// How long a call waits for an instance before its tenant is told the
+    /// host is busy.
+    pub instance_wait: Duration,
     /// Fuel and epoch deadlines. Only the benchmarks turn this off, to
     /// measure what metering costs; the server always meters.
     pub metering: bool,
@@ -112,6 +120,8 @@ impl Default for RuntimeLimits {
             stack_bytes: 512 << 10,
             max_import_calls: 1_000,
             max_instances: 128,
+            tenant_instances: None,
+            instance_wait: Duration::from_secs(1),
             metering: true,
             scan_dirty_pages: true,
         }
@@ -119,6 +129,11 @@ impl Default for RuntimeLimits {
 }
 
 impl RuntimeLimits {
+    /// Instances one tenant may hold at once.
+    pub fn tenant_instances(&self) -> u32 {
+        self.tenant_instances.unwrap_or(self.max_instances / 4).clamp(1, self.max_instances.max(1))
+    }
+
     /// The limits of one call, with a tenant's overrides applied. Memory
     /// never exceeds what the pool reserved per instance.
     pub fn for_call(&self, overrides: &LimitOverrides) -> CallLimits {
@@ -247,7 +262,8 @@ struct Inner {
     engine: Engine,
     linker: Linker<RequestState>,
     limits: RuntimeLimits,
-    instances: Semaphore,
+    /// Each tenant's share of the instances, and the host's.
+    shares: CallShares,
     default_module: Arc<RulesModule>,
     /// The built-in component: the reference for the world's export types.
     world: Component,
@@ -297,8 +313,9 @@ impl Runtime {
         spawn_epoch_ticker(&engine);
         let component = Component::new(&engine, ECONOMY_CORE_WASM)?;
         let default_module = Arc::new(prepare(&linker, &component, hex::encode(Sha256::digest(ECONOMY_CORE_WASM)))?);
-        let instances = Semaphore::new(limits.max_instances as usize);
-        Ok(Self { inner: Arc::new(Inner { engine, linker, limits, instances, default_module, world: component }) })
+        let shares =
+            CallShares::new(limits.max_instances as usize, limits.tenant_instances() as usize, limits.instance_wait);
+        Ok(Self { inner: Arc::new(Inner { engine, linker, limits, shares, default_module, world: component }) })
     }
 
     /// The built-in rules.
@@ -388,7 +405,15 @@ impl Runtime {
     ) -> Invocation<R> {
         let Call { module, limits, catalog, mut ctx, player, placement, read_only } = call;
         ctx.now_ms = snapshot.at().timestamp_millis();
-        let _permit = self.inner.instances.acquire().await.expect("the instance semaphore is never closed");
+        // The tenant's place among the host's instances: a tenant past its
+        // share is busy by itself, never failed as its module's fault.
+        let _place = match self.inner.shares.enter(&ctx.tenant_id).await {
+            Ok(place) => place,
+            Err(full) => {
+                let busy = CallFailure::Host(StorageError::Busy(full.to_string()));
+                return Invocation { snapshot, journal: Journal::default(), result: Err(busy), fuel_used: None };
+            }
+        };
         let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
         let imports = ImportBudget::new(limits.max_import_calls, read_only);
         let mut state = RequestState::new(snapshot, catalog.clone(), limits.memory_bytes, imports, ctx.now_ms, seed);

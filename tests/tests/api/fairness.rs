@@ -2,10 +2,11 @@
 //! noisy tenant (or of its clients) beside a quiet tenant, and checks that
 //! the quiet tenant's answers stay 200 and that nothing is left behind.
 
-use crate::helpers::{TestApp, backend, priced_item, shop, spawn_app};
+use crate::helpers::{As, TestApp, backend, priced_item, shop, spawn_app};
 use crate::playfab::{self, title_id};
 use economy_tests::database::Backend;
 use economy_tests::hostile::many_instances;
+use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -87,4 +88,60 @@ async fn a_component_past_a_per_component_cap_is_refused_at_upload_naming_it() {
     let refused = app.upload(&noisy, &many_instances(1)).await;
     refused.assert_error(400, "INVALID_MODULE");
     app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"})).await.assert_ok();
+}
+
+/// The noisy tenant's module sleeps to its deadline in every call, and its
+/// clients send far more calls than its share of the host's instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_that_sleeps_to_its_deadline_slows_only_its_own_tenant() {
+    let app = spawn_app().await;
+    let (quiet, quiet_player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &quiet, "sword", "durable", 10).await;
+    let noisy = app.create_tenant("other").await;
+    app.put_currency(&noisy, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
+    let sleepy = priced_item(&app, &noisy, "sleep", "durable", 1).await;
+    let noisy_id: uuid::Uuid = app.pool.scalar("SELECT id FROM tenants WHERE slug = 'other'").await;
+    let limits = json!({"deadline_ms": 1_500});
+    let path = format!("/operator/tenants/{noisy_id}/limits");
+    app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(limits)).await.assert_ok();
+    crate::modules::activate_hostile(&app, &noisy).await;
+    let ids: Vec<String> = (0..150).map(|i| format!("noisy-{i}")).collect();
+    let noisy_players = futures::future::join_all(ids.iter().map(|id| app.login(&noisy, id))).await;
+
+    let body = json!({"catalog_item_id": sleepy, "currency_code": "gems"});
+    let noise =
+        futures::future::join_all(noisy_players.iter().map(|player| app.purchase(&noisy, player, body.clone())));
+    let quiet_play = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            let bought =
+                app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"}));
+            bought.await.assert_ok();
+            let path = format!("/server/users/{}/grants", quiet_player.identity);
+            let granted = app.call(
+                Method::POST,
+                &path,
+                As::Key(&quiet.server_key),
+                Some(json!({"currency_code": "gems", "amount": 10})),
+            );
+            granted.await.assert_ok();
+            slowest = slowest.max(started.elapsed());
+        }
+        slowest
+    };
+    let (noise, slowest) = tokio::join!(noise, quiet_play);
+    assert!(slowest < Duration::from_millis(500), "the quiet tenant waited {slowest:?}");
+    for reply in &noise {
+        let code = reply.body["error"]["code"].as_str();
+        assert!(matches!((reply.status, code), (500, Some("MODULE_FAILED")) | (503, Some("BUSY"))), "{}", reply.body);
+    }
+    let busy = noise.iter().filter(|reply| reply.status == 503).count();
+    assert!(busy > 0, "past its share, the noisy tenant is told it is busy");
+    assert_eq!(app.balance(&quiet, &quiet_player, "gems").await, 1_000);
+    // The quiet tenant's module was never blamed for anything.
+    let events = app.call(Method::GET, "/admin/modules/events", As::Key(&quiet.admin_key), None).await;
+    assert_eq!(events.assert_ok().as_array().map(Vec::len), Some(0), "{}", events.body);
+    app.audit().await;
 }

@@ -41,3 +41,20 @@ async fn the_ledger_pages_newest_first_and_sums_to_the_balance() {
     assert_eq!(deltas.iter().sum::<i64>(), balance);
     assert_eq!(entries[0]["balance_after"].as_i64(), Some(balance));
 }
+
+#[tokio::test]
+async fn no_grant_takes_a_balance_past_the_bound_on_every_amount() {
+    let app = spawn_app().await;
+    let (tenant, player) = shop(&app, 1_000).await;
+    let most = 1_000_000_000_000_000_i64;
+    app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": most}))
+        .await
+        .assert_error(400, "MAX_BALANCE_EXCEEDED");
+    let to_the_bound = json!({"currency_code": "gems", "amount": most - 1_000});
+    assert_eq!(app.grant(&tenant, &player, to_the_bound).await.assert_ok()["balance_after"], most);
+    app.grant(&tenant, &player, json!({"currency_code": "gems", "amount": 1}))
+        .await
+        .assert_error(400, "MAX_BALANCE_EXCEEDED");
+    assert_eq!(app.balance(&tenant, &player, "gems").await, most);
+    app.audit().await;
+}

@@ -359,8 +359,13 @@ async fn add_and_subtract_inventory_items_are_the_servers() {
     let bundle =
         json!({"Entity": entity, "Item": {"AlternateId": {"Type": "FriendlyId", "Value": "chest"}}, "Amount": 1});
     assert_playfab_error(&as_server(&app, &tenant, "AddInventoryItems", bundle).await, 400, "InvalidParams", 1000);
+    // No balance passes 10^15, the bound on every amount.
+    let most = json!({"Entity": entity, "Item": {"Id": "gems"}, "Amount": 1_000_000_000_000_000_i64});
+    assert_playfab_error(&as_server(&app, &tenant, "AddInventoryItems", most).await, 400, "InvalidRequest", 1071);
+    let past = json!({"Entity": entity, "Item": {"Id": "gems"}, "Amount": 1_000_000_000_000_001_i64});
+    assert_playfab_error(&as_server(&app, &tenant, "AddInventoryItems", past).await, 400, "InvalidParams", 1000);
     let (items, _) = collection(&app, &player, "default").await;
-    assert_eq!(amount(&items, &potion, "bag"), None);
+    assert_eq!((amount(&items, &potion, "bag"), amount(&items, "gems", "default")), (None, Some(1_050)));
     app.audit().await;
 }
 

@@ -13,6 +13,8 @@
 //! | `mint`     | credits a million gems, then prices normally     |
 //! | `skim`     | debits 500 gems more than the price              |
 //! | `slow`     | spins two to four seconds, then prices normally  |
+//! | `sleep`    | sleeps an hour (past any deadline): a wait that  |
+//! |            | burns no fuel                                    |
 //! | `bad-ids`  | hands every import ids that name nothing; the    |
 //! |            | price is 1 plus a bit for each import that did   |
 //! |            | not answer as for a thing that does not exist    |
@@ -58,6 +60,10 @@ impl PricePolicy for Hostile {
                     counter = black_box(counter.wrapping_add(1));
                 }
                 black_box(counter);
+                CatalogPrice::unit_price(env, ctx, item, listing, currency_code)
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3_600));
                 CatalogPrice::unit_price(env, ctx, item, listing, currency_code)
             }
             "skim" => {
