@@ -178,6 +178,10 @@ async fn acknowledged_purchases_survive_a_kill(backend: Backend) {
     .unwrap();
     let key = |name: &str| tenant["data"][name].as_str().unwrap().to_owned();
     let (admin, client) = (key("admin_key"), key("client_key"));
+    // One player buying as fast as it can: a load test, without rate limits.
+    call(reqwest::Method::PUT, "/admin/settings", &[("x-api-key", &admin)], json!({"rate_limits": null}))
+        .await
+        .unwrap();
     call(
         reqwest::Method::PUT,
         "/admin/currencies/gems",

@@ -9,8 +9,8 @@ use super::error::EconomyError;
 use crate::catalog::{rules_contents, rules_item, rules_item_type};
 use crate::domain::{self, CatalogKey, MAX_AMOUNT, MAX_DURATION_SECONDS, MAX_GRANTED_ITEMS, MAX_QUANTITY, Name};
 use crate::storage::{
-    Attributes, CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, Recharge, Store,
-    TenantSettings,
+    Attributes, CatalogItem, Content, Currency, ItemType, Listing, NewCurrency, NewItem, Price, RateLimits, Recharge,
+    Store, TenantSettings,
 };
 use economy_core::bundle;
 use serde_json::Value;
@@ -156,6 +156,9 @@ impl Economy {
         settings: TenantSettings,
     ) -> Result<Applied<TenantSettings>, EconomyError> {
         check_named_values("module_settings", &settings.module_settings)?;
+        if let Some(limits) = &settings.rate_limits {
+            check_rate_limits(limits)?;
+        }
         self.control.set_settings(tenant_id, &settings).await?;
         Ok(self.applied(tenant_id, settings).await)
     }
@@ -163,6 +166,24 @@ impl Economy {
     async fn currency_codes(&self, tenant_id: Uuid) -> Result<HashSet<String>, EconomyError> {
         Ok(self.tenant_store(tenant_id).await?.currencies().await?.into_iter().map(|c| c.code).collect())
     }
+}
+
+/// The most a rate limit may be set to (a million a minute, or a second).
+const MAX_RATE: u32 = 1_000_000;
+
+/// Rate limits of at least one request, and at most [`MAX_RATE`].
+fn check_rate_limits(limits: &RateLimits) -> Result<(), EconomyError> {
+    for (field, rate) in [
+        ("player_writes_per_minute", limits.player_writes_per_minute),
+        ("key_requests_per_second", limits.key_requests_per_second),
+    ] {
+        if !(1..=MAX_RATE).contains(&rate) {
+            return Err(EconomyError::Invalid(format!(
+                "rate_limits.{field} must be from 1 to {MAX_RATE} (rate_limits: null turns the limits off)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A free-text field: at most [`MAX_TEXT_CHARS`], no control characters.

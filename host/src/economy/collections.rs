@@ -158,6 +158,7 @@ impl Economy {
         if let Some(properties) = &change.placement.display_properties {
             check_storable("display_properties", properties)?;
         }
+        self.admit_write(user).await?;
         let keyed = key.map(|key| Keyed::new(key, OPERATION, change.canonical()));
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         let store = self.tenant_store(user.tenant_id).await?;

@@ -37,6 +37,7 @@ impl Economy {
         quantity: Quantity,
         key: Option<IdempotencyKey>,
     ) -> Result<Outcome<ConsumeReceipt>, EconomyError> {
+        self.admit_write(user).await?;
         let keyed = key.map(|key| Keyed::new(key, OPERATION, json!({"item_id": item_id, "quantity": quantity.get()})));
         let tenant = self.rules.for_tenant(user.tenant_id).await?;
         let store = self.tenant_store(user.tenant_id).await?;

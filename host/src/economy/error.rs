@@ -67,6 +67,9 @@ pub enum EconomyError {
     /// kept changing, or the tenant's module calls are all in use; retry.
     #[error("busy: nothing was written; retry shortly")]
     Busy(String),
+    /// Over the tenant's rate limit: retry after this long.
+    #[error("too many requests; retry in {} ms", .0.as_millis())]
+    RateLimited(std::time::Duration),
     /// The tenant's database cannot be reached.
     #[error("the tenant's database is unavailable")]
     Unavailable(String),

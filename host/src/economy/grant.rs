@@ -74,6 +74,7 @@ impl Economy {
     ) -> Result<(Uuid, Outcome<Granted>), EconomyError> {
         let keyed = key.map(|key| Keyed::new(key, OPERATION, grant.canonical()));
         let user = self.player(tenant_id, identity).await?;
+        self.admit_write(&user).await?;
         let tenant = self.rules.for_tenant(tenant_id).await?;
         let store = self.tenant_store(tenant_id).await?;
         let _turn = self.user_queue.turn(user.id).await;

@@ -13,6 +13,7 @@ mod consume;
 mod error;
 mod grant;
 mod idempotency;
+mod limits;
 mod modules;
 mod players;
 mod purchase;
@@ -66,6 +67,8 @@ pub struct Economy {
     user_queue: queue::UserQueue,
     /// The balances this host committed: what a first attempt decides on.
     remembered: Arc<Remembered>,
+    /// The tenants' request rate limits, counted on this host.
+    limiter: limits::RateLimiter,
     /// Reads collection versions in groups.
     versions: versions::VersionReads,
     /// Watches the tenants' modules: failures, and new ones on probation.
@@ -87,6 +90,7 @@ impl Economy {
             rules,
             user_queue: queue::UserQueue::default(),
             remembered: Arc::default(),
+            limiter: Default::default(),
             versions: Default::default(),
             watch: Default::default(),
             session_ttl,

@@ -171,6 +171,7 @@ impl Economy {
         request: &PurchaseRequest,
         key: Option<IdempotencyKey>,
     ) -> Result<(Outcome<PurchaseReceipt>, Option<Vec<Held>>), EconomyError> {
+        self.admit_write(user).await?;
         let keyed = key.map(|key| Keyed::new(key, OPERATION, request.canonical()));
         let store = self.tenant_store(user.tenant_id).await?;
         match self.checked_purchase(&store, user, request, keyed.as_ref()).await {

@@ -79,6 +79,7 @@ impl ApiError {
                 EconomyError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 EconomyError::ModuleFailed | EconomyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 EconomyError::Busy(_) | EconomyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                EconomyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             },
         }
     }
@@ -112,6 +113,7 @@ impl ApiError {
                 EconomyError::ModuleFailed => "MODULE_FAILED",
                 EconomyError::Busy(_) => "BUSY",
                 EconomyError::Unavailable(_) => "TENANT_UNAVAILABLE",
+                EconomyError::RateLimited(_) => "RATE_LIMITED",
                 EconomyError::Internal(_) => "INTERNAL",
             },
         }
@@ -136,12 +138,19 @@ impl ApiError {
         }
     }
 
-    /// `body` with this error's status, and `Retry-After` on a 503.
+    /// `body` with this error's status, and `Retry-After` on a 503 and a
+    /// 429 (whole seconds, at least one).
     pub fn respond(&self, status: StatusCode, body: serde_json::Value) -> Response {
         self.log();
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        let retry_after = match self {
+            Self::Economy(EconomyError::RateLimited(wait)) => {
+                Some(HeaderValue::from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)))
+            }
+            _ => (status == StatusCode::SERVICE_UNAVAILABLE).then_some(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
+        };
+        if let Some(retry_after) = retry_after {
+            response.headers_mut().insert(RETRY_AFTER, retry_after);
         }
         response
     }

@@ -125,13 +125,15 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// The key's tenant, if the key is one of `allowed` kinds: 401 for a
-/// missing or unknown key, 403 for another kind.
+/// missing or unknown key, 403 for another kind, 429 past the tenant's
+/// rate limit for the key.
 async fn tenant_key(parts: &Parts, state: &AppState, allowed: &[KeyKind]) -> Result<Uuid, ApiError> {
     let key = header(parts, "x-api-key").ok_or(ApiError::Unauthorized)?;
     let record = state.credentials.api_key(&state.economy, key).await?.ok_or(ApiError::Unauthorized)?;
     if !allowed.contains(&record.kind) {
         return Err(ApiError::Forbidden);
     }
+    state.economy.admit_key(record.tenant_id, record.kind).await?;
     Ok(record.tenant_id)
 }
 

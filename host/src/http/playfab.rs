@@ -14,7 +14,9 @@ use super::extract::OptionalJson;
 use super::openapi as doc;
 use crate::domain::CustomId;
 use crate::economy::{CustomLogin, EconomyError};
-use crate::storage::{BundlePurchase, CatalogItem, Content, InventoryEntry, ItemType, PaidPrice, User, WalletEntry};
+use crate::storage::{
+    BundlePurchase, CatalogItem, Content, InventoryEntry, ItemType, KeyKind, PaidPrice, User, WalletEntry,
+};
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -46,6 +48,8 @@ pub(super) enum Code {
     EntityTokenExpired,
     PreconditionFailed,
     InvalidCatalogItemConfiguration,
+    /// `APIClientRequestRateLimitExceeded`.
+    RateLimitExceeded,
 }
 
 impl Code {
@@ -68,6 +72,7 @@ impl Code {
             Self::EntityTokenMissing => ("EntityTokenMissing", 1334),
             Self::EntityTokenInvalid => ("EntityTokenInvalid", 1335),
             Self::EntityTokenExpired => ("EntityTokenExpired", 1336),
+            Self::RateLimitExceeded => ("APIClientRequestRateLimitExceeded", 1199),
             Self::PreconditionFailed => ("PreconditionFailed", 1610),
             Self::InvalidCatalogItemConfiguration => ("InvalidCatalogItemConfiguration", 4015),
         }
@@ -82,6 +87,7 @@ impl Code {
             }
             Self::NotAuthorized => Some(StatusCode::FORBIDDEN),
             Self::PreconditionFailed => Some(StatusCode::PRECONDITION_FAILED),
+            Self::RateLimitExceeded => Some(StatusCode::TOO_MANY_REQUESTS),
             _ => None,
         }
     }
@@ -129,6 +135,7 @@ impl From<ApiError> for PlayFabError {
                 EconomyError::CollectionChanged => Code::PreconditionFailed,
                 EconomyError::Busy(_) => Code::DatabaseThroughputExceeded,
                 EconomyError::Unavailable(_) => Code::ServiceUnavailable,
+                EconomyError::RateLimited(_) => Code::RateLimitExceeded,
                 EconomyError::Internal(_) | EconomyError::ModuleFailed => Code::InternalServerError,
                 _ => Code::InvalidRequest,
             },
@@ -199,12 +206,15 @@ pub async fn login_with_custom_id(
     let custom_id = CustomId::try_from(custom_id).map_err(ApiError::from)?;
     let invalid_title = || PlayFabError::refused(Code::InvalidTitleId, "Invalid title id");
     let tenant_id = Uuid::parse_str(&title_id).map_err(|_| invalid_title())?;
-    let login = state.economy.login_custom(tenant_id, &custom_id, body.create_account.unwrap_or(false)).await;
-    let CustomLogin { session, newly_created } = login.map_err(|error| match error {
+    let refused = |error| match error {
         EconomyError::UnknownTenant => invalid_title(),
         EconomyError::NotFound(_) => PlayFabError::refused(Code::AccountNotFound, "User not found"),
         other => other.into(),
-    })?;
+    };
+    // A login needs no key: it counts on the title's client key.
+    state.economy.admit_key(tenant_id, KeyKind::Client).await.map_err(refused)?;
+    let login = state.economy.login_custom(tenant_id, &custom_id, body.create_account.unwrap_or(false)).await;
+    let CustomLogin { session, newly_created } = login.map_err(refused)?;
     let ticket = format!("{tenant_id}.{}", session.session_token);
     let entity =
         json!({ "Id": session.app_user_id, "Type": "title_player_account", "TypeString": "title_player_account" });
@@ -242,7 +252,11 @@ async fn ticket(state: &AppState, ticket: &str) -> Result<Ticket, PlayFabError> 
     };
     Ok(match session {
         Some(session) if session.user.tenant_id == tenant_id => match session.expires_at > Utc::now() {
-            true => Ticket::Live(session.user),
+            true => {
+                // A title's players call with their tickets, counted on its client key.
+                state.economy.admit_key(tenant_id, KeyKind::Client).await?;
+                Ticket::Live(session.user)
+            }
             false => Ticket::Expired,
         },
         _ => Ticket::Unknown,

@@ -404,7 +404,10 @@ impl FromRequestParts<AppState> for SecretKey {
         let missing = || PlayFabError::credentials(Code::NotAuthenticated, "This API requires the title's secret key");
         let record = state.credentials.api_key(&state.economy, key.ok_or_else(missing)?).await?;
         match record {
-            Some(record) if matches!(record.kind, KeyKind::Server | KeyKind::Admin) => Ok(Self(record.tenant_id)),
+            Some(record) if matches!(record.kind, KeyKind::Server | KeyKind::Admin) => {
+                state.economy.admit_key(record.tenant_id, record.kind).await?;
+                Ok(Self(record.tenant_id))
+            }
             Some(_) => Err(PlayFabError::from(ApiError::Forbidden)),
             None => Err(missing()),
         }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// What an API key allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyKind {
     Client,
@@ -518,7 +518,7 @@ pub struct LimitOverrides {
 
 /// A tenant's own settings, written by its admin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, expecting = "an object with optionally custom_id_login and module_settings")]
+#[serde(deny_unknown_fields, expecting = "an object with optionally custom_id_login, module_settings and rate_limits")]
 pub struct TenantSettings {
     /// Whether players may sign in with a custom id and the client key.
     #[serde(default = "enabled")]
@@ -529,6 +529,34 @@ pub struct TenantSettings {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub module_settings: Attributes,
+    /// How many requests the tenant's players and keys may make, on each
+    /// host: left out, the defaults; `null`, no limits (for load tests).
+    #[serde(default = "RateLimits::defaults")]
+    pub rate_limits: Option<RateLimits>,
+}
+
+/// A tenant's request rate limits, counted on each host. A player's writes
+/// (purchases, consumes, grants, stack changes) may come in a burst of a
+/// quarter of a minute's worth, then at the rate; a key's requests (every
+/// request made with it, and for PlayFab's client routes and logins, every
+/// request of the title's players) in a burst of a second's worth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with player_writes_per_minute and key_requests_per_second")]
+pub struct RateLimits {
+    /// Writes one player may make per minute (default 120).
+    pub player_writes_per_minute: u32,
+    /// Requests one API key may make per second (default 2,000).
+    pub key_requests_per_second: u32,
+}
+
+impl RateLimits {
+    /// What a tenant ships with: far above what a person playing does, far
+    /// below what a script hammering the API does.
+    pub const DEFAULT: Self = Self { player_writes_per_minute: 120, key_requests_per_second: 2_000 };
+
+    fn defaults() -> Option<Self> {
+        Some(Self::DEFAULT)
+    }
 }
 
 /// A JSON object of named values: a player's attributes, a tenant's module
@@ -541,7 +569,7 @@ fn enabled() -> bool {
 
 impl Default for TenantSettings {
     fn default() -> Self {
-        Self { custom_id_login: true, module_settings: Attributes::new() }
+        Self { custom_id_login: true, module_settings: Attributes::new(), rate_limits: RateLimits::defaults() }
     }
 }
 

@@ -68,19 +68,32 @@ async fn module_settings_are_validated_and_kept_with_the_other_settings() {
     let app = spawn_app().await;
     let tenant = app.create_tenant("module-settings").await;
     let admin = As::Key(&tenant.admin_key);
-    let settings = json!({"custom_id_login": false, "module_settings": {"vip_percent_off": 30, "vip_prefix": "gold-"}});
+    let limits = json!({"player_writes_per_minute": 60, "key_requests_per_second": 500});
+    let settings = json!({"custom_id_login": false, "module_settings": {"vip_percent_off": 30, "vip_prefix": "gold-"},
+                          "rate_limits": limits});
     app.call(Method::PUT, "/admin/settings", admin, Some(settings.clone())).await.assert_ok();
     let read = app.call(Method::GET, "/admin/settings", As::Key(&tenant.admin_key), None).await;
     assert_eq!(read.assert_ok(), &settings);
-    for bad in [json!({"module_settings": [1]}), json!({"module_settings": {"x": "y".repeat(17 * 1024)}})] {
+    for bad in [
+        json!({"module_settings": [1]}),
+        json!({"module_settings": {"x": "y".repeat(17 * 1024)}}),
+        json!({"rate_limits": {"player_writes_per_minute": 0, "key_requests_per_second": 5}}),
+        json!({"rate_limits": {"player_writes_per_minute": 5}}),
+    ] {
         let reply = app.call(Method::PUT, "/admin/settings", As::Key(&tenant.admin_key), Some(bad)).await;
         reply.assert_error(400, "VALIDATION_FAILED");
     }
-    // A setting left out takes its default: no module settings.
+    // A setting left out takes its default: no module settings, the
+    // default rate limits; null turns the limits off.
     let body = json!({"custom_id_login": true});
     app.call(Method::PUT, "/admin/settings", As::Key(&tenant.admin_key), Some(body)).await.assert_ok();
     let read = app.call(Method::GET, "/admin/settings", As::Key(&tenant.admin_key), None).await;
-    assert_eq!(read.assert_ok(), &json!({"custom_id_login": true, "module_settings": {}}));
+    let defaults = json!({"player_writes_per_minute": 120, "key_requests_per_second": 2000});
+    assert_eq!(read.assert_ok(), &json!({"custom_id_login": true, "module_settings": {}, "rate_limits": defaults}));
+    let body = json!({"rate_limits": null});
+    app.call(Method::PUT, "/admin/settings", As::Key(&tenant.admin_key), Some(body)).await.assert_ok();
+    let read = app.call(Method::GET, "/admin/settings", As::Key(&tenant.admin_key), None).await;
+    assert_eq!(read.assert_ok()["rate_limits"], json!(null));
 }
 
 #[tokio::test]

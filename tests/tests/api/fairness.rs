@@ -114,7 +114,8 @@ async fn a_module_that_sleeps_to_its_deadline_slows_only_its_own_tenant() {
     let quiet_play = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut slowest = Duration::ZERO;
-        for _ in 0..20 {
+        // Within the quiet player's burst of writes (a quarter of a minute's worth).
+        for _ in 0..12 {
             let started = std::time::Instant::now();
             let bought =
                 app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"}));
@@ -144,4 +145,71 @@ async fn a_module_that_sleeps_to_its_deadline_slows_only_its_own_tenant() {
     let events = app.call(Method::GET, "/admin/modules/events", As::Key(&quiet.admin_key), None).await;
     assert_eq!(events.assert_ok().as_array().map(Vec::len), Some(0), "{}", events.body);
     app.audit().await;
+}
+
+#[tokio::test]
+async fn a_player_or_a_key_over_its_rate_limit_is_refused_in_each_dialect_and_nobody_else_is() {
+    let app = spawn_app().await;
+    let (quiet, quiet_player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &quiet, "sword", "durable", 1).await;
+    let noisy = app.create_tenant("other").await;
+    app.put_currency(&noisy, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
+    let noisy_sword = priced_item(&app, &noisy, "sword", "durable", 1).await;
+    app.put_store(&noisy, "shop", json!({"name": "Shop", "listings": [{"item_key": "sword"}]})).await;
+    // Eight writes a minute: a burst of two.
+    let limits = json!({"rate_limits": {"player_writes_per_minute": 8, "key_requests_per_second": 1_000}});
+    app.call(Method::PUT, "/admin/settings", As::Key(&noisy.admin_key), Some(limits)).await.assert_ok();
+    let (bot, human) = (app.login(&noisy, "bot").await, app.login(&noisy, "human").await);
+    let buy = json!({"catalog_item_id": noisy_sword, "currency_code": "gems"});
+    let mut refused = 0;
+    for _ in 0..6 {
+        let reply = app.purchase(&noisy, &bot, buy.clone()).await;
+        if reply.status == 429 {
+            reply.assert_error(429, "RATE_LIMITED");
+            let retry_after: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=8).contains(&retry_after), "{retry_after}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 4, "two in a burst, then at eight a minute");
+    // PlayFab's and Sverse's routes count on the same player, in their own shapes.
+    let title = title_id(&app, "other").await;
+    let ticket = format!("{title}.{}", bot.token);
+    let body = json!({"Item": {"Id": noisy_sword}, "Amount": 1, "PriceAmounts": [{"ItemId": "gems", "Amount": 1}]});
+    let playfab = playfab::post(&app, "/Inventory/PurchaseInventoryItems", &[("X-EntityToken", &ticket)], body).await;
+    assert_eq!((playfab.status, &playfab.body["errorCode"]), (429, &json!(1199)), "{}", playfab.body);
+    assert_eq!(playfab.body["error"], "APIClientRequestRateLimitExceeded");
+    assert!(playfab.headers.contains_key("retry-after"));
+    let shop_items = app.call(Method::GET, "/api/private/shop-items", As::Key(&noisy.server_key), None).await;
+    let shop_item = shop_items.body["data"]["items"][0]["id"].clone();
+    let path = format!("/api/private/users/{}/purchases", bot.identity);
+    let sverse = json!({"shopItemId": shop_item, "quantity": 1, "idempotencyKey": "bot-1"});
+    let sverse = app.call(Method::POST, &path, As::Key(&noisy.server_key), Some(sverse)).await;
+    assert_eq!((sverse.status, &sverse.body["error"]), (429, &json!(true)), "{}", sverse.body);
+    assert!(sverse.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    // Another player of the tenant, and another tenant, are not slowed.
+    app.purchase(&noisy, &human, buy.clone()).await.assert_ok();
+    for _ in 0..10 {
+        let quiet_buy = json!({"catalog_item_id": sword, "currency_code": "gems"});
+        app.purchase(&quiet, &quiet_player, quiet_buy).await.assert_ok();
+    }
+
+    // A key over its limit: every request made with it, and only with it.
+    let limits = json!({"rate_limits": {"player_writes_per_minute": 8, "key_requests_per_second": 3}});
+    app.call(Method::PUT, "/admin/settings", As::Key(&noisy.admin_key), Some(limits)).await.assert_ok();
+    let reads = futures::future::join_all(
+        (0..8).map(|_| app.call(Method::GET, "/client/wallet", As::Session(&noisy.client_key, &human), None)),
+    )
+    .await;
+    let limited = reads.iter().filter(|reply| reply.status == 429).count();
+    assert!((4..=5).contains(&limited), "{limited} of 8 refused past a burst of 3");
+    app.call(Method::GET, "/admin/settings", As::Key(&noisy.admin_key), None).await.assert_ok();
+    app.call(Method::GET, "/client/wallet", As::Session(&quiet.client_key, &quiet_player), None).await.assert_ok();
+
+    // Off, for a load test.
+    let off = json!({"rate_limits": null});
+    app.call(Method::PUT, "/admin/settings", As::Key(&noisy.admin_key), Some(off)).await.assert_ok();
+    for _ in 0..5 {
+        app.purchase(&noisy, &bot, buy.clone()).await.assert_ok();
+    }
 }

@@ -163,6 +163,13 @@ impl TestApp {
         Tenant { client_key: text("client_key"), server_key: text("server_key"), admin_key: text("admin_key") }
     }
 
+    /// Turns the tenant's rate limits off, as a load test does: for tests
+    /// that race many writes on one player.
+    pub async fn without_rate_limits(&self, tenant: &Tenant) {
+        let body = json!({"rate_limits": null});
+        self.call(Method::PUT, "/admin/settings", As::Key(&tenant.admin_key), Some(body)).await.assert_ok();
+    }
+
     pub async fn put_currency(&self, tenant: &Tenant, code: &str, body: Value) {
         self.call(Method::PUT, &format!("/admin/currencies/{code}"), As::Key(&tenant.admin_key), Some(body))
             .await

@@ -190,6 +190,7 @@ async fn a_new_module_with_few_failures_stays_active() {
     let (tenant, player) = shop(&app, 1_000).await;
     let trap = priced_item(&app, &tenant, "trap", "consumable", 10).await;
     let honest = priced_item(&app, &tenant, "honest", "consumable", 10).await;
+    app.without_rate_limits(&tenant).await;
     let hostile = app.activate(&tenant, HOSTILE).await;
     for round in 0..20 {
         let item = if round % 2 == 0 { &trap } else { &honest };

@@ -264,6 +264,7 @@ async fn repeated_memory_bombs_keep_the_host_memory_bounded() {
     let (tenant, player) = shop(&app, 1_000).await;
     let bomb = priced_item(&app, &tenant, "alloc", "consumable", 10).await;
     let honest = priced_item(&app, &tenant, "honest", "consumable", 1).await;
+    app.without_rate_limits(&tenant).await;
     app.activate(&tenant, HOSTILE).await;
     // Past its probation (see module_watch), so that failing every call
     // does not roll it back.
@@ -308,6 +309,7 @@ async fn twenty_live_swaps_under_parallel_purchases_fail_nothing() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 1_000_000).await;
     let potion = item_on_sale(&app, &tenant, "potion").await;
+    app.without_rate_limits(&tenant).await;
     let sale = app.activate(&tenant, SALE_PRICING).await;
     let buyers = async {
         let mut replies = Vec::new();

@@ -373,6 +373,7 @@ async fn add_and_subtract_inventory_items_are_the_servers() {
 async fn racing_purchases_hold_etags_idempotency_and_balances() {
     let app = spawn_app().await;
     let tenant = legacy_shop(&app).await;
+    app.without_rate_limits(&tenant).await;
     let player = sign_in(&app, "device-race").await;
     let (_, etag) = collection(&app, &player, "default").await;
 

@@ -70,7 +70,7 @@ impl ControlStore for PgControl {
     async fn tenant_configs(&self, tenant_ids: &[Uuid]) -> StorageResult<Vec<(Uuid, TenantConfig)>> {
         let rows = sqlx::query(
             "SELECT id, active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes, module_max_import_calls,
-                    config_version, custom_id_login, module_settings, database_url
+                    config_version, custom_id_login, module_settings, rate_limits, database_url
              FROM tenants WHERE id = ANY($1)",
         )
         .bind(tenant_ids)
@@ -89,6 +89,7 @@ impl ControlStore for PgControl {
                     settings: TenantSettings {
                         custom_id_login: row.try_get("custom_id_login")?,
                         module_settings: row.try_get::<Json<Attributes>, _>("module_settings")?.0,
+                        rate_limits: rate_limits(row)?,
                     },
                     config_version: row.try_get("config_version")?,
                     database: row.try_get::<Option<String>, _>("database_url")?.map(DatabaseUrl::new),
@@ -108,11 +109,13 @@ impl ControlStore for PgControl {
 
     async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()> {
         sqlx::query(
-            "UPDATE tenants SET custom_id_login = $2, module_settings = $3, config_version = config_version + 1 WHERE id = $1",
+            "UPDATE tenants SET custom_id_login = $2, module_settings = $3, rate_limits = $4, config_version = config_version + 1
+             WHERE id = $1",
         )
             .bind(tenant_id)
             .bind(settings.custom_id_login)
             .bind(Json(&settings.module_settings))
+            .bind(Json(&settings.rate_limits))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -270,5 +273,14 @@ fn tenant_from_row(row: &PgRow) -> Result<Tenant, sqlx::Error> {
         slug: row.try_get("slug")?,
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A tenant's rate limits as stored: none set keeps the defaults, a JSON
+/// null turns them off.
+fn rate_limits(row: &PgRow) -> Result<Option<RateLimits>, sqlx::Error> {
+    Ok(match row.try_get::<Option<Json<Option<RateLimits>>>, _>("rate_limits")? {
+        Some(Json(set)) => set,
+        None => Some(RateLimits::DEFAULT),
     })
 }

@@ -78,7 +78,7 @@ impl ControlStore for SqliteControl {
         for tenant_id in tenant_ids {
             let row = sqlx::query(
                 "SELECT active_module_sha256, module_fuel, module_deadline_ms, module_memory_bytes,
-                        module_max_import_calls, config_version, custom_id_login, module_settings, database_url
+                        module_max_import_calls, config_version, custom_id_login, module_settings, rate_limits, database_url
                  FROM tenants WHERE id = $1",
             )
             .bind(tenant_id)
@@ -96,6 +96,7 @@ impl ControlStore for SqliteControl {
                 settings: TenantSettings {
                     custom_id_login: row.try_get("custom_id_login")?,
                     module_settings: row.try_get::<Json<Attributes>, _>("module_settings")?.0,
+                    rate_limits: rate_limits(&row)?,
                 },
                 config_version: row.try_get("config_version")?,
                 database: row.try_get::<Option<String>, _>("database_url")?.map(DatabaseUrl::new),
@@ -116,11 +117,13 @@ impl ControlStore for SqliteControl {
     async fn set_settings(&self, tenant_id: Uuid, settings: &TenantSettings) -> StorageResult<()> {
         let mut write = self.db.write().await?;
         sqlx::query(
-            "UPDATE tenants SET custom_id_login = $2, module_settings = $3, config_version = config_version + 1 WHERE id = $1",
+            "UPDATE tenants SET custom_id_login = $2, module_settings = $3, rate_limits = $4, config_version = config_version + 1
+             WHERE id = $1",
         )
             .bind(tenant_id)
             .bind(settings.custom_id_login)
             .bind(Json(&settings.module_settings))
+            .bind(Json(&settings.rate_limits))
             .execute(write.connection())
             .await?;
         write.commit().await
@@ -287,4 +290,13 @@ impl ControlStore for SqliteControl {
         .await?;
         write.commit().await
     }
+}
+
+/// A tenant's rate limits as stored: none set keeps the defaults, a JSON
+/// null turns them off.
+fn rate_limits(row: &sqlx::sqlite::SqliteRow) -> Result<Option<RateLimits>, sqlx::Error> {
+    Ok(match row.try_get::<Option<Json<Option<RateLimits>>>, _>("rate_limits")? {
+        Some(Json(set)) => set,
+        None => Some(RateLimits::DEFAULT),
+    })
 }

@@ -1,0 +1,3 @@
+-- A tenant's request rate limits: NULL keeps the host's defaults, a JSON
+-- null turns them off (for load tests), an object sets them.
+ALTER TABLE tenants ADD COLUMN rate_limits jsonb;
