@@ -93,6 +93,11 @@ pub struct Settings {
     /// answered busy.
     #[arg(long, env = "ECONOMY_MODULE_WAIT_MS", default_value_t = RuntimeLimits::default().instance_wait.as_millis() as u64)]
     pub module_wait_ms: u64,
+
+    /// Bytes of compiled rules modules kept in memory; past it, the least
+    /// recently used are dropped and loaded again when next used.
+    #[arg(long, env = "ECONOMY_MODULE_CACHE_BYTES", default_value_t = RuntimeLimits::default().module_cache_bytes)]
+    pub module_cache_bytes: usize,
 }
 
 impl Settings {
@@ -116,6 +121,7 @@ impl Settings {
             max_instances: self.module_instances,
             tenant_instances: self.module_tenant_instances,
             instance_wait: Duration::from_millis(self.module_wait_ms),
+            module_cache_bytes: self.module_cache_bytes,
             ..RuntimeLimits::default()
         }
     }

@@ -59,6 +59,13 @@ pub enum EconomyError {
     /// An upload that is not a component implementing the economy world.
     #[error("{0}")]
     InvalidModule(String),
+    /// The tenant keeps as many of something as it may; the message says
+    /// what, and how to make room.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The thing is in use and cannot be removed; the message says why.
+    #[error("{0}")]
+    InUse(String),
     /// The rules module trapped, ran out of a limit, or returned an outcome
     /// the host refused. Logged with the module's hash where it happened.
     #[error("the rules module failed")]
@@ -116,6 +123,8 @@ impl From<ModuleError> for EconomyError {
         match error {
             ModuleError::Invalid(reason) => Self::InvalidModule(reason),
             ModuleError::Unknown(_) => Self::not_found("module"),
+            ModuleError::Quota(message) => Self::QuotaExceeded(message),
+            error @ ModuleError::Active(_) => Self::InUse(error.to_string()),
             ModuleError::Storage(error) => error.into(),
             error @ ModuleError::Host(_) => Self::internal(error),
         }

@@ -157,6 +157,12 @@ impl Economy {
         Ok(self.applied(tenant_id, ModuleEntry::uploaded(module, true)).await)
     }
 
+    /// Deletes a module the tenant uploaded and does not run, making room
+    /// in its quota.
+    pub async fn delete_module(&self, tenant_id: Uuid, sha256: &str) -> Result<(), EconomyError> {
+        Ok(self.rules.delete(tenant_id, sha256).await?)
+    }
+
     /// Back to the built-in rules; returns their hash.
     pub async fn deactivate_module(&self, tenant_id: Uuid) -> Result<Applied<String>, EconomyError> {
         self.rules.activate(tenant_id, None).await?;

@@ -75,7 +75,9 @@ impl ApiError {
                 EconomyError::CollectionChanged => StatusCode::PRECONDITION_FAILED,
                 EconomyError::TurnedOff(_) => StatusCode::FORBIDDEN,
                 EconomyError::NotFound(_) | EconomyError::UnknownTenant => StatusCode::NOT_FOUND,
-                EconomyError::Conflict(_) => StatusCode::CONFLICT,
+                EconomyError::Conflict(_) | EconomyError::InUse(_) | EconomyError::QuotaExceeded(_) => {
+                    StatusCode::CONFLICT
+                }
                 EconomyError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 EconomyError::ModuleFailed | EconomyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 EconomyError::Busy(_) | EconomyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,7 +99,8 @@ impl ApiError {
                 EconomyError::Invalid(_) => "VALIDATION_FAILED",
                 EconomyError::NotFound(_) | EconomyError::UnknownTenant => "NOT_FOUND",
                 EconomyError::TurnedOff(_) => "FORBIDDEN",
-                EconomyError::Conflict(_) => "CONFLICT",
+                EconomyError::Conflict(_) | EconomyError::InUse(_) => "CONFLICT",
+                EconomyError::QuotaExceeded(_) => "QUOTA_EXCEEDED",
                 EconomyError::NoPrice => "NO_PRICE",
                 EconomyError::NotPurchasable(_) => "NOT_PURCHASABLE",
                 EconomyError::MaxPurchasesReached => "MAX_PURCHASES_REACHED",

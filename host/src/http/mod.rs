@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/modules/active", put(modules::activate).delete(modules::deactivate))
         .route("/admin/modules/events", get(modules::events))
+        .route("/admin/modules/{sha256}", axum::routing::delete(modules::delete))
         .route("/admin/modules/{sha256}/quote", post(modules::quote))
         .route("/admin/currencies", get(admin::list_currencies))
         .route("/admin/currencies/{code}", put(admin::put_currency))

@@ -86,7 +86,7 @@ impl From<UploadedModule> for Uploaded {
 /// Checks, compiles and stores a component (`Content-Type:
 /// application/wasm`). It runs nothing until activated but a sample quote
 /// that writes nothing; the answer says what it cost.
-#[utoipa::path(post, path = "/admin/modules", tag = "admin", security(("key" = [])), request_body(content = Vec<u8>, content_type = "application/wasm", description = "A component implementing the economy world"), responses((status = 201, description = "Uploaded (not active yet)", body = doc::Envelope<Uploaded>), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 413, description = "Too large", body = doc::ErrorBody)))]
+#[utoipa::path(post, path = "/admin/modules", tag = "admin", security(("key" = [])), request_body(content = Vec<u8>, content_type = "application/wasm", description = "A component implementing the economy world"), responses((status = 201, description = "Uploaded (not active yet)", body = doc::Envelope<Uploaded>), (status = 400, description = "Invalid input (VALIDATION_FAILED, INVALID_MODULE)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 409, description = "The tenant keeps as many modules as it may (QUOTA_EXCEEDED)", body = doc::ErrorBody), (status = 413, description = "Too large", body = doc::ErrorBody)))]
 pub async fn upload(
     AdminKey(tenant_id): AdminKey,
     State(state): State<AppState>,
@@ -140,6 +140,18 @@ pub async fn deactivate(
 ) -> Result<Saved<Value>, ApiError> {
     let Applied { value: sha256, applied } = state.economy.deactivate_module(tenant_id).await?;
     Ok(Saved(Applied { value: json!({ "sha256": sha256, "builtin": true, "active": true }), applied }))
+}
+
+/// Deletes an uploaded module the tenant does not run (409 for the active
+/// one): what makes room in the tenant's quota of modules.
+#[utoipa::path(delete, path = "/admin/modules/{sha256}", tag = "admin", security(("key" = [])), params(("sha256" = String, Path, description = "The module's SHA-256")), responses((status = 204, description = "Deleted"), (status = 400, description = "Invalid input (VALIDATION_FAILED)", body = doc::ErrorBody), (status = 401, description = "No key, or an unknown one", body = doc::ErrorBody), (status = 403, description = "A key of another kind", body = doc::ErrorBody), (status = 404, description = "Not found in the tenant", body = doc::ErrorBody), (status = 409, description = "The active module (CONFLICT)", body = doc::ErrorBody)))]
+pub async fn delete(
+    AdminKey(tenant_id): AdminKey,
+    State(state): State<AppState>,
+    ApiPath(given): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.economy.delete_module(tenant_id, &sha256(&given)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A module's hash as the tenant wrote it: 64 hex digits, any case.

@@ -25,7 +25,7 @@ use uuid::Uuid;
     paths(
         health::healthz, health::readyz, openapi_json,
         operator::create_tenant, operator::put_limits,
-        modules::upload, modules::list, modules::activate, modules::deactivate, modules::quote, modules::events,
+        modules::upload, modules::list, modules::activate, modules::deactivate, modules::delete, modules::quote, modules::events,
         admin::put_currency, admin::list_currencies, admin::put_item, admin::list_items, admin::get_item,
         admin::put_store, admin::get_store, admin::get_settings, admin::put_settings,
         server::create_session, server::grant, server::link_custom_id, server::ledger, server::get_attributes,

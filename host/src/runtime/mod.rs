@@ -100,6 +100,10 @@ pub struct RuntimeLimits {
     /// How long a call waits for an instance before its tenant is told the
     /// host is busy.
     pub instance_wait: Duration,
+    /// The compiled modules kept in memory, in bytes of their artifacts:
+    /// past it, the least recently used are dropped (and loaded again from
+    /// their stored artifacts when next used).
+    pub module_cache_bytes: usize,
     /// Fuel and epoch deadlines. Only the benchmarks turn this off, to
     /// measure what metering costs; the server always meters.
     pub metering: bool,
@@ -122,6 +126,7 @@ impl Default for RuntimeLimits {
             max_instances: 128,
             tenant_instances: None,
             instance_wait: Duration::from_secs(1),
+            module_cache_bytes: 64 << 20,
             metering: true,
             scan_dirty_pages: true,
         }

@@ -107,8 +107,19 @@ pub trait ControlStore: Send + Sync {
     /// Sets the tenant's limit overrides; false if there is no such tenant.
     async fn set_limits(&self, tenant_id: Uuid, limits: &LimitOverrides) -> StorageResult<bool>;
 
-    /// Stores a module's bytes (once per tenant and hash).
-    async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo>;
+    /// Stores a module's bytes (once per tenant and hash), unless it would
+    /// take the tenant past `quota`: a tenant's uploads take turns, so two
+    /// never both pass it.
+    async fn put_module(
+        &self,
+        tenant_id: Uuid,
+        sha256: &str,
+        bytes: &[u8],
+        quota: &ModuleQuota,
+    ) -> StorageResult<Uploaded>;
+    /// Deletes a module the tenant uploaded, unless it is the tenant's
+    /// active one; its compiled artifacts go when no tenant keeps the bytes.
+    async fn delete_module(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Deleted>;
     async fn modules(&self, tenant_id: Uuid) -> StorageResult<Vec<ModuleInfo>>;
     /// The tenant's module with this hash, if the tenant uploaded it.
     async fn module_info(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Option<ModuleInfo>>;

@@ -455,6 +455,33 @@ pub struct PurchaseRecord {
     pub request_hash: Vec<u8>,
 }
 
+/// How many modules, and how many bytes of them, a tenant may keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleQuota {
+    pub modules: i64,
+    pub bytes: i64,
+}
+
+/// How storing an upload ended.
+#[derive(Clone, Debug)]
+pub enum Uploaded {
+    Stored(ModuleInfo),
+    /// It would take the tenant past its quota: nothing was stored.
+    OverQuota,
+}
+
+/// How deleting a module ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// Gone; `last` if no tenant keeps the same bytes any more (its
+    /// compiled artifacts went with it).
+    Deleted { last: bool },
+    /// It is the tenant's active module: nothing was deleted.
+    Active,
+    /// The tenant has no such module.
+    Unknown,
+}
+
 /// An uploaded rules module.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ModuleInfo {

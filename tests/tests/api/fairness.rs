@@ -5,7 +5,7 @@
 use crate::helpers::{As, TestApp, backend, priced_item, shop, spawn_app};
 use crate::playfab::{self, title_id};
 use economy_tests::database::Backend;
-use economy_tests::hostile::many_instances;
+use economy_tests::hostile::{many_instances, tagged};
 use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
@@ -212,4 +212,42 @@ async fn a_player_or_a_key_over_its_rate_limit_is_refused_in_each_dialect_and_no
     for _ in 0..5 {
         app.purchase(&noisy, &bot, buy.clone()).await.assert_ok();
     }
+}
+
+/// A loop of uploads that differ in one custom section: each is a module of
+/// its own to store, so a tenant keeps at most its quota of them.
+#[tokio::test]
+async fn uploads_stop_at_the_tenants_quota_and_deleting_one_makes_room() {
+    let app = spawn_app().await;
+    let (quiet, quiet_player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &quiet, "sword", "durable", 10).await;
+    let noisy = app.create_tenant("other").await;
+    let sale = crate::modules::SALE_PRICING;
+    let mut kept = Vec::new();
+    for n in 0..100 {
+        let uploaded = app.upload(&noisy, &tagged(sale, &format!("loop-{n}"))).await;
+        assert_eq!(uploaded.status, 201, "upload {n}: {}", uploaded.body);
+        kept.push(uploaded.data()["sha256"].as_str().unwrap().to_owned());
+    }
+    let refused = app.upload(&noisy, &tagged(sale, "one-more")).await;
+    refused.assert_error(409, "QUOTA_EXCEEDED");
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("DELETE /admin/modules/"));
+    // The quota is the tenant's own: another tenant uploads as before.
+    assert_eq!(app.upload(&quiet, &tagged(sale, "quiet")).await.status, 201);
+
+    let admin = As::Key(&noisy.admin_key);
+    let activated = app.call(Method::PUT, "/admin/modules/active", admin, Some(json!({"sha256": kept[0]}))).await;
+    activated.assert_ok();
+    let path = |sha: &str| format!("/admin/modules/{sha}");
+    app.call(Method::DELETE, &path(&kept[0]), admin, None).await.assert_error(409, "CONFLICT");
+    let deleted = app.call(Method::DELETE, &path(&kept[1]), admin, None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    app.call(Method::DELETE, &path(&kept[1]), admin, None).await.assert_error(404, "NOT_FOUND");
+    // Another tenant's module is not found, and stays.
+    let theirs = app.upload(&quiet, &tagged(sale, "theirs")).await.data()["sha256"].as_str().unwrap().to_owned();
+    app.call(Method::DELETE, &path(&theirs), admin, None).await.assert_error(404, "NOT_FOUND");
+    let listed = app.call(Method::GET, "/admin/modules", As::Key(&quiet.admin_key), None).await;
+    assert!(listed.assert_ok().as_array().unwrap().iter().any(|module| module["sha256"] == theirs.as_str()));
+    assert_eq!(app.upload(&noisy, &tagged(sale, "one-more")).await.status, 201, "room was made");
+    app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"})).await.assert_ok();
 }

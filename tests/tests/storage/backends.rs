@@ -71,6 +71,7 @@ macro_rules! every_scenario {
     a_stale_journal_leaves_nothing,
     one_tenants_store_never_sees_another_tenants_data,
     modules_belong_to_the_tenant_that_uploaded_them,
+    a_tenant_keeps_modules_within_its_quota_and_deletes_only_its_own_inactive_ones,
     module_events_are_the_tenants_own_and_only_the_latest_are_kept,
     writes_dropped_at_any_await_leave_nothing_open,
             );

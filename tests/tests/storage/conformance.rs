@@ -5,10 +5,10 @@ use crate::backends::Backend;
 use chrono::Utc;
 use economy_host::secrets;
 use economy_host::storage::{
-    BalanceChange, BalanceRow, CatalogItem, Commit, Content, Held, ItemType, Journal, KeyKind, LedgerLine, LedgerQuery,
-    LedgerReason, ListingClaim, MODULE_EVENTS_KEPT, ModuleEvent, ModuleEventKind, NewCurrency, NewGrant, NewItem,
-    PaidPrice, PurchaseRecord, Recharge, RecordKind, RequestRecord, StackKey, StackWrite, StoredResponse, StoredStack,
-    TenantStore, User,
+    BalanceChange, BalanceRow, CatalogItem, Commit, Content, Deleted, Held, ItemType, Journal, KeyKind, LedgerLine,
+    LedgerQuery, LedgerReason, ListingClaim, MODULE_EVENTS_KEPT, ModuleEvent, ModuleEventKind, ModuleQuota,
+    NewCurrency, NewGrant, NewItem, PaidPrice, PurchaseRecord, Recharge, RecordKind, RequestRecord, StackKey,
+    StackWrite, StoredResponse, StoredStack, TenantStore, Uploaded, User,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -601,7 +601,10 @@ pub async fn modules_belong_to_the_tenant_that_uploaded_them(backend: &Backend) 
     let keys = |seed: u8| KeyKind::ALL.map(|kind| (kind, [seed + kind as u8; 32]));
     let a = backend.control.create_tenant("a", "A", &keys(10), None).await.unwrap();
     let b = backend.control.create_tenant("b", "B", &keys(20), None).await.unwrap();
-    let uploaded = backend.control.put_module(a.id, "abc", b"bytes").await.unwrap();
+    let quota = ModuleQuota { modules: 2, bytes: 12 };
+    let Uploaded::Stored(uploaded) = backend.control.put_module(a.id, "abc", b"bytes", &quota).await.unwrap() else {
+        panic!("within the quota");
+    };
     assert_eq!(uploaded.size, 5);
     assert!(backend.control.module_info(b.id, "abc").await.unwrap().is_none());
     assert!(!backend.control.set_active_module(b.id, Some("abc")).await.unwrap(), "nothing is written");
@@ -615,9 +618,42 @@ pub async fn modules_belong_to_the_tenant_that_uploaded_them(backend: &Backend) 
     // Putting a module back happens only over the module it replaces.
     assert!(!backend.control.replace_active_module(a.id, "other", None).await.unwrap(), "nothing is written");
     assert!(!backend.control.replace_active_module(b.id, "abc", None).await.unwrap(), "nor for another tenant");
+    assert!(
+        !backend.control.replace_active_module(a.id, "abc", Some("gone")).await.unwrap(),
+        "never by a module the tenant does not have"
+    );
     assert!(backend.control.replace_active_module(a.id, "abc", None).await.unwrap());
     let configs = backend.control.tenant_configs(&[a.id]).await.unwrap();
     assert_eq!(configs[0].1.active_sha256, None);
+}
+
+pub async fn a_tenant_keeps_modules_within_its_quota_and_deletes_only_its_own_inactive_ones(backend: &Backend) {
+    let keys = |seed: u8| KeyKind::ALL.map(|kind| (kind, [seed + kind as u8; 32]));
+    let a = backend.control.create_tenant("a", "A", &keys(10), None).await.unwrap();
+    let b = backend.control.create_tenant("b", "B", &keys(20), None).await.unwrap();
+    let quota = ModuleQuota { modules: 2, bytes: 12 };
+    let put = |tenant: Uuid, sha: &'static str, bytes: &'static [u8]| {
+        let control = backend.control.clone();
+        async move { matches!(control.put_module(tenant, sha, bytes, &quota).await.unwrap(), Uploaded::Stored(_)) }
+    };
+    assert!(put(a.id, "one", b"12345").await);
+    assert!(!put(a.id, "big", b"12345678").await, "past the bytes");
+    assert!(put(a.id, "two", b"1234").await);
+    assert!(!put(a.id, "three", b"1").await, "past the count");
+    assert!(put(a.id, "two", b"1234").await, "one it has is stored already");
+    assert!(put(b.id, "three", b"1").await, "another tenant's quota is its own");
+    assert!(backend.control.set_active_module(a.id, Some("one")).await.unwrap());
+    backend.control.put_artifact("two", "engine", b"compiled").await.unwrap();
+    backend.control.put_artifact("three", "engine", b"compiled").await.unwrap();
+
+    assert_eq!(backend.control.delete_module(a.id, "one").await.unwrap(), Deleted::Active);
+    assert_eq!(backend.control.delete_module(a.id, "three").await.unwrap(), Deleted::Unknown, "b's, not a's");
+    assert_eq!(backend.control.delete_module(a.id, "two").await.unwrap(), Deleted::Deleted { last: true });
+    assert_eq!(backend.control.delete_module(a.id, "two").await.unwrap(), Deleted::Unknown);
+    assert!(backend.control.artifact("two", "engine").await.unwrap().is_none(), "its artifact went with it");
+    assert!(backend.control.artifact("three", "engine").await.unwrap().is_some());
+    assert!(backend.control.module_info(b.id, "three").await.unwrap().is_some());
+    assert!(put(a.id, "three", b"1").await, "room was made");
 }
 
 pub async fn module_events_are_the_tenants_own_and_only_the_latest_are_kept(backend: &Backend) {

@@ -137,10 +137,21 @@ impl ControlStore for PgControl {
         Ok(updated.rows_affected() == 1)
     }
 
-    async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo> {
+    async fn put_module(
+        &self,
+        tenant_id: Uuid,
+        sha256: &str,
+        bytes: &[u8],
+        quota: &ModuleQuota,
+    ) -> StorageResult<Uploaded> {
+        let mut tx = begin(&self.pool).await?;
+        // The tenant's uploads take turns on its row: two never both pass the quota.
+        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant_id).execute(&mut *tx).await?;
         let row = sqlx::query(
-            "WITH stored AS (
-                INSERT INTO modules (tenant_id, sha256, bytes, size) VALUES ($1, $2, $3, $4)
+            "WITH kept AS (SELECT count(*) AS modules, COALESCE(sum(size), 0) AS bytes FROM modules WHERE tenant_id = $1),
+             stored AS (
+                INSERT INTO modules (tenant_id, sha256, bytes, size)
+                SELECT $1, $2, $3, $4 FROM kept WHERE kept.modules < $5 AND kept.bytes + $4 <= $6
                 ON CONFLICT DO NOTHING RETURNING sha256, size, created_at
              )
              SELECT sha256, size, created_at FROM stored
@@ -151,9 +162,45 @@ impl ControlStore for PgControl {
         .bind(sha256)
         .bind(bytes)
         .bind(i32::try_from(bytes.len()).unwrap_or(i32::MAX))
-        .fetch_one(&self.pool)
+        .bind(quota.modules)
+        .bind(quota.bytes)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(module_from_row(&row)?)
+        tx.commit().await?;
+        Ok(match row {
+            Some(row) => Uploaded::Stored(module_from_row(&row)?),
+            None => Uploaded::OverQuota,
+        })
+    }
+
+    async fn delete_module(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Deleted> {
+        let mut tx = begin(&self.pool).await?;
+        let active: Option<Option<String>> =
+            sqlx::query_scalar("SELECT active_module_sha256 FROM tenants WHERE id = $1 FOR UPDATE")
+                .bind(tenant_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if active.flatten().as_deref() == Some(sha256) {
+            tx.rollback().await?;
+            return Ok(Deleted::Active);
+        }
+        let deleted = sqlx::query("DELETE FROM modules WHERE tenant_id = $1 AND sha256 = $2")
+            .bind(tenant_id)
+            .bind(sha256)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(Deleted::Unknown);
+        }
+        let artifacts = sqlx::query(
+            "DELETE FROM module_artifacts WHERE sha256 = $1 AND NOT EXISTS (SELECT 1 FROM modules WHERE sha256 = $1)",
+        )
+        .bind(sha256)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Deleted::Deleted { last: artifacts.rows_affected() > 0 })
     }
 
     async fn modules(&self, tenant_id: Uuid) -> StorageResult<Vec<ModuleInfo>> {
@@ -185,21 +232,26 @@ impl ControlStore for PgControl {
     }
 
     async fn set_active_module(&self, tenant_id: Uuid, sha256: Option<&str>) -> StorageResult<bool> {
+        let mut tx = begin(&self.pool).await?;
+        // Takes turns with a deletion of the module (see `delete_module`).
+        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant_id).execute(&mut *tx).await?;
         let updated = sqlx::query(
             "UPDATE tenants SET active_module_sha256 = $2, config_version = config_version + 1
              WHERE id = $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM modules WHERE tenant_id = $1 AND sha256 = $2))",
         )
         .bind(tenant_id)
         .bind(sha256)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(updated.rows_affected() == 1)
     }
 
     async fn replace_active_module(&self, tenant_id: Uuid, from: &str, to: Option<&str>) -> StorageResult<bool> {
         let updated = sqlx::query(
             "UPDATE tenants SET active_module_sha256 = $3, config_version = config_version + 1
-             WHERE id = $1 AND active_module_sha256 = $2",
+             WHERE id = $1 AND active_module_sha256 = $2
+               AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM modules WHERE tenant_id = $1 AND sha256 = $3))",
         )
         .bind(tenant_id)
         .bind(from)

@@ -147,10 +147,21 @@ impl ControlStore for SqliteControl {
         Ok(updated.rows_affected() == 1)
     }
 
-    async fn put_module(&self, tenant_id: Uuid, sha256: &str, bytes: &[u8]) -> StorageResult<ModuleInfo> {
+    async fn put_module(
+        &self,
+        tenant_id: Uuid,
+        sha256: &str,
+        bytes: &[u8],
+        quota: &ModuleQuota,
+    ) -> StorageResult<Uploaded> {
+        // The writer has the file to itself: the quota check and the insert
+        // are one step.
         let mut write = self.db.write().await?;
         sqlx::query(
-            "INSERT INTO modules (tenant_id, sha256, bytes, size, created_at) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO modules (tenant_id, sha256, bytes, size, created_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE (SELECT count(*) FROM modules WHERE tenant_id = $1) < $6
+               AND (SELECT COALESCE(sum(size), 0) FROM modules WHERE tenant_id = $1) + $4 <= $7
              ON CONFLICT DO NOTHING",
         )
         .bind(tenant_id)
@@ -158,15 +169,50 @@ impl ControlStore for SqliteControl {
         .bind(bytes)
         .bind(i32::try_from(bytes.len()).unwrap_or(i32::MAX))
         .bind(now())
+        .bind(quota.modules)
+        .bind(quota.bytes)
         .execute(write.connection())
         .await?;
         let row = sqlx::query("SELECT sha256, size, created_at FROM modules WHERE tenant_id = $1 AND sha256 = $2")
             .bind(tenant_id)
             .bind(sha256)
-            .fetch_one(write.connection())
+            .fetch_optional(write.connection())
             .await?;
         write.commit().await?;
-        Ok(module_from_row(&row)?)
+        Ok(match row {
+            Some(row) => Uploaded::Stored(module_from_row(&row)?),
+            None => Uploaded::OverQuota,
+        })
+    }
+
+    async fn delete_module(&self, tenant_id: Uuid, sha256: &str) -> StorageResult<Deleted> {
+        let mut write = self.db.write().await?;
+        let active: Option<Option<String>> =
+            sqlx::query_scalar("SELECT active_module_sha256 FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(write.connection())
+                .await?;
+        if active.flatten().as_deref() == Some(sha256) {
+            write.rollback().await?;
+            return Ok(Deleted::Active);
+        }
+        let deleted = sqlx::query("DELETE FROM modules WHERE tenant_id = $1 AND sha256 = $2")
+            .bind(tenant_id)
+            .bind(sha256)
+            .execute(write.connection())
+            .await?;
+        if deleted.rows_affected() == 0 {
+            write.rollback().await?;
+            return Ok(Deleted::Unknown);
+        }
+        let artifacts = sqlx::query(
+            "DELETE FROM module_artifacts WHERE sha256 = $1 AND NOT EXISTS (SELECT 1 FROM modules WHERE sha256 = $1)",
+        )
+        .bind(sha256)
+        .execute(write.connection())
+        .await?;
+        write.commit().await?;
+        Ok(Deleted::Deleted { last: artifacts.rows_affected() > 0 })
     }
 
     async fn modules(&self, tenant_id: Uuid) -> StorageResult<Vec<ModuleInfo>> {
@@ -215,7 +261,8 @@ impl ControlStore for SqliteControl {
         let mut write = self.db.write().await?;
         let updated = sqlx::query(
             "UPDATE tenants SET active_module_sha256 = $3, config_version = config_version + 1
-             WHERE id = $1 AND active_module_sha256 = $2",
+             WHERE id = $1 AND active_module_sha256 = $2
+               AND ($3 IS NULL OR EXISTS (SELECT 1 FROM modules WHERE tenant_id = $1 AND sha256 = $3))",
         )
         .bind(tenant_id)
         .bind(from)
