@@ -108,6 +108,7 @@ impl Committers {
 async fn commit_batches(options: PgConnectOptions, receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
     let mut connection: Option<PgConnection> = None;
     let mut waiting = Vec::with_capacity(MAX_BATCH);
+    let mut used_at = std::time::Instant::now();
     loop {
         if receiver.lock().await.recv_many(&mut waiting, MAX_BATCH).await == 0 {
             if let Some(connection) = connection {
@@ -115,6 +116,17 @@ async fn commit_batches(options: PgConnectOptions, receiver: Arc<tokio::sync::Mu
             }
             return;
         }
+        // Tested as the pool tests its connections: one idle for a while
+        // (perhaps through a restart of the database), or any after a
+        // connection failed, is replaced if it does not answer.
+        if (used_at.elapsed() > super::TEST_IDLE_AFTER || error::connections_suspect())
+            && let Some(open) = connection.as_mut()
+            && open.ping().await.is_err()
+        {
+            error::connection_failed();
+            connection = None;
+        }
+        used_at = std::time::Instant::now();
         // The purchases of one user go to separate statements (one host
         // serves a user's purchases one at a time, so this is rare).
         while !waiting.is_empty() {

@@ -1,6 +1,35 @@
 //! PostgreSQL's errors, sorted into [`StorageError`] in one place.
 
 use super::super::StorageError;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long after a connection failed every connection is tested before it
+/// is handed out: a failure usually means the server went away, and every
+/// other connection opened before it is as dead (a restarted database),
+/// but each would fail only when next used.
+const SUSPECT_FOR: Duration = Duration::from_secs(10);
+
+/// When a connection last failed, in milliseconds since the first failure
+/// this process saw (0: none yet).
+static LAST_FAILURE_MS: AtomicU64 = AtomicU64::new(0);
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
+/// Notes that a connection failed: for a while, every connection is tested
+/// before it is handed out.
+pub(super) fn connection_failed() {
+    let origin = ORIGIN.get_or_init(Instant::now);
+    let ms = u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+    LAST_FAILURE_MS.store(ms, Ordering::Relaxed);
+}
+
+/// Whether a connection failed lately (see [`SUSPECT_FOR`]).
+pub(super) fn connections_suspect() -> bool {
+    let last = LAST_FAILURE_MS.load(Ordering::Relaxed);
+    let Some(origin) = ORIGIN.get().filter(|_| last > 0) else { return false };
+    origin.elapsed().saturating_sub(Duration::from_millis(last)) < SUSPECT_FOR
+}
 
 /// SQLSTATEs of a statement that gave up waiting, or was chosen as a
 /// deadlock's victim: `lock_not_available`, `query_canceled` (statement
@@ -33,6 +62,9 @@ pub(in crate::storage) fn classify(error: &sqlx::Error) -> StorageError {
             if BUSY.contains(&code) {
                 StorageError::Busy(db.message().to_owned())
             } else if UNAVAILABLE.contains(&code) || code.starts_with("08") {
+                if code != "53300" {
+                    connection_failed();
+                }
                 StorageError::Unavailable(db.message().to_owned())
             } else if code == CHECK_VIOLATION && db.message().contains(STACK_LIMIT_CONSTRAINT) {
                 StorageError::StackLimit
@@ -40,9 +72,11 @@ pub(in crate::storage) fn classify(error: &sqlx::Error) -> StorageError {
                 StorageError::Backend(error.to_string())
             }
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            connection_failed();
             StorageError::Unavailable(error.to_string())
         }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => StorageError::Unavailable(error.to_string()),
         other => StorageError::Backend(other.to_string()),
     }
 }

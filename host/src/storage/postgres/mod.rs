@@ -64,12 +64,15 @@ impl PgDatabase {
             .acquire_timeout(settings.acquire_timeout)
             // Testing every checkout would cost a round trip. A connection
             // that failed is closed when it comes back; one that sat idle
-            // (perhaps through a restart of the database) is tested first.
+            // (perhaps through a restart of the database) is tested first,
+            // and so is every one for a while after any failed: the others
+            // opened before a restart are as dead, and are replaced before a
+            // request gets them.
             .test_before_acquire(false)
             .before_acquire(|connection, meta| {
                 Box::pin(async move {
-                    if meta.idle_for > TEST_IDLE_AFTER {
-                        connection.ping().await?;
+                    if meta.idle_for > TEST_IDLE_AFTER || error::connections_suspect() {
+                        connection.ping().await.inspect_err(|_| error::connection_failed())?;
                     }
                     Ok(true)
                 })
@@ -95,9 +98,11 @@ impl PgDatabase {
     }
 }
 
-/// How long a pooled connection may sit idle before it is tested when
-/// taken: long enough that a busy pool never pays the round trip.
-const TEST_IDLE_AFTER: Duration = Duration::from_secs(1);
+/// How long a connection may sit idle before it is tested when taken (a
+/// pooled one, or a committer's): long enough that a busy pool never pays
+/// the round trip, short enough that a database restarted meanwhile (which
+/// takes longer) is found out before a request is given a dead connection.
+const TEST_IDLE_AFTER: Duration = Duration::from_millis(100);
 
 /// How many committers write guarded purchases in batches, each on a
 /// connection of its own beside the pool: an eighth of the pool's size, at
