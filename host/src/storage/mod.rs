@@ -15,6 +15,7 @@ mod guarded;
 mod journal;
 mod postgres;
 pub mod recharge;
+mod shared;
 mod sqlite;
 mod stores;
 mod types;

@@ -3,6 +3,7 @@
 //! opened on first use by the backend its URL names.
 
 use super::postgres::PgDatabase;
+use super::shared::Shared;
 use super::sqlite::SqliteDatabase;
 use super::*;
 use std::collections::HashMap;
@@ -91,6 +92,9 @@ pub struct Stores {
     control: Arc<dyn ControlStore>,
     default: Arc<dyn Database>,
     backend: Backend,
+    /// The default database's pool: tenants without a database of their
+    /// own share it, each holding at most half of it at once.
+    default_pool: PoolSettings,
     tenant_pool: PoolSettings,
     /// Tenants' own databases, by URL, opened on first use.
     databases: Mutex<HashMap<DatabaseUrl, Arc<TenantDatabase>>>,
@@ -120,6 +124,7 @@ impl Stores {
             control,
             default,
             backend,
+            default_pool: settings.default_pool,
             tenant_pool: settings.tenant_pool,
             databases: Mutex::default(),
             placement: RwLock::default(),
@@ -202,6 +207,13 @@ impl TenantStores for Stores {
             return Err(StorageError::UnknownTenant);
         };
         let store = self.database(url).await?.tenant(tenant_id);
+        let store: Arc<dyn TenantStore> = match url {
+            Some(_) => store,
+            None => {
+                let places = self.default_pool.max_connections as usize / 2;
+                Arc::new(Shared::new(store, places, self.default_pool.acquire_timeout))
+            }
+        };
         self.handed_out.write().expect("stores lock").insert(tenant_id, store.clone());
         Ok(store)
     }

@@ -251,3 +251,54 @@ async fn uploads_stop_at_the_tenants_quota_and_deleting_one_makes_room() {
     assert_eq!(app.upload(&noisy, &tagged(sale, "one-more")).await.status, 201, "room was made");
     app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"})).await.assert_ok();
 }
+
+/// The noisy tenant's writes wait on rows something outside the host keeps
+/// locked, each holding a connection of the database both tenants share:
+/// they hold at most the noisy tenant's share, and the quiet tenant finds
+/// the rest free.
+#[tokio::test]
+async fn a_tenant_whose_writes_hold_connections_takes_only_its_share_of_the_database() {
+    let app = spawn_app().await;
+    let crate::helpers::TestPool::Postgres(pool) = &app.pool else {
+        return crate::helpers::not_applicable("rows locked from outside: SQLite locks the whole file");
+    };
+    let (quiet, quiet_player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &quiet, "sword", "durable", 10).await;
+    let noisy = app.create_tenant("other").await;
+    app.put_currency(&noisy, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
+    let ids: Vec<String> = (0..24).map(|i| format!("noisy-{i}")).collect();
+    let players = futures::future::join_all(ids.iter().map(|id| app.login(&noisy, id))).await;
+    let mut holder = pool.begin().await.unwrap();
+    for player in &players {
+        sqlx::query("SELECT balance FROM balances WHERE user_id = $1::uuid FOR UPDATE")
+            .bind(&player.user_id)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+    }
+    let grants = futures::future::join_all(
+        players.iter().map(|player| app.grant(&noisy, player, json!({"currency_code": "gems", "amount": 1}))),
+    );
+    let quiet_play = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"}))
+                .await
+                .assert_ok();
+            app.call(Method::GET, "/client/wallet", As::Session(&quiet.client_key, &quiet_player), None)
+                .await
+                .assert_ok();
+        }
+        let took = started.elapsed();
+        sqlx::query("SELECT 1").execute(&mut *holder).await.unwrap();
+        holder.rollback().await.unwrap();
+        took
+    };
+    let (grants, took) = tokio::join!(grants, quiet_play);
+    assert!(took < Duration::from_secs(2), "the quiet tenant waited {took:?}");
+    for reply in &grants {
+        assert!(matches!(reply.status, 200 | 503), "{}", reply.body);
+    }
+    app.audit().await;
+}
