@@ -1,6 +1,7 @@
 //! Settings, read from the environment (or flags). Every limit is named
 //! here with its default.
 
+use crate::economy::EconomySettings;
 use crate::http::serve::ReadTimeouts;
 use crate::runtime::RuntimeLimits;
 use crate::storage::{DatabaseUrl, PoolSettings, StoreSettings};
@@ -94,6 +95,12 @@ pub struct Settings {
     #[arg(long, env = "ECONOMY_MODULE_WAIT_MS", default_value_t = RuntimeLimits::default().instance_wait.as_millis() as u64)]
     pub module_wait_ms: u64,
 
+    /// Module uploads one tenant may make per minute (each costs a
+    /// compilation), in bursts of half of them.
+    #[arg(long, env = "ECONOMY_MODULE_UPLOADS_PER_MINUTE", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub module_uploads_per_minute: u32,
+
     /// Bytes of compiled rules modules kept in memory; past it, the least
     /// recently used are dropped and loaded again when next used.
     #[arg(long, env = "ECONOMY_MODULE_CACHE_BYTES", default_value_t = RuntimeLimits::default().module_cache_bytes)]
@@ -104,6 +111,13 @@ impl Settings {
     /// Settings with every default, for `database_url`.
     pub fn for_database(database_url: &str) -> Self {
         Self::parse_from(["economy-host", "--database-url", database_url])
+    }
+
+    pub fn economy(&self) -> EconomySettings {
+        EconomySettings {
+            session_ttl: Duration::from_secs(self.session_ttl_seconds),
+            uploads_per_minute: self.module_uploads_per_minute,
+        }
     }
 
     pub fn read_timeouts(&self) -> ReadTimeouts {

@@ -171,12 +171,15 @@ pub struct Rules {
     compiled: Mutex<ModuleCache>,
     /// The configuration and catalog of every tenant this host has served.
     tenants: RwLock<HashMap<Uuid, Arc<Installed>>>,
+    /// Compilations take turns: at most one core compiles at a time.
+    compiling: tokio::sync::Semaphore,
 }
 
 impl Rules {
     pub fn new(runtime: Runtime, control: Arc<dyn ControlStore>, stores: Arc<dyn TenantStores>) -> Arc<Self> {
         let compiled = Mutex::new(ModuleCache::new(runtime.limits().module_cache_bytes));
-        let rules = Arc::new(Self { runtime, control, stores, compiled, tenants: RwLock::default() });
+        let compiling = tokio::sync::Semaphore::new(1);
+        let rules = Arc::new(Self { runtime, control, stores, compiled, tenants: RwLock::default(), compiling });
         spawn_refresher(Arc::downgrade(&rules));
         rules
     }
@@ -374,6 +377,7 @@ impl Rules {
                 bytes.len()
             )));
         }
+        let _turn = self.compiling.acquire().await.map_err(|error| ModuleError::Host(error.to_string()))?;
         let runtime = self.runtime.clone();
         let (module, artifact) = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
             .await

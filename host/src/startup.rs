@@ -15,7 +15,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub struct Application {
@@ -43,8 +42,7 @@ impl Application {
         let control = stores.control();
         let tenant_stores: Arc<dyn TenantStores> = stores.clone();
         let rules = Rules::new(runtime, control.clone(), tenant_stores.clone());
-        let session_ttl = Duration::from_secs(settings.session_ttl_seconds);
-        let economy = Arc::new(Economy::new(control, tenant_stores, rules, session_ttl));
+        let economy = Arc::new(Economy::new(control, tenant_stores, rules, settings.economy()));
         let state = AppState::new(economy.clone(), settings.operator_key.as_deref());
         let listener =
             TcpListener::bind(&settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;

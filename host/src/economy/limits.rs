@@ -24,6 +24,8 @@ enum Counted {
     Key(Uuid, KeyKind),
     /// One player's writes.
     PlayerWrites(Uuid),
+    /// A tenant's module uploads.
+    Uploads(Uuid),
 }
 
 struct Bucket {
@@ -77,6 +79,15 @@ impl Economy {
         let per_minute = f64::from(limits.player_writes_per_minute);
         let burst = (per_minute / 4.0).max(1.0);
         let taken = self.limiter.take(Counted::PlayerWrites(user.id), burst, per_minute / 60.0);
+        taken.map_err(EconomyError::RateLimited)
+    }
+
+    /// Lets a module upload of `tenant_id` through, within the host's rate
+    /// of uploads per tenant (whatever the tenant's own limits: each costs a
+    /// compilation, tens of milliseconds of a core).
+    pub(super) fn admit_upload(&self, tenant_id: Uuid) -> Result<(), EconomyError> {
+        let per_minute = f64::from(self.settings.uploads_per_minute);
+        let taken = self.limiter.take(Counted::Uploads(tenant_id), (per_minute / 2.0).max(1.0), per_minute / 60.0);
         taken.map_err(EconomyError::RateLimited)
     }
 

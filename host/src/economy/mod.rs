@@ -73,8 +73,17 @@ pub struct Economy {
     versions: versions::VersionReads,
     /// Watches the tenants' modules: failures, and new ones on probation.
     watch: modules::ModuleWatch,
+    settings: EconomySettings,
+}
+
+/// How the service treats every tenant.
+#[derive(Clone, Copy, Debug)]
+pub struct EconomySettings {
     /// The session lifetime when none is asked for.
-    session_ttl: Duration,
+    pub session_ttl: Duration,
+    /// Module uploads one tenant may make per minute (each costs a
+    /// compilation), in bursts of half of them.
+    pub uploads_per_minute: u32,
 }
 
 impl Economy {
@@ -82,7 +91,7 @@ impl Economy {
         control: Arc<dyn ControlStore>,
         stores: Arc<dyn TenantStores>,
         rules: Arc<Rules>,
-        session_ttl: Duration,
+        settings: EconomySettings,
     ) -> Self {
         Self {
             control,
@@ -93,7 +102,7 @@ impl Economy {
             limiter: Default::default(),
             versions: Default::default(),
             watch: Default::default(),
-            session_ttl,
+            settings,
         }
     }
 

@@ -74,7 +74,7 @@ impl Economy {
         identity: &Identity,
         ttl: Option<Duration>,
     ) -> Result<OpenedSession, EconomyError> {
-        let ttl = ttl.unwrap_or(self.session_ttl);
+        let ttl = ttl.unwrap_or(self.settings.session_ttl);
         if ttl.is_zero() || ttl > MAX_SESSION_TTL {
             return Err(EconomyError::Invalid(format!(
                 "ttl_seconds must be between 1 and {}",
@@ -103,7 +103,7 @@ impl Economy {
             true => store.custom_id_user(&hash).await?,
             false => (store.find_custom_id_user(&hash).await?.ok_or_else(|| EconomyError::not_found("player"))?, false),
         };
-        Ok(CustomLogin { session: self.new_session(&user, self.session_ttl).await?, newly_created })
+        Ok(CustomLogin { session: self.new_session(&user, self.settings.session_ttl).await?, newly_created })
     }
 
     /// Links a custom id to the player `identity`, so a custom-id login

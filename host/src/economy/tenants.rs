@@ -113,6 +113,7 @@ impl Economy {
     /// Checks, compiles and stores a module; it runs nothing until
     /// activated, except for a sample quote that writes nothing.
     pub async fn upload_module(&self, tenant_id: Uuid, bytes: Vec<u8>) -> Result<UploadedModule, EconomyError> {
+        self.admit_upload(tenant_id)?;
         let module = self.rules.upload(tenant_id, bytes).await?;
         // The module is stored: a sample the host could not run is left out.
         let sample = self.sample_run(tenant_id, &module.sha256).await.unwrap_or_else(|error| {

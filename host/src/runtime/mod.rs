@@ -308,6 +308,9 @@ impl Runtime {
             .max_wasm_stack(limits.stack_bytes)
             // Host imports run on the fiber stack too, with sqlx futures on it.
             .async_stack_size(limits.stack_bytes + (4 << 20))
+            // One compilation takes one core: a tenant's upload never takes
+            // the whole machine from the others' requests.
+            .parallel_compilation(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)?;
 

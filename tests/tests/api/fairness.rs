@@ -2,7 +2,7 @@
 //! noisy tenant (or of its clients) beside a quiet tenant, and checks that
 //! the quiet tenant's answers stay 200 and that nothing is left behind.
 
-use crate::helpers::{As, TestApp, backend, priced_item, shop, spawn_app};
+use crate::helpers::{As, TestApp, backend, priced_item, shop, spawn_app, spawn_app_with};
 use crate::playfab::{self, title_id};
 use economy_tests::database::Backend;
 use economy_tests::hostile::{many_instances, tagged};
@@ -218,7 +218,8 @@ async fn a_player_or_a_key_over_its_rate_limit_is_refused_in_each_dialect_and_no
 /// its own to store, so a tenant keeps at most its quota of them.
 #[tokio::test]
 async fn uploads_stop_at_the_tenants_quota_and_deleting_one_makes_room() {
-    let app = spawn_app().await;
+    // As fast as the host lets one tenant upload: past its quota, not its rate.
+    let app = spawn_app_with(|settings| settings.module_uploads_per_minute = 100_000).await;
     let (quiet, quiet_player) = shop(&app, 1_000).await;
     let sword = priced_item(&app, &quiet, "sword", "durable", 10).await;
     let noisy = app.create_tenant("other").await;
@@ -301,4 +302,23 @@ async fn a_tenant_whose_writes_hold_connections_takes_only_its_share_of_the_data
         assert!(matches!(reply.status, 200 | 503), "{}", reply.body);
     }
     app.audit().await;
+}
+
+/// Each upload costs a compilation: a tenant uploads at the host's rate
+/// (12 a minute, in bursts of 6), whatever its own limits.
+#[tokio::test]
+async fn uploads_in_a_loop_are_held_to_the_hosts_rate_for_one_tenant() {
+    let app = spawn_app().await;
+    let noisy = app.create_tenant("other").await;
+    let quiet = app.create_tenant("game").await;
+    let off = json!({"rate_limits": null});
+    app.call(Method::PUT, "/admin/settings", As::Key(&noisy.admin_key), Some(off)).await.assert_ok();
+    let sale = crate::modules::SALE_PRICING;
+    for n in 0..6 {
+        assert_eq!(app.upload(&noisy, &tagged(sale, &format!("loop-{n}"))).await.status, 201);
+    }
+    let refused = app.upload(&noisy, &tagged(sale, "loop-6")).await;
+    refused.assert_error(429, "RATE_LIMITED");
+    assert!(refused.headers.contains_key("retry-after"));
+    assert_eq!(app.upload(&quiet, &tagged(sale, "quiet")).await.status, 201, "another tenant's uploads are its own");
 }

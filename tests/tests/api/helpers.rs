@@ -85,18 +85,29 @@ pub fn backend() -> Backend {
 }
 
 pub async fn spawn_app() -> TestApp {
-    let database = TestDatabase::of(backend(), "economy_test").await;
-    let operator_key = format!("operator-{}", Uuid::new_v4());
-    start(database.url.clone(), operator_key, Some(Arc::new(database))).await
+    spawn_app_with(|_| {}).await
 }
 
-async fn start(database_url: String, operator_key: String, database: Option<Arc<TestDatabase>>) -> TestApp {
+/// An app whose settings `configure` changes from the tests' own.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = TestDatabase::of(backend(), "economy_test").await;
+    let operator_key = format!("operator-{}", Uuid::new_v4());
+    start(database.url.clone(), operator_key, Some(Arc::new(database)), configure).await
+}
+
+async fn start(
+    database_url: String,
+    operator_key: String,
+    database: Option<Arc<TestDatabase>>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::for_database(&database_url);
     settings.listen = "127.0.0.1:0".into();
     settings.operator_key = Some(operator_key.clone());
     // Short enough for the slow-client tests to wait out.
     settings.header_read_timeout_ms = 1_000;
     settings.body_read_timeout_ms = 1_000;
+    configure(&mut settings);
     let app = Application::build_with_runtime(&settings, runtime()).await.expect("the application starts");
     let address = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until(std::future::pending()));
@@ -114,7 +125,7 @@ async fn start(database_url: String, operator_key: String, database: Option<Arc<
 impl TestApp {
     /// A second host process on the same database, as behind a load balancer.
     pub async fn sibling(&self) -> TestApp {
-        start(self.database_url.clone(), self.operator_key.clone(), None).await
+        start(self.database_url.clone(), self.operator_key.clone(), None, |_| {}).await
     }
 }
 
