@@ -32,11 +32,11 @@ pub(crate) enum Shaped {
 }
 
 impl Shaped {
-    /// The journal as a guarded purchase, if it has that shape.
-    pub(crate) fn of(journal: Journal) -> Self {
-        let guarded = match (&journal.balances[..], &journal.purchase, &journal.consume, &journal.request) {
+    /// Whether `journal` has the guarded purchase's shape.
+    pub(crate) fn fits(journal: &Journal) -> bool {
+        match (&journal.balances[..], &journal.purchase, &journal.consume, &journal.request) {
             ([balance], Some(_), None, None) => {
-                let [entry] = &balance.entries[..] else { return Self::Other(journal) };
+                let [entry] = &balance.entries[..] else { return false };
                 let before = balance.before.filter(|row| row.recharged_at.is_none());
                 before.is_some_and(|before| {
                     entry.delta < 0
@@ -46,8 +46,12 @@ impl Shaped {
                     && journal.stacks.iter().all(|write| matches!(write, StackWrite::Grant(_)))
             }
             _ => false,
-        };
-        if !guarded {
+        }
+    }
+
+    /// The journal as a guarded purchase, if it has that shape.
+    pub(crate) fn of(journal: Journal) -> Self {
+        if !Self::fits(&journal) {
             return Self::Other(journal);
         }
         let Journal { user_id, module_sha256, mut balances, stacks, purchase, collection, .. } = journal;

@@ -198,6 +198,11 @@ pub trait TenantStore: CatalogStore + PlayerStore + ReadStore {
     /// transaction holds its rows for its own statements only; it never
     /// waits on anything else of the request's.
     async fn commit(&self, journal: Journal) -> StorageResult<Commit>;
+
+    /// Whether committing `journal` takes a connection of the database's
+    /// pool for its transaction, rather than joining a committer's batch
+    /// (which writes on connections of its own).
+    fn commits_on_the_pool(&self, journal: &Journal) -> bool;
 }
 
 /// A tenant's catalog: currencies, items and stores.

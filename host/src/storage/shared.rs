@@ -44,8 +44,18 @@ impl TenantStore for Shared {
         in_place!(self.ping())
     }
 
+    /// A commit that joins the committers' batch holds none of the pool's
+    /// connections: it takes no place (and waits in the batch's queue,
+    /// whose size is the committers' bound).
     async fn commit(&self, journal: Journal) -> StorageResult<Commit> {
-        in_place!(self.commit(journal))
+        match self.inner.commits_on_the_pool(&journal) {
+            true => in_place!(self.commit(journal)),
+            false => self.inner.commit(journal).await,
+        }
+    }
+
+    fn commits_on_the_pool(&self, journal: &Journal) -> bool {
+        self.inner.commits_on_the_pool(journal)
     }
 }
 

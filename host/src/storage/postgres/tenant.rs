@@ -34,4 +34,8 @@ impl TenantStore for PgTenant {
             Shaped::Other(journal) => self.commit_alone(journal).await,
         }
     }
+
+    fn commits_on_the_pool(&self, journal: &Journal) -> bool {
+        self.db.citus || !Shaped::fits(journal)
+    }
 }

@@ -22,4 +22,10 @@ impl TenantStore for SqliteTenant {
     async fn commit(&self, journal: Journal) -> StorageResult<Commit> {
         self.db.committer.commit(self.tenant_id, journal).await
     }
+
+    /// Every journal commits on the file's one writer, in the committer's
+    /// batch.
+    fn commits_on_the_pool(&self, _: &Journal) -> bool {
+        false
+    }
 }
