@@ -2,5 +2,6 @@
 //! holds what they share with each other and with the benchmark harness.
 
 pub mod cluster;
+pub mod components;
 pub mod database;
 pub mod hostile;

@@ -90,8 +90,14 @@ pub struct Settings {
     #[arg(long, env = "ECONOMY_MODULE_TENANT_INSTANCES")]
     pub module_tenant_instances: Option<u32>,
 
-    /// How long a rules call waits for an instance before its tenant is
-    /// answered busy.
+    /// Milliseconds a second one tenant's rules calls may run on the host's
+    /// cores (default: a tenth of the cores, 100 per core); past it, its
+    /// calls wait for their time to come back.
+    #[arg(long, env = "ECONOMY_MODULE_TENANT_CPU_MS")]
+    pub module_tenant_cpu_ms: Option<u64>,
+
+    /// How long a rules call waits for an instance, or for its tenant's time
+    /// on the cores, before its tenant is answered busy.
     #[arg(long, env = "ECONOMY_MODULE_WAIT_MS", default_value_t = RuntimeLimits::default().instance_wait.as_millis() as u64)]
     pub module_wait_ms: u64,
 
@@ -134,6 +140,7 @@ impl Settings {
             memory_bytes: self.module_memory_bytes,
             max_instances: self.module_instances,
             tenant_instances: self.module_tenant_instances,
+            tenant_cpu_per_second: self.module_tenant_cpu_ms.map(Duration::from_millis),
             instance_wait: Duration::from_millis(self.module_wait_ms),
             module_cache_bytes: self.module_cache_bytes,
             ..RuntimeLimits::default()

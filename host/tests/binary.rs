@@ -8,8 +8,9 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free port on loopback.
@@ -18,14 +19,45 @@ fn free_address() -> String {
     listener.local_addr().expect("an address").to_string()
 }
 
+/// A running `economy-host`, killed if the test ends before it does.
+struct Served(Option<Child>);
+
+impl Served {
+    fn wait_with_output(mut self) -> std::io::Result<Output> {
+        self.0.take().expect("the server runs").wait_with_output()
+    }
+}
+
+impl Deref for Served {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("the server runs")
+    }
+}
+
+impl DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the server runs")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `economy-host serve` in `dir` on `address`, with only `env` set.
-fn serve(dir: &Path, address: &str, env: &[(&str, &str)]) -> Child {
+fn serve(dir: &Path, address: &str, env: &[(&str, &str)]) -> Served {
     let mut command = Command::new(env!("CARGO_BIN_EXE_economy-host"));
     command.arg("serve").current_dir(dir).env_clear().env("ECONOMY_LISTEN", address).env("RUST_LOG", "warn");
     for (name, value) in env {
         command.env(name, value);
     }
-    command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the binary starts")
+    Served(Some(command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the binary starts")))
 }
 
 /// Waits until the server at `address` answers.

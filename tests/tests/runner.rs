@@ -4,13 +4,10 @@
 
 use economy_runner::scenario::{self, Scenario};
 use economy_runner::{Failure, Limits, PurchaseRequest, Runner};
+use economy_tests::components::{HOSTILE, LEGACY, VIP_PRICING};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
-const VIP_PRICING: &[u8] = include_bytes!(env!("VIP_PRICING_WASM"));
-const LEGACY: &[u8] = include_bytes!(env!("LEGACY_RULES_WASM"));
 
 fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")

@@ -97,6 +97,10 @@ pub struct RuntimeLimits {
     /// `max_instances`); a call past its tenant's share waits for one of the
     /// tenant's own calls to end.
     pub tenant_instances: Option<u32>,
+    /// Time on the host's cores one tenant's calls may take each second
+    /// (none: a tenth of the host's cores); a tenant past it waits for its
+    /// time to come back.
+    pub tenant_cpu_per_second: Option<Duration>,
     /// How long a call waits for an instance before its tenant is told the
     /// host is busy.
     pub instance_wait: Duration,
@@ -125,6 +129,7 @@ impl Default for RuntimeLimits {
             max_import_calls: 1_000,
             max_instances: 128,
             tenant_instances: None,
+            tenant_cpu_per_second: None,
             instance_wait: Duration::from_secs(1),
             module_cache_bytes: 64 << 20,
             metering: true,
@@ -137,6 +142,12 @@ impl RuntimeLimits {
     /// Instances one tenant may hold at once.
     pub fn tenant_instances(&self) -> u32 {
         self.tenant_instances.unwrap_or(self.max_instances / 4).clamp(1, self.max_instances.max(1))
+    }
+
+    /// Time on the host's cores one tenant's calls may take each second.
+    pub fn tenant_cpu_per_second(&self) -> Duration {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        self.tenant_cpu_per_second.unwrap_or(Duration::from_millis(100) * cores as u32)
     }
 
     /// The limits of one call, with a tenant's overrides applied. Memory
@@ -321,8 +332,12 @@ impl Runtime {
         spawn_epoch_ticker(&engine);
         let component = Component::new(&engine, ECONOMY_CORE_WASM)?;
         let default_module = Arc::new(prepare(&linker, &component, hex::encode(Sha256::digest(ECONOMY_CORE_WASM)))?);
-        let shares =
-            CallShares::new(limits.max_instances as usize, limits.tenant_instances() as usize, limits.instance_wait);
+        let shares = CallShares::new(
+            limits.max_instances as usize,
+            limits.tenant_instances() as usize,
+            limits.tenant_cpu_per_second(),
+            limits.instance_wait,
+        );
         Ok(Self { inner: Arc::new(Inner { engine, linker, limits, shares, default_module, world: component }) })
     }
 
@@ -415,48 +430,51 @@ impl Runtime {
         ctx.now_ms = snapshot.at().timestamp_millis();
         // The tenant's place among the host's instances: a tenant past its
         // share is busy by itself, never failed as its module's fault.
-        let _place = match self.inner.shares.enter(&ctx.tenant_id).await {
+        let place = match self.inner.shares.enter(&ctx.tenant_id).await {
             Ok(place) => place,
             Err(full) => {
                 let busy = CallFailure::Host(StorageError::Busy(full.to_string()));
                 return Invocation { snapshot, journal: Journal::default(), result: Err(busy), fuel_used: None };
             }
         };
-        let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
-        let imports = ImportBudget::new(limits.max_import_calls, read_only);
-        let mut state = RequestState::new(snapshot, catalog.clone(), limits.memory_bytes, imports, ctx.now_ms, seed);
-        state.placement = placement;
-        state.player = player;
-        let mut store = Store::new(&self.inner.engine, state);
-        store.limiter(|state| &mut state.limits);
-        let metered = if self.inner.limits.metering {
-            store.epoch_deadline_trap();
-            store.set_epoch_deadline(deadline_ticks(limits.deadline));
-            store.set_fuel(limits.fuel)
-        } else {
-            Ok(())
-        };
-        let result = match metered {
-            Ok(()) => match module.pre.instantiate_async(&mut store).await {
+        // Everything the call costs, from its store to the reset of its
+        // instance, is charged to its tenant's time on the cores.
+        let ran = async {
+            let seed = u64::from_le_bytes(Sha256::digest(ctx.request_id.as_bytes())[..8].try_into().expect("8 bytes"));
+            let imports = ImportBudget::new(limits.max_import_calls, read_only);
+            let mut state =
+                RequestState::new(snapshot, catalog.clone(), limits.memory_bytes, imports, ctx.now_ms, seed);
+            state.placement = placement;
+            state.player = player;
+            let mut store = Store::new(&self.inner.engine, state);
+            store.limiter(|state| &mut state.limits);
+            let metered = if self.inner.limits.metering {
+                store.epoch_deadline_trap();
+                store.set_epoch_deadline(deadline_ticks(limits.deadline));
+                store.set_fuel(limits.fuel)
+            } else {
+                Ok(())
+            };
+            let result = async {
+                metered?;
+                let instance = module.pre.instantiate_async(&mut store).await?;
                 // The epoch deadline stops running wasm; this stops a guest
                 // parked in a host call (a lock wait, a WASI pollable).
-                Ok(instance) => {
-                    match tokio::time::timeout(limits.deadline + DEADLINE_GRACE, export(&instance, &mut store, &ctx))
-                        .await
-                    {
-                        Ok(result) => result,
-                        Err(_) => Err(wasmtime::format_err!("the call passed its {:?} deadline", limits.deadline)),
-                    }
+                let deadline = limits.deadline + DEADLINE_GRACE;
+                match tokio::time::timeout(deadline, export(&instance, &mut store, &ctx)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(wasmtime::format_err!("the call passed its {:?} deadline", limits.deadline)),
                 }
-                Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
+            }
+            .await;
+            let fuel_used = match self.inner.limits.metering {
+                true => store.get_fuel().ok().map(|left| limits.fuel.saturating_sub(left)),
+                false => None,
+            };
+            (result, fuel_used, store.into_data())
         };
-        let fuel_used = match self.inner.limits.metering {
-            true => store.get_fuel().ok().map(|left| limits.fuel.saturating_sub(left)),
-            false => None,
-        };
-        let mut state = store.into_data();
+        let ((result, fuel_used, mut state), on_cores) = timed_on_cores(ran).await;
+        place.ran(on_cores);
         state.journal.grants = state.snapshot.grants().map(|grant| (grant.item_id, grant.quantity)).collect();
         let result = match (result, state.host_failure.take()) {
             (_, Some(failure)) => Err(CallFailure::Host(failure)),
@@ -480,6 +498,27 @@ impl Runtime {
         };
         Invocation { snapshot: state.snapshot, journal: state.journal, result, fuel_used }
     }
+}
+
+/// Runs `future`, adding up the CPU time its polls took on their thread:
+/// the time it ran on a core, not the time it waited or was preempted.
+async fn timed_on_cores<T>(future: impl Future<Output = T>) -> (T, Duration) {
+    let mut future = std::pin::pin!(future);
+    let mut on_cores = Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let started = thread_cpu_time();
+        let poll = future.as_mut().poll(cx);
+        on_cores += thread_cpu_time().saturating_sub(started);
+        poll
+    })
+    .await;
+    (output, on_cores)
+}
+
+/// The CPU time the current thread has run.
+fn thread_cpu_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 fn prepare(linker: &Linker<RequestState>, component: &Component, sha256: String) -> wasmtime::Result<RulesModule> {

@@ -3,10 +3,9 @@
 //! `economy:plugin/player` and `economy:plugin/settings` on every request.
 
 use crate::helpers::{As, Player, TestApp, priced_item, spawn_app};
+use economy_tests::components::VIP_PRICING;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const VIP_PRICING: &[u8] = include_bytes!(env!("VIP_PRICING_WASM"));
 
 /// A session for the player `identity`, opened by the game server.
 async fn session(app: &TestApp, server_key: &str, identity: &str) -> Player {

@@ -2,10 +2,11 @@
 //! noisy tenant (or of its clients) beside a quiet tenant, and checks that
 //! the quiet tenant's answers stay 200 and that nothing is left behind.
 
-use crate::helpers::{As, TestApp, backend, priced_item, shop, spawn_app, spawn_app_with};
+use crate::helpers::{As, TestApp, backend, priced_item, shop, spawn_app, spawn_app_with, spawn_app_with_runtime};
 use crate::playfab::{self, title_id};
 use economy_tests::database::Backend;
 use economy_tests::hostile::{many_instances, tagged};
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
@@ -223,7 +224,7 @@ async fn uploads_stop_at_the_tenants_quota_and_deleting_one_makes_room() {
     let (quiet, quiet_player) = shop(&app, 1_000).await;
     let sword = priced_item(&app, &quiet, "sword", "durable", 10).await;
     let noisy = app.create_tenant("other").await;
-    let sale = crate::modules::SALE_PRICING;
+    let sale = economy_tests::components::SALE_PRICING;
     let mut kept = Vec::new();
     for n in 0..100 {
         let uploaded = app.upload(&noisy, &tagged(sale, &format!("loop-{n}"))).await;
@@ -313,7 +314,7 @@ async fn uploads_in_a_loop_are_held_to_the_hosts_rate_for_one_tenant() {
     let quiet = app.create_tenant("game").await;
     let off = json!({"rate_limits": null});
     app.call(Method::PUT, "/admin/settings", As::Key(&noisy.admin_key), Some(off)).await.assert_ok();
-    let sale = crate::modules::SALE_PRICING;
+    let sale = economy_tests::components::SALE_PRICING;
     for n in 0..6 {
         assert_eq!(app.upload(&noisy, &tagged(sale, &format!("loop-{n}"))).await.status, 201);
     }
@@ -321,4 +322,178 @@ async fn uploads_in_a_loop_are_held_to_the_hosts_rate_for_one_tenant() {
     refused.assert_error(429, "RATE_LIMITED");
     assert!(refused.headers.contains_key("retry-after"));
     assert_eq!(app.upload(&quiet, &tagged(sale, "quiet")).await.status, 201, "another tenant's uploads are its own");
+}
+
+/// The noisy tenant's read-only calls: pages of a store of 1,000 listings
+/// (a quote each), pages whose one quote sleeps to the deadline, and dry
+/// runs of that quote, all in loops. None holds a connection or the
+/// writer while its rules run, so the quiet tenant's writes and pages go
+/// through as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_pages_of_a_thousand_listings_and_dry_runs_in_a_loop_slow_only_their_own_tenant() {
+    let app = spawn_app().await;
+    let (quiet, quiet_player) = shop(&app, 1_000).await;
+    let sword = priced_item(&app, &quiet, "sword", "durable", 10).await;
+    app.put_store(&quiet, "shop", json!({"name": "Shop", "listings": [{"item_key": "sword"}]})).await;
+    let noisy = app.create_tenant("other").await;
+    app.without_rate_limits(&noisy).await;
+    app.put_currency(&noisy, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
+    let keys: Vec<String> = (0..1_000).map(|i| format!("ware-{i}")).collect();
+    futures::stream::iter(keys.iter().map(|key| priced_item(&app, &noisy, key, "durable", 1)))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let listings: Vec<_> = keys.iter().map(|key| json!({"item_key": key})).collect();
+    app.put_store(&noisy, "big", json!({"name": "Everything", "listings": listings})).await;
+    let sleepy = priced_item(&app, &noisy, "sleep", "durable", 1).await;
+    app.put_store(&noisy, "sleepy", json!({"name": "Sleepy", "listings": [{"item_key": "sleep"}]})).await;
+    let noisy_id: uuid::Uuid = app.pool.scalar("SELECT id FROM tenants WHERE slug = 'other'").await;
+    let path = format!("/operator/tenants/{noisy_id}/limits");
+    let limits = json!({"deadline_ms": 1_000});
+    app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(limits)).await.assert_ok();
+    let module = crate::modules::sha256(economy_tests::components::HOSTILE);
+    crate::modules::activate_hostile(&app, &noisy).await;
+    let ids: Vec<String> = (0..6).map(|i| format!("noisy-{i}")).collect();
+    let noisy_players = futures::future::join_all(ids.iter().map(|id| app.login(&noisy, id))).await;
+    // A thousand quotes that succeed: the module passes its probation
+    // (failing, it would be rolled back and sleep no more).
+    let page = app.call(Method::GET, "/client/stores/big", As::Session(&noisy.client_key, &noisy_players[0]), None);
+    page.await.assert_ok();
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let in_a_loop = |path: String, player: Option<usize>, body: Option<serde_json::Value>| {
+        let (done, app, noisy, players) = (&done, &app, &noisy, &noisy_players);
+        async move {
+            let mut answers = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (method, who) = match player {
+                    Some(player) => (Method::GET, As::Session(&noisy.client_key, &players[player])),
+                    None => (Method::POST, As::Key(&noisy.admin_key)),
+                };
+                let reply = app.call(method, &path, who, body.clone()).await;
+                answers.push((reply.status, reply.body["error"]["code"].as_str().map(str::to_owned)));
+            }
+            answers
+        }
+    };
+    let dry_run = json!({"catalog_item_id": sleepy, "currency_code": "gems"});
+    let noise = futures::future::join_all([
+        in_a_loop("/client/stores/big".into(), Some(0), None),
+        in_a_loop("/client/stores/big".into(), Some(1), None),
+        in_a_loop("/client/stores/sleepy".into(), Some(2), None),
+        in_a_loop("/client/stores/sleepy".into(), Some(3), None),
+        in_a_loop("/client/stores/sleepy".into(), Some(4), None),
+        in_a_loop(format!("/admin/modules/{module}/quote"), None, Some(dry_run.clone())),
+        in_a_loop(format!("/admin/modules/{module}/quote"), None, Some(dry_run)),
+    ]);
+    let quiet_play = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut slowest = Duration::ZERO;
+        for _ in 0..12 {
+            let started = std::time::Instant::now();
+            let bought =
+                app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"}));
+            bought.await.assert_ok();
+            app.grant(&quiet, &quiet_player, json!({"currency_code": "gems", "amount": 10})).await.assert_ok();
+            let page =
+                app.call(Method::GET, "/client/stores/shop", As::Session(&quiet.client_key, &quiet_player), None);
+            page.await.assert_ok();
+            slowest = slowest.max(started.elapsed());
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        slowest
+    };
+    let (noise, slowest) = tokio::join!(noise, quiet_play);
+    assert!(slowest < Duration::from_secs(1), "the quiet tenant waited {slowest:?}");
+    assert_eq!(app.balance(&quiet, &quiet_player, "gems").await, 1_000);
+    let answers: Vec<_> = noise.into_iter().flatten().collect();
+    assert!(answers.iter().any(|(status, _)| *status == 200), "some of the noisy tenant's pages are served");
+    for (status, code) in &answers {
+        // Its sleeping quote fails its own calls; past its share, it is busy.
+        let expected =
+            matches!((status, code.as_deref()), (200, None) | (500, Some("MODULE_FAILED")) | (503, Some("BUSY")));
+        assert!(expected, "{status} {code:?}");
+    }
+    let events = app.call(Method::GET, "/admin/modules/events", As::Key(&quiet.admin_key), None).await;
+    assert_eq!(events.assert_ok().as_array().map(Vec::len), Some(0), "{}", events.body);
+    app.audit().await;
+}
+
+/// The noisy tenant's rules spin to their deadline in every call. Beside
+/// another tenant's calls, its calls run on the cores at most its share of
+/// each second, then it is told it is busy, and the quiet tenant's calls
+/// keep the cores they need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_that_spin_get_their_tenants_share_of_the_cores_and_no_more() {
+    const SHARE_MS: u64 = 100;
+    const SPIN_MS: u64 = 200;
+    let app = spawn_app_with_runtime(|settings| settings.module_tenant_cpu_ms = Some(SHARE_MS)).await;
+    let (quiet, quiet_player) = shop(&app, 1_000).await;
+    app.without_rate_limits(&quiet).await;
+    let sword = priced_item(&app, &quiet, "sword", "durable", 1).await;
+    let noisy = app.create_tenant("other").await;
+    app.without_rate_limits(&noisy).await;
+    app.put_currency(&noisy, "gems", json!({"name": "Gems", "initial_balance": 1_000})).await;
+    let spinning = priced_item(&app, &noisy, "loop", "durable", 1).await;
+    let noisy_id: uuid::Uuid = app.pool.scalar("SELECT id FROM tenants WHERE slug = 'other'").await;
+    let path = format!("/operator/tenants/{noisy_id}/limits");
+    let limits = json!({"fuel": 1_000_000_000_000_i64, "deadline_ms": SPIN_MS});
+    app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(limits)).await.assert_ok();
+    crate::modules::activate_hostile(&app, &noisy).await;
+    let ids: Vec<String> = (0..4).map(|i| format!("noisy-{i}")).collect();
+    let noisy_players = futures::future::join_all(ids.iter().map(|id| app.login(&noisy, id))).await;
+    // Purchases that succeed: the module passes its probation (failing, it
+    // would be rolled back and spin no more).
+    let honest = priced_item(&app, &noisy, "honest", "durable", 1).await;
+    for _ in 0..20 {
+        let bought =
+            app.purchase(&noisy, &noisy_players[0], json!({"catalog_item_id": honest, "currency_code": "gems"}));
+        bought.await.assert_ok();
+    }
+
+    let started = std::time::Instant::now();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let noise = futures::future::join_all(noisy_players.iter().map(|player| async {
+        let body = json!({"catalog_item_id": spinning, "currency_code": "gems"});
+        let mut answers = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let reply = app.purchase(&noisy, player, body.clone()).await;
+            answers.push((reply.status, reply.body["error"]["code"].as_str().map(str::to_owned)));
+        }
+        answers
+    }));
+    let quiet_play = async {
+        let mut slowest = Duration::ZERO;
+        while started.elapsed() < Duration::from_secs(4) {
+            let call = std::time::Instant::now();
+            let bought =
+                app.purchase(&quiet, &quiet_player, json!({"catalog_item_id": sword, "currency_code": "gems"}));
+            bought.await.assert_ok();
+            slowest = slowest.max(call.elapsed());
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        slowest
+    };
+    let (noise, slowest) = tokio::join!(noise, quiet_play);
+    let elapsed = started.elapsed().as_secs_f64();
+    let answers: Vec<_> = noise.into_iter().flatten().collect();
+    let spun = answers.iter().filter(|(status, _)| *status == 500).count();
+    let busy = answers.iter().filter(|(status, _)| *status == 503).count();
+    for (status, code) in &answers {
+        let expected = matches!((status, code.as_deref()), (500, Some("MODULE_FAILED")) | (503, Some("BUSY")));
+        assert!(expected, "{status} {code:?}");
+    }
+    // Unchecked, both of the server's threads would spin all along, a call
+    // every 200 ms each (45 calls in 4.7 s, measured). Its share allows
+    // what it saved up (a second's worth), what came back while it ran,
+    // and what its players had in flight when it ran out: 7 calls of 200 ms
+    // on the cores; more when a loaded machine gives the spinning threads
+    // less than their wall-clock time, so the bound is two fifths of
+    // unchecked.
+    let unchecked = 2.0 * elapsed * 1_000.0 / SPIN_MS as f64;
+    assert!(spun as f64 <= unchecked * 0.4, "{spun} calls spun {SPIN_MS} ms each in {elapsed:.1} s");
+    assert!(busy > 0, "past its share, the noisy tenant is told it is busy");
+    assert!(slowest < Duration::from_secs(1), "the quiet tenant waited {slowest:?}");
+    let events = app.call(Method::GET, "/admin/modules/events", As::Key(&quiet.admin_key), None).await;
+    assert_eq!(events.assert_ok().as_array().map(Vec::len), Some(0), "{}", events.body);
 }

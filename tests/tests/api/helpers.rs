@@ -92,7 +92,16 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::of(backend(), "economy_test").await;
     let operator_key = format!("operator-{}", Uuid::new_v4());
-    start(database.url.clone(), operator_key, Some(Arc::new(database)), configure).await
+    start(database.url.clone(), operator_key, Some(Arc::new(database)), configure, |_| runtime()).await
+}
+
+/// As [`spawn_app_with`], for settings of the wasm runtime: the app starts a
+/// runtime of its own from them.
+pub async fn spawn_app_with_runtime(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = TestDatabase::of(backend(), "economy_test").await;
+    let operator_key = format!("operator-{}", Uuid::new_v4());
+    let own = |settings: &Settings| Runtime::new(settings.runtime_limits()).expect("the runtime starts");
+    start(database.url.clone(), operator_key, Some(Arc::new(database)), configure, own).await
 }
 
 async fn start(
@@ -100,6 +109,7 @@ async fn start(
     operator_key: String,
     database: Option<Arc<TestDatabase>>,
     configure: impl FnOnce(&mut Settings),
+    runtime: impl FnOnce(&Settings) -> Runtime,
 ) -> TestApp {
     let mut settings = Settings::for_database(&database_url);
     settings.listen = "127.0.0.1:0".into();
@@ -108,7 +118,7 @@ async fn start(
     settings.header_read_timeout_ms = 1_000;
     settings.body_read_timeout_ms = 1_000;
     configure(&mut settings);
-    let app = Application::build_with_runtime(&settings, runtime()).await.expect("the application starts");
+    let app = Application::build_with_runtime(&settings, runtime(&settings)).await.expect("the application starts");
     let address = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until(std::future::pending()));
     let pool = TestPool::connect(&database_url).await;
@@ -125,7 +135,7 @@ async fn start(
 impl TestApp {
     /// A second host process on the same database, as behind a load balancer.
     pub async fn sibling(&self) -> TestApp {
-        start(self.database_url.clone(), self.operator_key.clone(), None, |_| {}).await
+        start(self.database_url.clone(), self.operator_key.clone(), None, |_| {}, |_| runtime()).await
     }
 }
 

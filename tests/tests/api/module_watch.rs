@@ -3,7 +3,8 @@
 //! automatic rollback of a new module that keeps failing.
 
 use crate::helpers::{As, Reply, Tenant, TestApp, priced_item, shop, spawn_app};
-use crate::modules::{HOSTILE, SALE_PRICING, item_on_sale, sha256};
+use crate::modules::{item_on_sale, sha256};
+use economy_tests::components::{HOSTILE, SALE_PRICING};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -1,20 +1,14 @@
 //! Rules modules: upload, activation, rollback, the sandbox, and
 //! live swaps under load.
 
-use crate::helpers::{As, Player, Reply, Tenant, TestApp, priced_item, shop, spawn_app};
+use crate::helpers::{As, Player, Reply, Tenant, TestApp, priced_item, shop, spawn_app, spawn_app_with_runtime};
+use economy_tests::components::{HOSTILE, LEGACY, MISTYPED, SALE_PRICING, TIERED_PRICING, WRONG_WORLD};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::time::Duration;
-
-pub(crate) const SALE_PRICING: &[u8] = include_bytes!(env!("SALE_PRICING_WASM"));
-const TIERED_PRICING: &[u8] = include_bytes!(env!("TIERED_PRICING_WASM"));
-pub(crate) const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_RULES_WASM"));
-const WRONG_WORLD: &[u8] = include_bytes!(env!("WRONG_WORLD_WASM"));
-const MISTYPED: &[u8] = include_bytes!(env!("MISTYPED_RULES_WASM"));
-const LEGACY: &[u8] = include_bytes!(env!("LEGACY_RULES_WASM"));
 
 impl TestApp {
     pub(crate) async fn upload(&self, tenant: &Tenant, bytes: &[u8]) -> Reply {
@@ -209,7 +203,9 @@ async fn tiered_pricing_lowers_the_price_after_enough_purchases_and_older_module
 
 #[tokio::test]
 async fn a_hostile_module_fails_only_its_own_requests_and_changes_nothing() {
-    let app = spawn_app().await;
+    // Each attack runs to its cap; the tenant's share of the cores (tested
+    // in fairness) would answer the next one busy, so it is set out of reach.
+    let app = spawn_app_with_runtime(|settings| settings.module_tenant_cpu_ms = Some(60_000)).await;
     let (tenant, player) = shop(&app, 1_000).await;
     // Fuel out of the way: the deadline, memory and stack caps must each
     // stop their own attack.

@@ -194,7 +194,7 @@ async fn real_answers_validate_against_the_document() {
     check("GET /admin/settings", &as_key(&app, Method::GET, "/admin/settings", admin, None).await);
     let settings = json!({"custom_id_login": true});
     check("PUT /admin/settings", &as_key(&app, Method::PUT, "/admin/settings", admin, Some(settings)).await);
-    let uploaded = app.upload(&tenant, crate::modules::SALE_PRICING).await;
+    let uploaded = app.upload(&tenant, economy_tests::components::SALE_PRICING).await;
     check("POST /admin/modules", &uploaded);
     assert!(uploaded.data()["sample"].is_object(), "{}", uploaded.body);
     check("GET /admin/modules", &as_key(&app, Method::GET, "/admin/modules", admin, None).await);

@@ -7,8 +7,8 @@
 
 use crate::helpers::{As, Player, Reply, Tenant, TestApp, spawn_app};
 
-const VIP_PRICING: &[u8] = include_bytes!(env!("VIP_PRICING_WASM"));
 use economy_runner::scenario::{self, Action, Scenario};
+use economy_tests::components::VIP_PRICING;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
