@@ -26,7 +26,27 @@ pub enum Op {
     Consume,
     /// Read the inventory.
     Inventory,
+    /// Read the wallet.
+    Wallet,
+    /// Load the shop's store page (each listing quoted by the rules).
+    StorePage,
+    /// A game's mix, each client in turn: four purchases, two wallet
+    /// reads, two consumes, an inventory read and a store page in ten.
+    Mix,
 }
+
+const MIX: [Op; 10] = [
+    Op::Purchase,
+    Op::Wallet,
+    Op::Purchase,
+    Op::Inventory,
+    Op::Consume,
+    Op::Purchase,
+    Op::StorePage,
+    Op::Purchase,
+    Op::Wallet,
+    Op::Consume,
+];
 
 impl Op {
     fn name(self) -> &'static str {
@@ -36,7 +56,22 @@ impl Op {
             Self::PlayFabPurchase => "purchase (PlayFab)",
             Self::Consume => "consume",
             Self::Inventory => "inventory",
+            Self::Wallet => "wallet",
+            Self::StorePage => "store page",
+            Self::Mix => "mix",
         }
+    }
+
+    /// What a client sends as its `i`th request.
+    fn at(self, i: usize) -> Self {
+        match self {
+            Self::Mix => MIX[i % MIX.len()],
+            op => op,
+        }
+    }
+
+    fn is_purchase(self) -> bool {
+        matches!(self, Self::Purchase | Self::SversePurchase | Self::PlayFabPurchase)
     }
 }
 
@@ -50,6 +85,8 @@ pub struct Run {
     /// Gems charged per player (by identity) by acknowledged purchases.
     pub charged: BTreeMap<String, i64>,
     pub acknowledged: u64,
+    /// Acknowledged requests that were purchases.
+    pub purchases: u64,
     pub cpu: Cpu,
 }
 
@@ -93,6 +130,7 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
             let mut i = 0usize;
             while Instant::now() < deadline {
                 let player = &players[(client + i * clients) % players.len()];
+                let op = op.at(i);
                 let request = request(&shop, player, op, &format!("{run_id}-{client}-{i}"));
                 let sent = Instant::now();
                 let outcome = connection.exchange(request.as_bytes()).await;
@@ -100,13 +138,14 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
                 match outcome {
                     Ok((status, body)) if (200..300).contains(&status) => {
                         seen.acknowledged += 1;
+                        seen.purchases += u64::from(op.is_purchase());
                         let charged = match op {
                             Op::Purchase => number_after(&body, "\"price\":"),
                             // The answer's first amount is its cost's.
                             Op::SversePurchase => number_after(&body, "\"amount\":"),
                             // A purchase goes through only at the price agreed.
                             Op::PlayFabPurchase => 1,
-                            Op::Consume | Op::Inventory => 0,
+                            Op::Consume | Op::Inventory | Op::Wallet | Op::StorePage | Op::Mix => 0,
                         };
                         if charged != 0 {
                             *seen.charged.entry(player.identity.clone()).or_default() += charged;
@@ -131,6 +170,7 @@ pub async fn run(shop: &Shop, players: &[Player], op: Op, clients: usize, durati
         let seen = seen.expect("a load task does not panic");
         total.latencies_us.extend(seen.latencies_us);
         total.acknowledged += seen.acknowledged;
+        total.purchases += seen.purchases;
         for (code, count) in seen.errors {
             *total.errors.entry(code).or_default() += count;
         }
@@ -172,6 +212,9 @@ fn request(shop: &Shop, player: &Player, op: Op, idempotency_key: &str) -> Strin
             ("POST", format!("/client/inventory/{}/consume", shop.potion_id), client, r#"{"quantity":1}"#.to_owned())
         }
         Op::Inventory => ("GET", "/client/inventory".to_owned(), client, String::new()),
+        Op::Wallet => ("GET", "/client/wallet".to_owned(), client, String::new()),
+        Op::StorePage => ("GET", "/client/stores/shop".to_owned(), client, String::new()),
+        Op::Mix => unreachable!("a mix sends the operations it is made of"),
     };
     format!(
         "{method} {path} HTTP/1.1\r\nhost: bench\r\n{credentials}\r\n\
@@ -263,6 +306,7 @@ impl Run {
             errors: BTreeMap::new(),
             charged: BTreeMap::new(),
             acknowledged: 0,
+            purchases: 0,
             cpu: Cpu::default(),
         }
     }

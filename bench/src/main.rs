@@ -12,15 +12,19 @@
 //! $ cargo run --release -p bench -- --clients 32 --seconds 10
 //! $ cargo run --release -p bench -- --clients 1,4,16,32,64 --seconds 5 --chart BENCHMARKS.svg
 //! $ cargo run --release -p bench -- --clients 32 --seconds 10 --outage
+//! $ cargo run --release -p bench -- --clients 32 --seconds 10 --noisy --rounds 3 [--database sqlite]
+//! $ cargo run --release -p bench -- --clients 32 --tenants 1000 [--database sqlite]
 //! ```
 
 mod audit;
 mod chart;
 mod cpu;
 mod load;
+mod noisy;
 mod outage;
 mod pgbench;
 mod server;
+mod tenants;
 
 use clap::Parser;
 use economy_tests::database::Backend;
@@ -69,6 +73,28 @@ struct Args {
     /// here with `initdb`), before and while that cluster is stopped.
     #[arg(long)]
     outage: bool,
+    /// Instead of the sweep, measure what a noisy tenant costs a quiet one:
+    /// the bench tenant's mix of purchases, consumes, reads and store pages
+    /// alone, then while another tenant on the same host and database
+    /// attacks every resource they share (see `noisy.rs`).
+    #[arg(long)]
+    noisy: bool,
+    /// With `--noisy`: runs alone and beside the noisy tenant, alternated
+    /// this many times and totalled.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Instead of the sweep, measure what many tenants cost one host: this
+    /// many tenants, each with a module of its own, on a server in a
+    /// process of its own; each tenant's first purchase after a restart,
+    /// and the server's memory (see `tenants.rs`).
+    #[arg(long)]
+    tenants: Option<usize>,
+    /// Serve this database on `--listen` until killed: the server process
+    /// of `--tenants`.
+    #[arg(long, hide = true, requires = "listen")]
+    serve: Option<String>,
+    #[arg(long, hide = true)]
+    listen: Option<String>,
 }
 
 /// The server's store.
@@ -87,15 +113,29 @@ enum Run {
     PurchaseHot,
     Consume,
     Inventory,
+    Wallet,
+    StorePage,
+    Mix,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let (Some(database_url), Some(listen)) = (&args.serve, &args.listen) {
+        return server::serve(database_url, listen);
+    }
     let duration = Duration::from_secs(args.seconds);
     let backend = match args.database {
         Store::Postgres => Backend::Postgres,
         Store::Sqlite => Backend::Sqlite,
     };
+    if let Some(tenants) = args.tenants {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        return runtime.block_on(async {
+            let database = server::bench_database(&args.database_url, backend).await;
+            let clients = args.clients.first().copied().unwrap_or(32);
+            tenants::run(&database.url, tenants, clients).await
+        });
+    }
     let server = server::Server::start(&args.database_url, backend, args.pool_size)?;
     let system = match backend {
         Backend::Postgres => "economy-host",
@@ -108,6 +148,12 @@ fn main() -> anyhow::Result<()> {
         let mut rows: Vec<Measurement> = Vec::new();
         let mut ledger = audit::Expected::default();
         println!("{}", Measurement::header());
+        if args.noisy {
+            let clients = args.clients.first().copied().unwrap_or(32);
+            noisy::run(&server, &shop, clients, args.rounds, duration, &mut rows, &mut ledger).await?;
+            audit::check(&server.pool, &shop, &ledger).await?;
+            return anyhow::Ok(());
+        }
         if args.outage {
             let clients = args.clients.first().copied().unwrap_or(32);
             outage::run(&server, &shop, clients, duration, &mut rows, &mut ledger).await?;
@@ -140,6 +186,9 @@ fn main() -> anyhow::Result<()> {
                 (Run::PlayfabSpread, Op::PlayFabPurchase),
                 (Run::Consume, Op::Consume),
                 (Run::Inventory, Op::Inventory),
+                (Run::Wallet, Op::Wallet),
+                (Run::StorePage, Op::StorePage),
+                (Run::Mix, Op::Mix),
             ] {
                 if !wanted(run) {
                     continue;
