@@ -32,6 +32,7 @@ pub struct TestApp {
 /// A tenant with its keys.
 #[derive(Clone)]
 pub struct Tenant {
+    pub id: String,
     pub client_key: String,
     pub server_key: String,
     pub admin_key: String,
@@ -181,7 +182,18 @@ impl TestApp {
         assert_eq!(reply.status, 201, "{}", reply.body);
         let data = reply.data();
         let text = |field: &str| data[field].as_str().expect("a string field").to_owned();
-        Tenant { client_key: text("client_key"), server_key: text("server_key"), admin_key: text("admin_key") }
+        Tenant {
+            id: text("id"),
+            client_key: text("client_key"),
+            server_key: text("server_key"),
+            admin_key: text("admin_key"),
+        }
+    }
+
+    /// Sets the operator's limits of `tenant`'s module calls.
+    pub async fn set_limits(&self, tenant: &Tenant, limits: Value) {
+        let path = format!("/operator/tenants/{}/limits", tenant.id);
+        self.call(Method::PUT, &path, As::Operator(&self.operator_key), Some(limits)).await.assert_ok();
     }
 
     /// Turns the tenant's rate limits off, as a load test does: for tests

@@ -209,10 +209,7 @@ async fn a_hostile_module_fails_only_its_own_requests_and_changes_nothing() {
     let (tenant, player) = shop(&app, 1_000).await;
     // Fuel out of the way: the deadline, memory and stack caps must each
     // stop their own attack.
-    let tenant_id: uuid::Uuid = app.pool.scalar("SELECT id FROM tenants WHERE slug = 'game'").await;
-    let limits = json!({"fuel": 1_000_000_000_000_i64, "deadline_ms": 1_000});
-    let path = format!("/operator/tenants/{tenant_id}/limits");
-    app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(limits)).await.assert_ok();
+    app.set_limits(&tenant, json!({"fuel": 1_000_000_000_000_i64, "deadline_ms": 1_000})).await;
     let behaviours = ["loop", "alloc", "recurse", "trap", "negative", "flood", "mint", "skim"];
     let mut items = Vec::new();
     for key in behaviours {
@@ -286,8 +283,7 @@ async fn the_operator_can_tighten_a_tenants_limits() {
     let app = spawn_app().await;
     let (tenant, player) = shop(&app, 1_000).await;
     let potion = priced_item(&app, &tenant, "potion", "consumable", 10).await;
-    let tenant_id: uuid::Uuid = app.pool.scalar("SELECT id FROM tenants WHERE slug = 'game'").await;
-    let path = format!("/operator/tenants/{tenant_id}/limits");
+    let path = format!("/operator/tenants/{}/limits", tenant.id);
     let tight = app.call(Method::PUT, &path, As::Operator(&app.operator_key), Some(json!({"fuel": 1_000}))).await;
     assert_eq!(tight.assert_ok()["fuel"], 1_000);
     let starved = app.purchase(&tenant, &player, json!({"catalog_item_id": potion, "currency_code": "gems"})).await;

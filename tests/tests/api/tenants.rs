@@ -16,7 +16,12 @@ impl TestApp {
         assert_eq!(reply.status, 201, "{}", reply.body);
         assert!(!reply.body.to_string().contains(database_url), "the URL is never shown again");
         let text = |field: &str| reply.data()[field].as_str().expect("a key").to_owned();
-        Tenant { client_key: text("client_key"), server_key: text("server_key"), admin_key: text("admin_key") }
+        Tenant {
+            id: text("id"),
+            client_key: text("client_key"),
+            server_key: text("server_key"),
+            admin_key: text("admin_key"),
+        }
     }
 }
 
