@@ -313,10 +313,7 @@ impl Run {
 
     pub fn measurement(mut self, system: &str, shape: &str) -> Measurement {
         self.latencies_us.sort_unstable();
-        let percentile = |p: f64| {
-            let index = ((self.latencies_us.len() as f64 * p).ceil() as usize).saturating_sub(1);
-            self.latencies_us.get(index).map(|us| *us as f64 / 1000.0)
-        };
+        let percentile = |p: f64| percentile(&self.latencies_us, p).map(|us| us as f64 / 1000.0);
         Measurement {
             system: system.to_owned(),
             op: self.op.name().to_owned(),
@@ -420,4 +417,10 @@ impl fmt::Display for Measurement {
             self.errors
         )
     }
+}
+
+/// The value at quantile `p` (0 to 1) of `sorted`, if it has any.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1);
+    sorted.get(index).copied()
 }

@@ -7,6 +7,7 @@
 //! purchase is its tenant's first after the restart and loads its module.
 //! It reports how long those first purchases took and the server's memory.
 
+use crate::load;
 use crate::server::{Api, Process, Shop};
 use anyhow::ensure;
 use economy_tests::components::SALE_PRICING;
@@ -124,7 +125,7 @@ async fn purchases(api: &Api, shops: &[Shop], clients: usize) -> anyhow::Result<
         .await?;
     let mut latencies: Vec<Duration> = answers.iter().map(|(_, took)| *took).collect();
     latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let at = |q: f64| load::percentile(&latencies, q).unwrap_or_default();
     Ok(Round {
         count: answers.len(),
         errors: answers.iter().filter(|(status, _)| *status != 200).count(),
